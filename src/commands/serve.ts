@@ -1,0 +1,33 @@
+import { Command } from '@oclif/core';
+import { resolveServeConfig } from '../config/serve-config.js';
+import { serveFlags } from '../config/serve-flags.js';
+import { readServeEnv } from '../config/env.js';
+import { startServer } from '../server/server.js';
+import { welcomeBanner } from '../cli/welcome.js';
+
+export default class Serve extends Command {
+  static override description = 'Run a libSQL server (sqld-compatible): Hrana over HTTP and WebSocket, legacy HTTP API.';
+
+  static override examples = ['<%= config.bin %> serve', '<%= config.bin %> serve --db-path ./data.sqld --http-listen-addr 127.0.0.1:8080'];
+
+  static override flags = serveFlags;
+
+  async run(): Promise<void> {
+    const { flags } = await this.parse(Serve);
+    const config = await resolveServeConfig(flags, readServeEnv());
+    const server = await startServer(config);
+    if (config.welcome) this.log(welcomeBanner(config, server.httpAddress));
+
+    let signals = 0;
+    const onSignal = (): void => {
+      signals += 1;
+      if (signals > 1) process.exit(130);
+      void server.close();
+    };
+    process.on('SIGINT', onSignal);
+    process.on('SIGTERM', onSignal);
+    await server.stopped;
+    process.off('SIGINT', onSignal);
+    process.off('SIGTERM', onSignal);
+  }
+}

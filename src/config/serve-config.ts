@@ -1,0 +1,113 @@
+import fs from 'node:fs/promises';
+import path from 'node:path';
+import { ConfigError } from '../errors.js';
+import { parseJwtKeys } from '../server/auth/jwt-keys.js';
+import type { AuthConfig } from '../server/auth/strategy.js';
+import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
+
+/** Raw `serve` flags as oclif hands them over (each already falls back to its SQLD_* variable). */
+export interface ServeFlags {
+  'db-path': string;
+  'http-listen-addr': string;
+  'http-auth'?: string | undefined;
+  'auth-jwt-key-file'?: string | undefined;
+  'http-self-url'?: string | undefined;
+  'no-welcome'?: boolean | undefined;
+  'max-response-size': string;
+  'max-total-response-size': string;
+  'max-concurrent-connections': number;
+  'max-concurrent-requests': number;
+  'connection-creation-timeout-sec'?: number | undefined;
+  'checkpoint-interval-s'?: number | undefined;
+  'idle-shutdown-timeout-s'?: number | undefined;
+  'shutdown-timeout': number;
+  'enable-namespaces'?: boolean | undefined;
+  'disable-default-namespace'?: boolean | undefined;
+}
+
+export interface ServeLimits {
+  /** `--max-response-size`: bytes one response may hold (estimated as JSON). Default 10 MB. */
+  maxResponseBytes: number;
+  /** `--max-total-response-size`: bytes all in-flight responses may hold together. Default 32 MB. */
+  maxTotalResponseBytes: number;
+  /** `--max-concurrent-connections`: SQLite connections open at once across namespaces. Default 128. */
+  maxConcurrentConnections: number;
+  /** `--max-concurrent-requests`: requests in flight or queued per namespace before 429. Default 128. */
+  maxConcurrentRequests: number;
+  /** `--connection-creation-timeout-sec`: wait for a free connection slot before 429. Default 1 s. */
+  connectionCreationTimeoutMs: number;
+  /** sqld's TRANSACTION_TIMEOUT: a write lock held longer than this while others wait is revoked. */
+  txnTimeoutMs: number;
+  /** Idle Hrana-over-HTTP streams expire after this long. */
+  streamExpiryMs: number;
+}
+
+export interface ServeConfig {
+  /** Data directory (`--db-path`, default `data.sqld`); databases live in `<dbPath>/dbs/<ns>/data`. */
+  dbPath: string;
+  http: ListenAddr;
+  auth: AuthConfig;
+  /** Hrana `base_url` for sticky sessions (`--http-self-url`). */
+  httpSelfUrl: string | null;
+  welcome: boolean;
+  namespaces: { enabled: boolean; defaultDisabled: boolean };
+  limits: ServeLimits;
+  /** `--checkpoint-interval-s`: periodic checkpoint; null = only on WAL size. */
+  checkpointIntervalS: number | null;
+  /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
+  idleShutdownTimeoutS: number | null;
+  /** `--shutdown-timeout`: seconds in-flight requests get to finish on SIGINT/SIGTERM. Default 30. */
+  shutdownTimeoutS: number;
+}
+
+export interface ServeEnv {
+  SQLD_AUTH_JWT_KEY?: string | undefined;
+}
+
+async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig> {
+  const httpAuth = flags['http-auth'];
+  if (httpAuth) {
+    if (httpAuth === 'always') return { kind: 'basic', credential: 'always' };
+    if (!httpAuth.startsWith('basic:') || httpAuth.length === 'basic:'.length) {
+      throw new ConfigError('CONFIG_HTTP_AUTH', `--http-auth: expected basic:<base64 of user:password>, got \`${httpAuth}\``);
+    }
+    return { kind: 'basic', credential: httpAuth.slice('basic:'.length).replace(/=+$/, '') };
+  }
+  const keyFile = flags['auth-jwt-key-file'];
+  if (keyFile) {
+    let text: string;
+    try {
+      text = await fs.readFile(keyFile, 'utf8');
+    } catch (err) {
+      throw new ConfigError('CONFIG_JWT_KEY', `--auth-jwt-key-file: cannot read ${keyFile}`, { cause: err });
+    }
+    return { kind: 'jwt', keys: await parseJwtKeys(text.trim()) };
+  }
+  if (env.SQLD_AUTH_JWT_KEY) return { kind: 'jwt', keys: await parseJwtKeys(env.SQLD_AUTH_JWT_KEY.trim()) };
+  return { kind: 'disabled' };
+}
+
+/** The one place `serve` input is validated and defaulted. */
+export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Promise<ServeConfig> {
+  const connTimeout = parsePositive(flags['connection-creation-timeout-sec'], '--connection-creation-timeout-sec');
+  return {
+    dbPath: path.resolve(flags['db-path']),
+    http: parseListenAddr(flags['http-listen-addr'], '--http-listen-addr'),
+    auth: await resolveAuth(flags, env),
+    httpSelfUrl: flags['http-self-url'] ?? null,
+    welcome: !flags['no-welcome'],
+    namespaces: { enabled: Boolean(flags['enable-namespaces']), defaultDisabled: Boolean(flags['disable-default-namespace']) },
+    limits: {
+      maxResponseBytes: parseByteSize(flags['max-response-size'], '--max-response-size'),
+      maxTotalResponseBytes: parseByteSize(flags['max-total-response-size'], '--max-total-response-size'),
+      maxConcurrentConnections: parsePositive(flags['max-concurrent-connections'], '--max-concurrent-connections', { integer: true }) ?? 128,
+      maxConcurrentRequests: parsePositive(flags['max-concurrent-requests'], '--max-concurrent-requests', { integer: true }) ?? 128,
+      connectionCreationTimeoutMs: (connTimeout ?? 1) * 1000,
+      txnTimeoutMs: 5000,
+      streamExpiryMs: 10_000,
+    },
+    checkpointIntervalS: parsePositive(flags['checkpoint-interval-s'], '--checkpoint-interval-s'),
+    idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
+    shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
+  };
+}

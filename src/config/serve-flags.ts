@@ -1,0 +1,21 @@
+import { Flags } from '@oclif/core';
+
+/** `serve` flags: sqld's names, each falling back to sqld's environment variable. */
+export const serveFlags = {
+  'db-path': Flags.string({ char: 'd', env: 'SQLD_DB_PATH', default: 'data.sqld', description: 'Data directory; databases live in <db-path>/dbs/<namespace>/data.' }),
+  'http-listen-addr': Flags.string({ env: 'SQLD_HTTP_LISTEN_ADDR', default: '127.0.0.1:8080', description: 'Address and port of the user HTTP API (Hrana over HTTP and WebSocket, legacy API).' }),
+  'http-auth': Flags.string({ env: 'SQLD_HTTP_AUTH', description: 'Legacy HTTP basic auth: basic:<base64 of user:password>.' }),
+  'auth-jwt-key-file': Flags.string({ env: 'SQLD_AUTH_JWT_KEY_FILE', description: 'Ed25519 public key(s) for JWTs: PEM (several may be concatenated) or raw URL-safe base64. SQLD_AUTH_JWT_KEY passes the key inline.' }),
+  'http-self-url': Flags.string({ env: 'SQLD_HTTP_SELF_URL', description: 'URL of this server, sent as Hrana base_url for sticky sessions.' }),
+  'no-welcome': Flags.boolean({ default: false, description: "Don't display the welcome message." }),
+  'enable-namespaces': Flags.boolean({ default: false, description: 'Select databases by x-namespace header or Host name.' }),
+  'disable-default-namespace': Flags.boolean({ default: false, description: 'Refuse requests whose namespace cannot be determined.' }),
+  'max-response-size': Flags.string({ env: 'SQLD_MAX_RESPONSE_SIZE', default: '10MB', description: 'Maximum size of one response, e.g. 5KB, 10MB.' }),
+  'max-total-response-size': Flags.string({ env: 'SQLD_MAX_TOTAL_RESPONSE_SIZE', default: '32MB', description: 'Maximum size of all responses in flight.' }),
+  'max-concurrent-connections': Flags.integer({ env: 'SQLD_MAX_CONCURRENT_CONNECTIONS', default: 128, description: 'Database connections open at once.' }),
+  'max-concurrent-requests': Flags.integer({ env: 'SQLD_MAX_CONCURRENT_REQUESTS', default: 128, description: 'Requests waiting for a connection before answering 429.' }),
+  'connection-creation-timeout-sec': Flags.integer({ env: 'SQLD_CONNECTION_CREATION_TIMEOUT_SEC', description: 'Seconds to wait for a free connection (default 1).' }),
+  'checkpoint-interval-s': Flags.integer({ env: 'SQLD_CHECKPOINT_INTERVAL_S', description: 'Checkpoint the WAL every this many seconds.' }),
+  'idle-shutdown-timeout-s': Flags.integer({ env: 'SQLD_IDLE_SHUTDOWN_TIMEOUT_S', description: 'Shut down after this many seconds without requests.' }),
+  'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
+};

@@ -1,0 +1,243 @@
+import Database from 'better-sqlite3';
+import { bindArgs } from './bind.js';
+import { classifyStatement, type SplitStmt } from './sql-split.js';
+import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
+import { findParameters } from './sql-params.js';
+import type { LockHolder } from './write-lock.js';
+import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type SqlValue } from './values.js';
+
+/** What a connection needs from its namespace database. */
+export interface ConnectionHost {
+  readonly name: string;
+  readonly dbFile: string;
+  acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void>;
+  releaseWriteLock(holder: LockHolder): void;
+  holdsWriteLock(holder: LockHolder): boolean;
+  /** Called after a write transaction committed, while the lock is still held. */
+  afterCommit(): void;
+  onConnectionClosed(conn: SqlConnection): void;
+}
+
+export interface ExecOptions {
+  /** The session may write (authorization, spec §3.7). */
+  allowWrite: boolean;
+  /** Response size limit for this statement's rows (bytes, estimated). */
+  maxResponseBytes: number;
+  signal?: AbortSignal;
+}
+
+interface Prepared {
+  stmt: Database.Statement;
+  info: SplitStmt;
+  columns: SqlColumn[] | null;
+  isInsert: boolean;
+}
+
+const CACHE_SIZE = 64;
+const INSERT_RE = /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:insert|replace)\b/i;
+
+/** Opens a server-side SQLite connection with the settings every connection must have. */
+export function openSqlite(file: string, readonly = false): Database.Database {
+  const db = new Database(file, { timeout: 0, readonly });
+  db.pragma('busy_timeout = 0');
+  if (!readonly) {
+    db.pragma('journal_mode = WAL');
+    db.pragma('wal_autocheckpoint = 0');
+    db.pragma('synchronous = NORMAL');
+  }
+  db.defaultSafeIntegers(true);
+  return db;
+}
+
+/**
+ * One SQLite connection owned by one Hrana stream (or one legacy request). Writes go through the
+ * namespace's async write lock; the lock is kept until the connection is back in autocommit.
+ */
+export class SqlConnection implements LockHolder {
+  private readonly sqlite: Database.Database;
+  private readonly cache = new Map<string, Prepared>();
+  private readonlyTxn = false;
+  private timedOut = false;
+  private closed = false;
+
+  constructor(private readonly host: ConnectionHost) {
+    this.sqlite = openSqlite(host.dbFile);
+  }
+
+  get isAutocommit(): boolean {
+    return !this.sqlite.inTransaction;
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  /**
+   * Reports (once) that the previous transaction was rolled back because it held the write lock too
+   * long; the next program must then fail with TRANSACTION_TIMEOUT (spec §4.7).
+   */
+  takeTimedOut(): boolean {
+    const t = this.timedOut;
+    this.timedOut = false;
+    return t;
+  }
+
+  preempt(): void {
+    if (this.sqlite.inTransaction) {
+      try {
+        this.sqlite.exec('ROLLBACK');
+      } catch {
+        // the connection is unusable anyway; the next statement reports the error
+      }
+      this.timedOut = true;
+    }
+    this.readonlyTxn = false;
+    this.host.releaseWriteLock(this);
+  }
+
+  /** Describes a statement without running it. */
+  describe(sql: string): { params: (string | null)[]; columns: SqlColumn[]; isExplain: boolean; isReadonly: boolean } {
+    const p = this.prepare(sql);
+    return {
+      params: parameterNames(sql),
+      columns: p.columns ?? [],
+      isExplain: p.info.kind === 'explain',
+      isReadonly: p.stmt.readonly,
+    };
+  }
+
+  async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
+    if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+    const p = this.prepare(sql);
+    const bound = bindArgs(sql, args, p.info.kind === 'explain');
+    const writes = !p.stmt.readonly;
+    if (writes && !opts.allowWrite) {
+      throw new ForbiddenError('FORBIDDEN', `Authorization forbidden: Current session doesn't not have Write permission to namespace ${this.host.name}`);
+    }
+    if (writes && this.readonlyTxn) {
+      throw new SqlError('SQLITE_READONLY', 'SQLite error: cannot write in a read-only transaction');
+    }
+    if (writes && !this.host.holdsWriteLock(this)) {
+      await this.host.acquireWriteLock(this, opts.signal);
+      if (this.closed) {
+        this.host.releaseWriteLock(this);
+        throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+      }
+    }
+    try {
+      const result = this.run(p, bound, opts.maxResponseBytes);
+      if (p.info.kind === 'begin' && p.info.beginMode === 'readonly') this.readonlyTxn = true;
+      return result;
+    } finally {
+      this.settle();
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
+    } catch {
+      // closing anyway
+    }
+    this.host.releaseWriteLock(this);
+    this.cache.clear();
+    this.sqlite.close();
+    this.host.onConnectionClosed(this);
+  }
+
+  /** After each statement: a finished write transaction is captured, then the lock is released. */
+  private settle(): void {
+    if (this.sqlite.inTransaction) return;
+    this.readonlyTxn = false;
+    if (this.host.holdsWriteLock(this)) {
+      try {
+        this.host.afterCommit();
+      } finally {
+        this.host.releaseWriteLock(this);
+      }
+    }
+  }
+
+  private run(p: Prepared, bound: ReturnType<typeof bindArgs>, maxBytes: number): ExecResult {
+    const started = performance.now();
+    try {
+      if (p.stmt.reader) {
+        const rows: SqlValue[][] = [];
+        let size = 0;
+        for (const row of p.stmt.iterate(...bound) as IterableIterator<SqlValue[]>) {
+          for (const v of row) size += estimateValueSize(v);
+          if (size > maxBytes) {
+            throw new SqlError('RESPONSE_TOO_LARGE', 'Response is too large');
+          }
+          rows.push(row);
+        }
+        let changes = 0;
+        let lastInsertRowid: bigint | null = null;
+        if (!p.stmt.readonly) {
+          const r = this.sqlite.prepare('SELECT changes(), last_insert_rowid()').raw(true).get() as [bigint, bigint];
+          changes = Number(r[0]);
+          if (p.isInsert) lastInsertRowid = r[1];
+        }
+        return {
+          columns: p.columns ?? [],
+          rows,
+          changes,
+          lastInsertRowid,
+          rowsRead: rows.length,
+          rowsWritten: changes,
+          durationMs: performance.now() - started,
+        };
+      }
+      const info = p.stmt.run(...bound);
+      const changes = Number(info.changes);
+      return {
+        columns: [],
+        rows: [],
+        changes,
+        lastInsertRowid: p.isInsert ? BigInt(info.lastInsertRowid) : null,
+        rowsRead: 0,
+        rowsWritten: changes,
+        durationMs: performance.now() - started,
+      };
+    } catch (err) {
+      throw toSqlError(err, err instanceof RangeError || err instanceof TypeError ? 'bind' : 'run');
+    }
+  }
+
+  private prepare(sql: string): Prepared {
+    const hit = this.cache.get(sql);
+    if (hit) {
+      this.cache.delete(sql);
+      this.cache.set(sql, hit);
+      return hit;
+    }
+    const info = classifyStatement(sql);
+    const text = info.kind === 'begin' && info.beginMode === 'readonly' ? 'BEGIN DEFERRED' : sql;
+    let stmt: Database.Statement;
+    try {
+      stmt = this.sqlite.prepare(text);
+    } catch (err) {
+      throw toSqlError(err, 'prepare');
+    }
+    if (stmt.reader) stmt.raw(true);
+    const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
+    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql) };
+    this.cache.set(sql, p);
+    if (this.cache.size > CACHE_SIZE) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    return p;
+  }
+}
+
+/** Parameter names by index (null for a bare `?`), as Hrana's describe reports them. */
+function parameterNames(sql: string): (string | null)[] {
+  const params = findParameters(sql);
+  const count = params.length === 0 ? 0 : params[params.length - 1]!.index;
+  const names = new Array<string | null>(count).fill(null);
+  for (const p of params) names[p.index - 1] = p.name;
+  return names;
+}

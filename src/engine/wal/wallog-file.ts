@@ -1,0 +1,265 @@
+/**
+ * sqld's `wallog` replication-log file (sqld-wire.md §11): a 64-byte header, then committed
+ * 4120-byte frames. Frames of a transaction are appended past `frame_count` and fsynced; the
+ * header rewrite with the new `frame_count` (fsynced) is the commit point. Bytes past
+ * `frame_count` are a torn or rolled-back tail and are cut when the file is opened.
+ */
+import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync } from 'node:fs';
+import { crc64Chain } from './crc64.js';
+import { WallogCorruptError } from './errors.js';
+import { decodeFrame, encodeFrame, FRAME_SIZE, PAGE_SIZE, type Frame, type PageFrame } from './frame.js';
+import { fsyncDirOf, readFully, writeFully } from './fs-util.js';
+import { isUuid } from './log-id.js';
+import {
+  decodeWallogHeader,
+  DEFAULT_SQLD_VERSION,
+  encodeWallogHeader,
+  WALLOG_HEADER_SIZE,
+  WALLOG_VERSION,
+  type SqldVersion,
+  type WallogHeader,
+} from './wallog-header.js';
+
+export interface WallogCreateOptions {
+  logId: string;
+  startFrameNo: bigint;
+  /** Checksum chained into the first frame (0 for a fresh log, the last checksum after compaction). */
+  startChecksum: bigint;
+  sqldVersion?: SqldVersion;
+}
+
+export interface WallogOpenOptions {
+  /** Open without write access: a torn tail is ignored instead of cut. */
+  readOnly?: boolean;
+}
+
+const VERIFY_CHUNK = 64;
+
+function frameOffset(index: bigint): number {
+  return WALLOG_HEADER_SIZE + Number(index) * FRAME_SIZE;
+}
+
+export class WallogFile {
+  readonly path: string;
+  /** Bytes found past the committed frames when the file was opened (cut unless read-only). */
+  readonly discardedTailBytes: number;
+  #fd: number;
+  #header: WallogHeader;
+  #lastChecksum: bigint;
+  #readOnly: boolean;
+  #closed = false;
+
+  private constructor(path: string, fd: number, header: WallogHeader, lastChecksum: bigint, readOnly: boolean, tail: number) {
+    this.path = path;
+    this.#fd = fd;
+    this.#header = header;
+    this.#lastChecksum = lastChecksum;
+    this.#readOnly = readOnly;
+    this.discardedTailBytes = tail;
+  }
+
+  /** Creates a new, empty log; fails if `path` exists. */
+  static create(path: string, options: WallogCreateOptions): WallogFile {
+    if (!isUuid(options.logId)) throw new RangeError(`logId must be a UUID, got ${options.logId}`);
+    const header: WallogHeader = {
+      startChecksum: options.startChecksum,
+      logId: options.logId.toLowerCase(),
+      startFrameNo: options.startFrameNo,
+      frameCount: 0n,
+      version: WALLOG_VERSION,
+      pageSize: PAGE_SIZE,
+      sqldVersion: options.sqldVersion ?? DEFAULT_SQLD_VERSION,
+    };
+    const bytes = encodeWallogHeader(header);
+    const fd = openSync(path, 'wx+');
+    try {
+      writeFully(fd, bytes, 0);
+      fsyncSync(fd);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+    fsyncDirOf(path);
+    return new WallogFile(path, fd, header, options.startChecksum, false, 0);
+  }
+
+  /** Opens an existing log, cutting a torn tail and verifying every committed frame. */
+  static open(path: string, options: WallogOpenOptions = {}): WallogFile {
+    const readOnly = options.readOnly ?? false;
+    const fd = openSync(path, readOnly ? 'r' : 'r+');
+    try {
+      const size = fstatSync(fd).size;
+      const headerBuf = Buffer.alloc(WALLOG_HEADER_SIZE);
+      if (readFully(fd, headerBuf, 0, WALLOG_HEADER_SIZE, 0) < WALLOG_HEADER_SIZE) {
+        throw new WallogCorruptError(path, 'truncated_header', `file is ${size} bytes, shorter than its header`);
+      }
+      const decoded = decodeWallogHeader(headerBuf);
+      if ('problem' in decoded) throw new WallogCorruptError(path, decoded.problem, decoded.detail);
+      const expected = frameOffset(decoded.frameCount);
+      if (size < expected) {
+        throw new WallogCorruptError(path, 'missing_frames', `header counts ${decoded.frameCount} frames but the file is ${size} bytes`);
+      }
+      const tail = size - expected;
+      if (tail > 0 && !readOnly) {
+        ftruncateSync(fd, expected);
+        fsyncSync(fd);
+      }
+      const lastChecksum = verifyChain(path, fd, decoded);
+      return new WallogFile(path, fd, decoded, lastChecksum, readOnly, tail);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  get logId(): string {
+    return this.#header.logId;
+  }
+  get startFrameNo(): bigint {
+    return this.#header.startFrameNo;
+  }
+  get startChecksum(): bigint {
+    return this.#header.startChecksum;
+  }
+  get frameCount(): bigint {
+    return this.#header.frameCount;
+  }
+  get nextFrameNo(): bigint {
+    return this.#header.startFrameNo + this.#header.frameCount;
+  }
+  /** frame_no of the last committed frame, or null when the log holds no frame. */
+  get lastCommittedFrameNo(): bigint | null {
+    return this.#header.frameCount === 0n ? null : this.nextFrameNo - 1n;
+  }
+  /** Checksum of the last frame (the start checksum when empty). */
+  get lastChecksum(): bigint {
+    return this.#lastChecksum;
+  }
+  get sqldVersion(): SqldVersion {
+    return this.#header.sqldVersion;
+  }
+
+  /**
+   * Appends one committed transaction (or several whole ones): assigns frame numbers and chained
+   * checksums, writes and fsyncs the frames, then rewrites and fsyncs the header. The last frame
+   * must be a commit frame (`sizeAfter` ≠ 0).
+   */
+  appendTransaction(frames: readonly PageFrame[]): { firstFrameNo: bigint; lastFrameNo: bigint } {
+    this.#checkOpen();
+    if (this.#readOnly) throw new Error(`wallog ${this.path} is open read-only`);
+    const last = frames.at(-1);
+    if (last === undefined) throw new RangeError('a transaction needs at least one frame');
+    if (last.sizeAfter === 0) throw new RangeError('the last frame of a transaction must have sizeAfter > 0');
+    const firstFrameNo = this.nextFrameNo;
+    const buf = Buffer.allocUnsafe(frames.length * FRAME_SIZE);
+    let checksum = this.#lastChecksum;
+    frames.forEach((f, i) => {
+      if (f.pageNo < 1) throw new RangeError(`invalid page number ${f.pageNo}`);
+      checksum = crc64Chain(checksum, f.page);
+      encodeFrame({ frameNo: firstFrameNo + BigInt(i), checksum, pageNo: f.pageNo, sizeAfter: f.sizeAfter, page: f.page }, buf, i * FRAME_SIZE);
+    });
+    writeFully(this.#fd, buf, frameOffset(this.#header.frameCount));
+    fsyncSync(this.#fd);
+    const header: WallogHeader = { ...this.#header, frameCount: this.#header.frameCount + BigInt(frames.length) };
+    writeFully(this.#fd, encodeWallogHeader(header), 0);
+    fsyncSync(this.#fd);
+    this.#header = header;
+    this.#lastChecksum = checksum;
+    return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n };
+  }
+
+  /**
+   * Reads up to `maxCount` committed frames starting at `fromFrameNo`, verifying their frame
+   * numbers and checksum chain. Returns [] at or past the end. Throws RangeError when
+   * `fromFrameNo` precedes the log (the caller must serve a snapshot).
+   */
+  readFrames(fromFrameNo: bigint, maxCount: number): Frame[] {
+    this.#checkOpen();
+    if (fromFrameNo < this.startFrameNo) {
+      throw new RangeError(`frame ${fromFrameNo} precedes the log start ${this.startFrameNo}`);
+    }
+    const available = this.nextFrameNo - fromFrameNo;
+    if (available <= 0n || maxCount <= 0) return [];
+    const count = Number(available < BigInt(maxCount) ? available : BigInt(maxCount));
+    const index = fromFrameNo - this.startFrameNo;
+    let prev = this.startChecksum;
+    if (index > 0n) {
+      const prevHeader = Buffer.alloc(16);
+      readFully(this.#fd, prevHeader, 0, 16, frameOffset(index - 1n));
+      prev = prevHeader.readBigUInt64LE(8);
+    }
+    const buf = Buffer.allocUnsafe(count * FRAME_SIZE);
+    if (readFully(this.#fd, buf, 0, buf.length, frameOffset(index)) < buf.length) {
+      throw new WallogCorruptError(this.path, 'missing_frames', `frames from ${fromFrameNo} are missing from the file`, fromFrameNo);
+    }
+    return checkFrames(this.path, buf, count, fromFrameNo, prev);
+  }
+
+  /** All committed frames in [from, to] (defaults: the whole log), verified, in ascending order. */
+  *iterateFrames(from: bigint = this.startFrameNo, to: bigint | null = this.lastCommittedFrameNo): Generator<Frame> {
+    if (to === null) return;
+    let next = from;
+    while (next <= to) {
+      const want = to - next + 1n;
+      const frames = this.readFrames(next, Number(want < BigInt(VERIFY_CHUNK) ? want : BigInt(VERIFY_CHUNK)));
+      if (frames.length === 0) return;
+      yield* frames;
+      next += BigInt(frames.length);
+    }
+  }
+
+  close(): void {
+    if (this.#closed) return;
+    this.#closed = true;
+    closeSync(this.#fd);
+  }
+
+  #checkOpen(): void {
+    if (this.#closed) throw new Error(`wallog ${this.path} is closed`);
+  }
+}
+
+/** Verifies `count` frames in `buf` against the expected numbers and chain; returns them. */
+function checkFrames(path: string, buf: Buffer, count: number, firstFrameNo: bigint, prev: bigint): Frame[] {
+  const frames: Frame[] = [];
+  let checksum = prev;
+  for (let i = 0; i < count; i++) {
+    const frame = decodeFrame(buf, i * FRAME_SIZE);
+    const expectedNo = firstFrameNo + BigInt(i);
+    if (frame.frameNo !== expectedNo) {
+      throw new WallogCorruptError(path, 'frame_no_mismatch', `expected frame ${expectedNo}, found ${frame.frameNo}`, expectedNo);
+    }
+    checksum = crc64Chain(checksum, frame.page);
+    if (frame.checksum !== checksum) {
+      throw new WallogCorruptError(path, 'checksum_mismatch', `checksum mismatch at frame ${expectedNo}`, expectedNo);
+    }
+    frames.push(frame);
+  }
+  return frames;
+}
+
+/** Verifies every committed frame of an opened file; returns the last checksum. */
+function verifyChain(path: string, fd: number, header: WallogHeader): bigint {
+  let checksum = header.startChecksum;
+  const buf = Buffer.allocUnsafe(VERIFY_CHUNK * FRAME_SIZE);
+  let lastSizeAfter = 0;
+  for (let index = 0n; index < header.frameCount; ) {
+    const left = header.frameCount - index;
+    const count = Number(left < BigInt(VERIFY_CHUNK) ? left : BigInt(VERIFY_CHUNK));
+    if (readFully(fd, buf, 0, count * FRAME_SIZE, frameOffset(index)) < count * FRAME_SIZE) {
+      throw new WallogCorruptError(path, 'missing_frames', 'the file ends inside its committed frames');
+    }
+    const frames = checkFrames(path, buf, count, header.startFrameNo + index, checksum);
+    const last = frames.at(-1);
+    if (last !== undefined) {
+      checksum = last.checksum;
+      lastSizeAfter = last.sizeAfter;
+    }
+    index += BigInt(count);
+  }
+  if (header.frameCount > 0n && lastSizeAfter === 0) {
+    const lastNo = header.startFrameNo + header.frameCount - 1n;
+    throw new WallogCorruptError(path, 'uncommitted_tail', `the last committed frame ${lastNo} is not a commit frame`, lastNo);
+  }
+  return checksum;
+}

@@ -1,0 +1,35 @@
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { ServerContext } from '../context.js';
+import { httpErrorAnswer } from './error-map.js';
+import { cursorRoutes } from './routes/cursor.js';
+import { infoRoutes } from './routes/info.js';
+import { pipelineRoutes } from './routes/pipeline.js';
+
+/** Request bodies up to this size are read (Hrana routes have no limit in sqld; we keep a sane one). */
+const BODY_LIMIT = 64 * 1024 * 1024;
+
+/**
+ * Builds the user-port fastify app without listening. Bodies are taken raw whatever their content
+ * type (sqld ignores it) and parsed by each route, so malformed JSON gets sqld's answer.
+ */
+export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInstance) => void)[] = []): FastifyInstance {
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: false, return503OnClosing: true });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.addHook('onRequest', (_req, _reply, done) => {
+    ctx.touch();
+    done();
+  });
+  app.setErrorHandler((err, _req, reply) => {
+    const answer = httpErrorAnswer(err);
+    void reply.code(answer.status).type(answer.contentType).send(answer.body);
+  });
+  app.setNotFoundHandler((_req, reply) => {
+    void reply.code(404).send();
+  });
+  infoRoutes(app);
+  pipelineRoutes(app, ctx);
+  cursorRoutes(app, ctx);
+  for (const register of extraRoutes) register(app);
+  return app;
+}

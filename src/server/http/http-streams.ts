@@ -1,0 +1,114 @@
+import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { HranaError, ProtocolError } from '../hrana/errors.js';
+import type { HranaStream } from '../hrana/stream.js';
+
+const EXPIRED_MEMORY_MS = 300_000;
+
+export interface HttpStreamEntry {
+  readonly id: bigint;
+  readonly stream: HranaStream;
+  readonly namespace: string;
+  seq: bigint;
+  busy: boolean;
+  lastUsed: number;
+  release: () => void;
+}
+
+/**
+ * Hrana-over-HTTP streams and their batons (spec §4.4). A baton is base64 (no padding) of
+ * stream id ‖ sequence number ‖ HMAC-SHA256 of both under a per-process key: unforgeable and single use.
+ * Idle streams expire; their batons answer STREAM_EXPIRED for a while, then "invalid".
+ */
+export class HttpStreams {
+  private readonly key = randomBytes(32);
+  private readonly live = new Map<bigint, HttpStreamEntry>();
+  private readonly expired = new Map<bigint, number>();
+  private readonly sweeper: NodeJS.Timeout;
+
+  constructor(private readonly expiryMs: number) {
+    this.sweeper = setInterval(() => this.sweep(), Math.min(1000, expiryMs));
+    this.sweeper.unref();
+  }
+
+  get size(): number {
+    return this.live.size;
+  }
+
+  /** Registers a new stream, already marked busy for the request that created it. */
+  add(stream: HranaStream, namespace: string, release: () => void): HttpStreamEntry {
+    let id = randomBytes(8).readBigUInt64BE();
+    while (this.live.has(id)) id = randomBytes(8).readBigUInt64BE();
+    const entry: HttpStreamEntry = { id, stream, namespace, seq: randomBytes(8).readBigUInt64BE() >> 1n, busy: true, lastUsed: Date.now(), release };
+    this.live.set(id, entry);
+    return entry;
+  }
+
+  /** Checks a baton and marks its stream busy. */
+  take(baton: string): HttpStreamEntry {
+    const raw = /^[A-Za-z0-9+/]+={0,2}$/.test(baton) ? Buffer.from(baton, 'base64') : Buffer.alloc(0);
+    if (raw.length !== 48 || !timingSafeEqual(raw.subarray(16), this.mac(raw.subarray(0, 16)))) {
+      throw new ProtocolError('Received an invalid baton');
+    }
+    const id = raw.readBigUInt64BE(0);
+    const seq = raw.readBigUInt64BE(8);
+    const entry = this.live.get(id);
+    if (!entry) {
+      if (this.expired.has(id)) throw new HranaError('STREAM_EXPIRED', 'The stream has expired due to inactivity');
+      throw new ProtocolError('Received an invalid baton');
+    }
+    if (entry.busy || entry.seq !== seq) throw new ProtocolError('Received a baton that has already been used');
+    entry.busy = true;
+    return entry;
+  }
+
+  /** Ends a request on the stream: returns the next baton (null once the stream is closed). */
+  finish(entry: HttpStreamEntry): string | null {
+    if (entry.stream.isClosed) {
+      this.destroy(entry);
+      return null;
+    }
+    const baton = this.peekNextBaton(entry);
+    entry.busy = false;
+    entry.seq += 1n;
+    entry.lastUsed = Date.now();
+    return baton;
+  }
+
+  /** The baton `finish` will return (cursors hand it out before their batch has finished). */
+  peekNextBaton(entry: HttpStreamEntry): string {
+    const head = Buffer.alloc(16);
+    head.writeBigUInt64BE(entry.id, 0);
+    head.writeBigUInt64BE((entry.seq + 1n) & 0xffffffffffffffffn, 8);
+    return Buffer.concat([head, this.mac(head)]).toString('base64').replace(/=+$/, '');
+  }
+
+  destroy(entry: HttpStreamEntry): void {
+    if (this.live.get(entry.id) !== entry) return;
+    this.live.delete(entry.id);
+    try {
+      entry.stream.close();
+    } finally {
+      entry.release();
+    }
+  }
+
+  closeAll(): void {
+    clearInterval(this.sweeper);
+    for (const entry of [...this.live.values()]) this.destroy(entry);
+  }
+
+  private mac(head: Buffer): Buffer {
+    return createHmac('sha256', this.key).update(head).digest();
+  }
+
+  private sweep(): void {
+    const now = Date.now();
+    for (const entry of [...this.live.values()]) {
+      if (!entry.busy && now - entry.lastUsed >= this.expiryMs) {
+        this.destroy(entry);
+        this.expired.set(entry.id, now);
+      }
+    }
+    for (const [id, at] of this.expired) if (now - at > EXPIRED_MEMORY_MS) this.expired.delete(id);
+  }
+}

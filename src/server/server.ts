@@ -1,0 +1,86 @@
+import type { AddressInfo } from 'node:net';
+import type { ServeConfig } from '../config/serve-config.js';
+import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
+import { ConnectionSlots } from './admission.js';
+import { createAuthStrategy } from './auth/strategy.js';
+import type { ServerContext } from './context.js';
+import { buildUserApp } from './http/app.js';
+import { HttpStreams } from './http/http-streams.js';
+import { ResponseBudget } from './response-budget.js';
+import { attachHranaWebSocket } from './ws/hrana-ws.js';
+
+export interface RunningServer {
+  /** The address the user port listens on (the real port when 0 was asked for). */
+  readonly httpAddress: { host: string; port: number };
+  readonly context: ServerContext;
+  /** Resolves when the server stopped by itself (idle shutdown). */
+  readonly stopped: Promise<void>;
+  /** Graceful stop: no new requests, in-flight ones finish (bounded by the shutdown timeout), databases close. */
+  close(): Promise<void>;
+}
+
+/**
+ * The composition root of `serve`: builds every part from the resolved config, listens, and returns
+ * a handle whose close() tears down in reverse order. Signals are handled by the command, not here.
+ */
+export async function startServer(config: ServeConfig): Promise<RunningServer> {
+  const namespaces = new Namespaces({ dbPath: config.dbPath, txnTimeoutMs: config.limits.txnTimeoutMs });
+  if (!config.namespaces.enabled) namespaces.get(DEFAULT_NAMESPACE);
+
+  let idleTimer: NodeJS.Timeout | null = null;
+  let resolveStopped!: () => void;
+  const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
+  const ctx: ServerContext = {
+    config,
+    namespaces,
+    auth: createAuthStrategy(config.auth),
+    slots: new ConnectionSlots({
+      max: config.limits.maxConcurrentConnections,
+      maxQueued: config.limits.maxConcurrentRequests,
+      timeoutMs: config.limits.connectionCreationTimeoutMs,
+    }),
+    httpStreams: new HttpStreams(config.limits.streamExpiryMs),
+    responses: new ResponseBudget(config.limits.maxTotalResponseBytes),
+    touch: () => idleTimer?.refresh(),
+  };
+
+  const app = buildUserApp(ctx);
+  const ws = attachHranaWebSocket(app.server, ctx);
+  try {
+    await app.listen({ host: config.http.host, port: config.http.port });
+  } catch (err) {
+    ws.close();
+    ctx.httpStreams.closeAll();
+    namespaces.close();
+    throw err;
+  }
+  const address = app.server.address() as AddressInfo;
+
+  let closing: Promise<void> | null = null;
+  const close = (): Promise<void> => {
+    closing ??= (async () => {
+      if (idleTimer) clearTimeout(idleTimer);
+      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutS * 1000);
+      force.unref();
+      try {
+        ws.close();
+        await app.close();
+      } finally {
+        clearTimeout(force);
+        try {
+          ctx.httpStreams.closeAll();
+        } finally {
+          namespaces.close();
+          resolveStopped();
+        }
+      }
+    })();
+    return closing;
+  };
+
+  if (config.idleShutdownTimeoutS !== null) {
+    idleTimer = setTimeout(() => void close(), config.idleShutdownTimeoutS * 1000);
+  }
+
+  return { httpAddress: { host: address.address, port: address.port }, context: ctx, stopped, close };
+}

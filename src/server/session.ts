@@ -1,0 +1,71 @@
+import type { IncomingHttpHeaders } from 'node:http';
+import { LibsqlctlError, NotFoundError } from '../errors.js';
+import { DEFAULT_NAMESPACE } from '../engine/namespaces.js';
+import type { NamespaceDb } from '../engine/namespace-db.js';
+import type { ServerContext } from './context.js';
+
+/** A request's target database and rights, resolved from its headers (spec §2, §3). */
+export interface Session {
+  namespace: string;
+  db: NamespaceDb;
+  allowWrite: boolean;
+}
+
+/** Bad namespace headers: 400. */
+export class InvalidNamespaceError extends LibsqlctlError {}
+
+function header(headers: IncomingHttpHeaders, name: string): string | undefined {
+  const v = headers[name];
+  return Array.isArray(v) ? v[0] : v;
+}
+
+/** Picks the namespace from `x-namespace-bin`, `x-namespace` or the Host's first label. */
+export function namespaceFromHeaders(ctx: ServerContext, headers: IncomingHttpHeaders): string {
+  if (!ctx.config.namespaces.enabled) return DEFAULT_NAMESPACE;
+  const bin = header(headers, 'x-namespace-bin');
+  if (bin !== undefined) {
+    if (!/^[A-Za-z0-9+/]*$/.test(bin) || bin.length % 4 === 1) {
+      throw new InvalidNamespaceError('INVALID_NAMESPACE_BYTES', 'Invalid namespace bytes: `invalid base64`');
+    }
+    const name = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(bin, 'base64'));
+    if (name === '') throw new InvalidNamespaceError('INVALID_NAMESPACE', 'Invalid namespace');
+    return name;
+  }
+  const raw = header(headers, 'x-namespace');
+  if (raw !== undefined) {
+    if (raw === '') throw new InvalidNamespaceError('INVALID_NAMESPACE', 'Invalid namespace');
+    return raw;
+  }
+  const host = header(headers, 'host');
+  if (host === undefined) {
+    if (ctx.config.namespaces.defaultDisabled) throw new InvalidNamespaceError('INVALID_HOST', 'Invalid host header: `missing host header`');
+    return DEFAULT_NAMESPACE;
+  }
+  const dot = host.indexOf('.');
+  if (dot < 0) {
+    if (ctx.config.namespaces.defaultDisabled) {
+      throw new InvalidNamespaceError('INVALID_HOST', 'Invalid host header: `host header should be in the format <namespace>.<...>`');
+    }
+    return DEFAULT_NAMESPACE;
+  }
+  return host.slice(0, dot);
+}
+
+/** Credentials of an HTTP request: `authorization`, else `x-authorization`. */
+export function authHeader(headers: IncomingHttpHeaders): string | undefined {
+  return header(headers, 'authorization') ?? header(headers, 'x-authorization');
+}
+
+/**
+ * Namespace first (a missing one is 404 before any credential check), then authentication; a
+ * principal that may not read the namespace gets the same 404 (its existence stays hidden).
+ */
+export async function resolveSession(ctx: ServerContext, headers: IncomingHttpHeaders, credential = authHeader(headers)): Promise<Session> {
+  const namespace = namespaceFromHeaders(ctx, headers);
+  const db = ctx.namespaces.get(namespace);
+  const principal = await ctx.auth.authenticateHttp(credential);
+  if (!principal.canRead(namespace)) {
+    throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);
+  }
+  return { namespace, db, allowWrite: principal.canWrite(namespace) };
+}

@@ -1,0 +1,60 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { resolveServeConfig, type ServeFlags } from '../../src/config/serve-config.js';
+import { startServer, type RunningServer } from '../../src/server/server.js';
+
+export interface TestServer {
+  server: RunningServer;
+  url: string;
+  wsUrl: string;
+  dbPath: string;
+  close(): Promise<void>;
+}
+
+const DEFAULT_FLAGS: ServeFlags = {
+  'db-path': 'unused',
+  'http-listen-addr': '127.0.0.1:0',
+  'max-response-size': '10MB',
+  'max-total-response-size': '32MB',
+  'max-concurrent-connections': 128,
+  'max-concurrent-requests': 128,
+  'shutdown-timeout': 5,
+  'no-welcome': true,
+};
+
+export function tempDir(prefix = 'libsqlctl-test-'): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+}
+
+/** Starts a real server in this process on a free loopback port and a fresh temp data directory. */
+export async function startTestServer(flags: Partial<ServeFlags> = {}, env: { SQLD_AUTH_JWT_KEY?: string } = {}): Promise<TestServer> {
+  const dbPath = flags['db-path'] ?? path.join(tempDir(), 'data.sqld');
+  const config = await resolveServeConfig({ ...DEFAULT_FLAGS, ...flags, 'db-path': dbPath }, env);
+  const server = await startServer(config);
+  const { port } = server.httpAddress;
+  return {
+    server,
+    url: `http://127.0.0.1:${port}`,
+    wsUrl: `ws://127.0.0.1:${port}`,
+    dbPath,
+    close: () => server.close(),
+  };
+}
+
+/** POSTs a JSON (or raw string) body and returns status, content type and the parsed or raw body. */
+export async function postJson(url: string, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; type: string; body: unknown; text: string }> {
+  const res = await fetch(url, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json', ...headers },
+    body: typeof body === 'string' ? body : JSON.stringify(body),
+  });
+  const text = await res.text();
+  let parsed: unknown = text;
+  try {
+    parsed = JSON.parse(text) as unknown;
+  } catch {
+    // not JSON: keep the text
+  }
+  return { status: res.status, type: res.headers.get('content-type') ?? '', body: parsed, text };
+}
