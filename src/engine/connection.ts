@@ -13,6 +13,8 @@ export interface ConnectionHost {
   acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void>;
   releaseWriteLock(holder: LockHolder): void;
   holdsWriteLock(holder: LockHolder): boolean;
+  /** Called when a write transaction is about to start, with the lock held; throws to refuse writes. */
+  beforeWrite(): void;
   /** Called after a write transaction committed, while the lock is still held. */
   afterCommit(): void;
   onConnectionClosed(conn: SqlConnection): void;
@@ -119,9 +121,12 @@ export class SqlConnection implements LockHolder {
     }
     if (writes && !this.host.holdsWriteLock(this)) {
       await this.host.acquireWriteLock(this, opts.signal);
-      if (this.closed) {
-        this.host.releaseWriteLock(this);
-        throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+      try {
+        if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+        this.host.beforeWrite();
+      } catch (err) {
+        if (!this.sqlite.inTransaction || this.closed) this.host.releaseWriteLock(this);
+        throw err;
       }
     }
     try {

@@ -2,6 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSqlite, SqlConnection, type ConnectionHost } from './connection.js';
+import { FrameCapture, type CaptureOptions } from './log/frame-capture.js';
+import { PAGE_SIZE } from './wal/frame.js';
 import { WriteLock, type LockHolder } from './write-lock.js';
 
 export interface NamespaceDbOptions {
@@ -9,16 +11,8 @@ export interface NamespaceDbOptions {
   dir: string;
   name: string;
   txnTimeoutMs: number;
-}
-
-/**
- * Extension points for frame capture and backup (engine issue): called with the write lock held right
- * after a transaction committed, and asked for the replication index reported to clients.
- */
-export interface CommitObserver {
-  afterCommit(): void;
-  replicationIndex(): bigint | null;
-  close(): void;
+  /** Frame capture into the replication log (primary); null leaves the WAL alone (tests of the engine core). */
+  capture: Omit<CaptureOptions, 'compaction'> & { compaction: Omit<CaptureOptions['compaction'], 'namespace'> } | null;
 }
 
 /**
@@ -32,19 +26,30 @@ export class NamespaceDb implements ConnectionHost {
   private readonly lock: WriteLock;
   private readonly connections = new Set<SqlConnection>();
   private main: Database.Database | null = null;
-  private observer: CommitObserver | null = null;
+  private capture: FrameCapture | null = null;
   private closed = false;
 
-  constructor(opts: NamespaceDbOptions) {
+  constructor(private readonly opts: NamespaceDbOptions) {
     this.name = opts.name;
     this.dir = opts.dir;
     this.dbFile = path.join(opts.dir, 'data');
     this.lock = new WriteLock(opts.txnTimeoutMs);
   }
 
+  /** Opens the database and, on a primary, recovers and continues its replication log before serving. */
   open(): void {
     fs.mkdirSync(this.dir, { recursive: true });
     this.main = openSqlite(this.dbFile);
+    const pageSize = Number(this.main.pragma('page_size', { simple: true }));
+    if (pageSize !== PAGE_SIZE) {
+      this.main.close();
+      this.main = null;
+      throw new Error(`namespace ${this.name}: page size ${pageSize} is not supported (only ${PAGE_SIZE}, as sqld)`);
+    }
+    const capture = this.opts.capture;
+    if (capture) {
+      this.capture = FrameCapture.open(this, { ...capture, compaction: { ...capture.compaction, namespace: this.name } });
+    }
   }
 
   /** The maintenance connection (checkpoints, capture); never handed to clients. */
@@ -53,8 +58,9 @@ export class NamespaceDb implements ConnectionHost {
     return this.main;
   }
 
-  setObserver(observer: CommitObserver): void {
-    this.observer = observer;
+  /** The frame capture (replication log, checkpoints) of a primary namespace. */
+  get frames(): FrameCapture | null {
+    return this.capture;
   }
 
   connect(): SqlConnection {
@@ -69,7 +75,7 @@ export class NamespaceDb implements ConnectionHost {
   }
 
   replicationIndex(): bigint | null {
-    return this.observer?.replicationIndex() ?? null;
+    return this.capture?.replicationIndex() ?? null;
   }
 
   acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void> {
@@ -88,22 +94,26 @@ export class NamespaceDb implements ConnectionHost {
     return this.lock.isHeldBy(holder);
   }
 
+  beforeWrite(): void {
+    this.capture?.beforeWrite();
+  }
+
   afterCommit(): void {
-    this.observer?.afterCommit();
+    this.capture?.afterCommit();
   }
 
   onConnectionClosed(conn: SqlConnection): void {
     this.connections.delete(conn);
   }
 
-  /** Closes client connections (rolling back open transactions), then the observer and the database. */
+  /** Closes client connections (rolling back open transactions), then capture (final checkpoint) and the database. */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     this.lock.close(new Error(`namespace ${this.name} is closing`));
     for (const conn of [...this.connections]) conn.close();
     try {
-      this.observer?.close();
+      this.capture?.close();
     } finally {
       this.main?.close();
       this.main = null;

@@ -1,11 +1,13 @@
 import path from 'node:path';
 import { NotFoundError } from '../errors.js';
-import { NamespaceDb } from './namespace-db.js';
+import { NamespaceDb, type NamespaceDbOptions } from './namespace-db.js';
 
 export interface NamespacesOptions {
   /** `--db-path` */
   dbPath: string;
   txnTimeoutMs: number;
+  /** Frame capture settings for every namespace (null: no replication log). */
+  capture: NamespaceDbOptions['capture'];
   /** Called once for every namespace database right after it opened (frame capture, backup). */
   onOpen?: (db: NamespaceDb) => void;
 }
@@ -33,7 +35,7 @@ export class Namespaces {
   }
 
   private openNamespace(name: string): NamespaceDb {
-    const db = new NamespaceDb({ dir: path.join(this.opts.dbPath, 'dbs', name), name, txnTimeoutMs: this.opts.txnTimeoutMs });
+    const db = new NamespaceDb({ dir: path.join(this.opts.dbPath, 'dbs', name), name, txnTimeoutMs: this.opts.txnTimeoutMs, capture: this.opts.capture });
     db.open();
     this.opts.onOpen?.(db);
     this.open.set(name, db);

@@ -6,6 +6,7 @@
  * makes the reader start again at offset 32 of the new generation.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import { readFully } from './fs-util.js';
 import {
   parseWalHeader,
   verifyWalFrame,
@@ -70,7 +71,8 @@ function initialState(): WalReaderState {
 }
 
 function copyState(s: WalReaderState): WalReaderState {
-  return { generation: s.generation === null ? null : { ...s.generation }, offset: s.offset, checksum: [s.checksum[0], s.checksum[1]] };
+  const generation = s.generation === null ? null : { ...s.generation };
+  return { generation, offset: s.offset, checksum: [s.checksum[0], s.checksum[1]] };
 }
 
 function isNotFound(err: unknown): boolean {
@@ -159,11 +161,13 @@ export class WalReader {
     let pendingFirst = 0;
     let pos = this.#state.offset;
     let checksum: WalChecksum = this.#state.checksum;
-    const chunk = Buffer.allocUnsafe(frameSize * CHUNK_FRAMES);
+    const available = Math.floor((size - pos) / frameSize);
+    if (available <= 0) return transactions;
+    const chunk = Buffer.allocUnsafe(frameSize * Math.min(CHUNK_FRAMES, available));
 
     scan: while (pos + frameSize <= size) {
       const want = Math.min(CHUNK_FRAMES, Math.floor((size - pos) / frameSize)) * frameSize;
-      const got = readSync(fd, chunk, 0, want, pos);
+      const got = readFully(fd, chunk, 0, want, pos);
       const whole = Math.floor(got / frameSize);
       if (whole === 0) break;
       for (let i = 0; i < whole; i++) {

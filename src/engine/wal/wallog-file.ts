@@ -142,9 +142,11 @@ export class WallogFile {
   /**
    * Appends one committed transaction (or several whole ones): assigns frame numbers and chained
    * checksums, writes and fsyncs the frames, then rewrites and fsyncs the header. The last frame
-   * must be a commit frame (`sizeAfter` ≠ 0).
+   * must be a commit frame (`sizeAfter` ≠ 0). With `fsync: false` both writes go to the page cache
+   * only (durable against a process crash; call `sync()` before relying on it across power loss).
    */
-  appendTransaction(frames: readonly PageFrame[]): { firstFrameNo: bigint; lastFrameNo: bigint } {
+  appendTransaction(frames: readonly PageFrame[], options: { fsync?: boolean } = {}): { firstFrameNo: bigint; lastFrameNo: bigint } {
+    const durable = options.fsync ?? true;
     this.#checkOpen();
     if (this.#readOnly) throw new Error(`wallog ${this.path} is open read-only`);
     const last = frames.at(-1);
@@ -159,10 +161,10 @@ export class WallogFile {
       encodeFrame({ frameNo: firstFrameNo + BigInt(i), checksum, pageNo: f.pageNo, sizeAfter: f.sizeAfter, page: f.page }, buf, i * FRAME_SIZE);
     });
     writeFully(this.#fd, buf, frameOffset(this.#header.frameCount));
-    fsyncSync(this.#fd);
+    if (durable) fsyncSync(this.#fd);
     const header: WallogHeader = { ...this.#header, frameCount: this.#header.frameCount + BigInt(frames.length) };
     writeFully(this.#fd, encodeWallogHeader(header), 0);
-    fsyncSync(this.#fd);
+    if (durable) fsyncSync(this.#fd);
     this.#header = header;
     this.#lastChecksum = checksum;
     return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n };
@@ -206,6 +208,12 @@ export class WallogFile {
       yield* frames;
       next += BigInt(frames.length);
     }
+  }
+
+  /** Flushes appended frames and the header to stable storage. */
+  sync(): void {
+    this.#checkOpen();
+    if (!this.#readOnly) fsyncSync(this.#fd);
   }
 
   close(): void {

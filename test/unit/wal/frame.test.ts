@@ -28,8 +28,9 @@ describe('sqld frame', () => {
       fc.property(frameArb, fc.integer({ min: 0, max: 100 }), ({ fill, ...rest }, offset) => {
         const frame: Frame = { ...rest, page: Buffer.alloc(PAGE_SIZE, fill) };
         const buf = encodeFrame(frame, Buffer.alloc(offset + FRAME_SIZE), offset);
-        const back = decodeFrame(buf, offset);
-        expect(back).toEqual(frame);
+        const { page, ...head } = decodeFrame(buf, offset);
+        expect(head).toEqual(rest);
+        expect(page.equals(frame.page)).toBe(true);
       }),
       { numRuns: 100 },
     );

@@ -47,7 +47,7 @@ export function writeRows(db: Database.Database, count: number, rowsPerTxn = 3, 
   for (let i = 0; i < count; i++) txn(rowsPerTxn);
 }
 
-/** A logical dump of every table (rows in rowid order, blobs in hex). */
+/** A logical dump of every table (rows ordered by their first column, blobs in hex). */
 export function dump(db: Database.Database): string {
   const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type = 'table' ORDER BY name").all() as {
     name: string;
@@ -55,7 +55,7 @@ export function dump(db: Database.Database): string {
   }[];
   const out: unknown[] = [];
   for (const { name, sql } of tables) {
-    const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all() as unknown[][];
+    const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY 1`).raw().all() as unknown[][];
     out.push({ name, sql, rows: rows.map((r) => r.map((v) => (Buffer.isBuffer(v) ? `x'${v.toString('hex')}'` : v))) });
   }
   return JSON.stringify(out);
