@@ -21,6 +21,9 @@ export interface ServeFlags {
   'checkpoint-interval-s'?: number | undefined;
   'idle-shutdown-timeout-s'?: number | undefined;
   'shutdown-timeout': number;
+  'max-log-size'?: number | undefined;
+  'max-log-duration'?: string | number | undefined;
+  'snapshot-exec'?: string | undefined;
   'enable-namespaces'?: boolean | undefined;
   'disable-default-namespace'?: boolean | undefined;
 }
@@ -54,6 +57,8 @@ export interface ServeConfig {
   limits: ServeLimits;
   /** `--checkpoint-interval-s`: periodic checkpoint; null = only on WAL size. */
   checkpointIntervalS: number | null;
+  /** Replication log: compaction (`--max-log-size` MB, `--max-log-duration` s) and `--snapshot-exec`. */
+  log: { maxLogFrames: bigint; maxLogDurationMs: number | null; snapshotExec: string | null };
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
   idleShutdownTimeoutS: number | null;
   /** `--shutdown-timeout`: seconds in-flight requests get to finish on SIGINT/SIGTERM. Default 30. */
@@ -107,6 +112,11 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
       streamExpiryMs: 10_000,
     },
     checkpointIntervalS: parsePositive(flags['checkpoint-interval-s'], '--checkpoint-interval-s'),
+    log: {
+      maxLogFrames: BigInt(Math.floor(((parsePositive(flags['max-log-size'], '--max-log-size') ?? 200) * 1_000_000) / 4120)),
+      maxLogDurationMs: ((d) => (d === null ? null : d * 1000))(parsePositive(flags['max-log-duration'], '--max-log-duration')),
+      snapshotExec: flags['snapshot-exec'] ?? null,
+    },
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
   };

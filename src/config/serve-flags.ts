@@ -16,6 +16,9 @@ export const serveFlags = {
   'max-concurrent-requests': Flags.integer({ env: 'SQLD_MAX_CONCURRENT_REQUESTS', default: 128, description: 'Requests waiting for a connection before answering 429.' }),
   'connection-creation-timeout-sec': Flags.integer({ env: 'SQLD_CONNECTION_CREATION_TIMEOUT_SEC', description: 'Seconds to wait for a free connection (default 1).' }),
   'checkpoint-interval-s': Flags.integer({ env: 'SQLD_CHECKPOINT_INTERVAL_S', description: 'Checkpoint the WAL every this many seconds.' }),
+  'max-log-size': Flags.integer({ env: 'SQLD_MAX_LOG_SIZE', default: 200, description: 'Compact the replication log once it grows above this many MB.' }),
+  'max-log-duration': Flags.string({ env: 'SQLD_MAX_LOG_DURATION', description: 'Compact the replication log after this many seconds.' }),
+  'snapshot-exec': Flags.string({ env: 'SQLD_SNAPSHOT_EXEC', description: 'Command run for each new log snapshot: <cmd> <snapshot> <namespace> <start> <end> <log_id>.' }),
   'idle-shutdown-timeout-s': Flags.integer({ env: 'SQLD_IDLE_SHUTDOWN_TIMEOUT_S', description: 'Shut down after this many seconds without requests.' }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
 };

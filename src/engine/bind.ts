@@ -1,4 +1,4 @@
-import { findParameters } from './sql-params.js';
+import type { SqlParam } from './sql-params.js';
 import { SqlError } from './sql-error.js';
 import type { SqlArgs, SqlValue } from './values.js';
 
@@ -10,8 +10,7 @@ export type BoundArgs = [SqlValue[], Record<string, SqlValue>] | [SqlValue[]];
  * takes positional value i, a named parameter takes the named value whose key is its full name, else
  * its name without the prefix. Too many values or a missing one is ARGS_INVALID.
  */
-export function bindArgs(sql: string, args: SqlArgs, isExplain: boolean): BoundArgs {
-  const params = findParameters(sql);
+export function bindArgs(params: readonly SqlParam[], args: SqlArgs, isExplain: boolean): BoundArgs {
   if (params.length === 0 && args.positional.length === 0 && args.named.size === 0) return [[]];
   const supplied = args.positional.length + args.named.size;
   const count = params.length === 0 ? 0 : params[params.length - 1]!.index;

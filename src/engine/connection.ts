@@ -2,7 +2,7 @@ import Database from 'better-sqlite3';
 import { bindArgs } from './bind.js';
 import { classifyStatement, type SplitStmt } from './sql-split.js';
 import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
-import { findParameters } from './sql-params.js';
+import { findParameters, type SqlParam } from './sql-params.js';
 import type { LockHolder } from './write-lock.js';
 import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type SqlValue } from './values.js';
 
@@ -33,6 +33,7 @@ interface Prepared {
   info: SplitStmt;
   columns: SqlColumn[] | null;
   isInsert: boolean;
+  params: SqlParam[];
 }
 
 const CACHE_SIZE = 64;
@@ -101,7 +102,7 @@ export class SqlConnection implements LockHolder {
   describe(sql: string): { params: (string | null)[]; columns: SqlColumn[]; isExplain: boolean; isReadonly: boolean } {
     const p = this.prepare(sql);
     return {
-      params: parameterNames(sql),
+      params: parameterNames(p.params),
       columns: p.columns ?? [],
       isExplain: p.info.kind === 'explain',
       isReadonly: p.stmt.readonly,
@@ -111,7 +112,7 @@ export class SqlConnection implements LockHolder {
   async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
     if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
     const p = this.prepare(sql);
-    const bound = bindArgs(sql, args, p.info.kind === 'explain');
+    const bound = bindArgs(p.params, args, p.info.kind === 'explain');
     const writes = !p.stmt.readonly;
     if (writes && !opts.allowWrite) {
       throw new ForbiddenError('FORBIDDEN', `Authorization forbidden: Current session doesn't not have Write permission to namespace ${this.host.name}`);
@@ -228,7 +229,7 @@ export class SqlConnection implements LockHolder {
     }
     if (stmt.reader) stmt.raw(true);
     const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
-    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql) };
+    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql) };
     this.cache.set(sql, p);
     if (this.cache.size > CACHE_SIZE) {
       const oldest = this.cache.keys().next().value;
@@ -239,8 +240,7 @@ export class SqlConnection implements LockHolder {
 }
 
 /** Parameter names by index (null for a bare `?`), as Hrana's describe reports them. */
-function parameterNames(sql: string): (string | null)[] {
-  const params = findParameters(sql);
+function parameterNames(params: readonly SqlParam[]): (string | null)[] {
   const count = params.length === 0 ? 0 : params[params.length - 1]!.index;
   const names = new Array<string | null>(count).fill(null);
   for (const p of params) names[p.index - 1] = p.name;

@@ -80,5 +80,11 @@ export function findParameters(sql: string): SqlParam[] {
       i++;
     }
   }
-  return params.sort((a, b) => a.index - b.index);
+  // One entry per index: a `?NNN` naming an index a bare `?` already took names that slot (as SQLite).
+  const byIndex = new Map<number, SqlParam>();
+  for (const p of params) {
+    const seen = byIndex.get(p.index);
+    if (!seen || (seen.name === null && p.name !== null)) byIndex.set(p.index, p);
+  }
+  return [...byIndex.values()].sort((a, b) => a.index - b.index);
 }

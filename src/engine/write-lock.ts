@@ -49,13 +49,13 @@ export class WriteLock {
       const waiter: Waiter = { holder, resolve, reject, signal, onAbort: undefined };
       if (signal) {
         if (signal.aborted) {
-          reject(signal.reason);
+          reject(abortReason(signal));
           return;
         }
         waiter.onAbort = () => {
           const i = this.queue.indexOf(waiter);
           if (i >= 0) this.queue.splice(i, 1);
-          reject(signal.reason);
+          reject(abortReason(signal));
         };
         signal.addEventListener('abort', waiter.onAbort, { once: true });
       }
@@ -128,4 +128,8 @@ export class WriteLock {
     holder.preempt();
     if (this.current === holder) this.release(holder);
   }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
 }

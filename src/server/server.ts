@@ -9,6 +9,9 @@ import { HttpStreams } from './http/http-streams.js';
 import { ResponseBudget } from './response-budget.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
 
+/** Checkpoint once the WAL reaches about SQLite's own auto-checkpoint size (1000 pages). */
+const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
+
 export interface RunningServer {
   /** The address the user port listens on (the real port when 0 was asked for). */
   readonly httpAddress: { host: string; port: number };
@@ -24,7 +27,15 @@ export interface RunningServer {
  * a handle whose close() tears down in reverse order. Signals are handled by the command, not here.
  */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
-  const namespaces = new Namespaces({ dbPath: config.dbPath, txnTimeoutMs: config.limits.txnTimeoutMs });
+  const namespaces = new Namespaces({
+    dbPath: config.dbPath,
+    txnTimeoutMs: config.limits.txnTimeoutMs,
+    capture: {
+      checkpointIntervalS: config.checkpointIntervalS,
+      checkpointWalBytes: CHECKPOINT_WAL_BYTES,
+      compaction: { maxFrames: config.log.maxLogFrames, maxDurationMs: config.log.maxLogDurationMs, snapshotExec: config.log.snapshotExec, dbPath: config.dbPath },
+    },
+  });
   if (!config.namespaces.enabled) namespaces.get(DEFAULT_NAMESPACE);
 
   let idleTimer: NodeJS.Timeout | null = null;

@@ -125,6 +125,7 @@ export class FrameCapture implements LockHolder {
       if (row?.busy) return false;
       writeCaptureState(this.host.dir, { logId: this.log.logId, salt1: null, salt2: null, genStartFrameNo: this.log.nextFrameNo });
       this.generation = null;
+      this.reader.close();
       this.reader = new Reader(this.walPath);
       return true;
     } catch (err) {
@@ -150,6 +151,7 @@ export class FrameCapture implements LockHolder {
       warn(`namespace ${this.host.name}: final checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
     } finally {
       this.closed = true;
+      this.reader.close();
       this.log.close();
     }
     if (clean) fs.rmSync(path.join(this.host.dir, SENTINEL), { force: true });
@@ -168,6 +170,7 @@ export class FrameCapture implements LockHolder {
       this.opts.beforeAppend?.();
       this.log.append(toPageFrames(transactions));
     } catch (err) {
+      this.reader.close();
       this.reader = new Reader(this.walPath, saved);
       throw err;
     }

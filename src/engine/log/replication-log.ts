@@ -49,6 +49,8 @@ export class ReplicationLog {
   private waiters: Waiter[] = [];
   private startedAt = Date.now();
   private compacting: Promise<void> = Promise.resolve();
+  private headerFlush: NodeJS.Immediate | null = null;
+  private closed = false;
 
   private constructor(
     readonly dir: string,
@@ -92,9 +94,19 @@ export class ReplicationLog {
     return this.file.lastCommittedFrameNo;
   }
 
-  /** Appends whole transactions (page cache only; see sync()), wakes waiters, maybe compacts. */
+  /**
+   * Appends whole transactions, wakes waiters, maybe compacts. Frames go to the page cache at once;
+   * the header's frame_count is written once per event-loop turn (a crash before that leaves a torn
+   * tail, which recovery cuts and re-captures from the WAL — see docs/REPLICATION_LOG.md).
+   */
   append(frames: readonly PageFrame[]): { firstFrameNo: bigint; lastFrameNo: bigint } {
-    const range = this.file.appendTransaction(frames, { fsync: false });
+    const range = this.file.appendTransaction(frames, { fsync: false, deferHeader: true });
+    if (!this.headerFlush) {
+      this.headerFlush = setImmediate(() => {
+        this.headerFlush = null;
+        if (!this.closed) this.file.flushHeader();
+      });
+    }
     this.wake();
     this.maybeCompact();
     return range;
@@ -120,7 +132,7 @@ export class ReplicationLog {
         'abort',
         () => {
           this.waiters = this.waiters.filter((w) => w !== waiter);
-          reject(signal.reason);
+          reject(abortReason(signal));
         },
         { once: true },
       );
@@ -173,6 +185,9 @@ export class ReplicationLog {
   }
 
   close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.headerFlush) clearImmediate(this.headerFlush);
     for (const w of this.waiters) w.resolve();
     this.waiters = [];
     this.file.sync();
@@ -224,4 +239,8 @@ export class ReplicationLog {
       await runSnapshotExec(this.policy.snapshotExec, { snapshotPath: snapPath, dbPath: this.policy.dbPath, namespace: this.policy.namespace, logId: this.logId, start, end });
     }
   }
+}
+
+function abortReason(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new Error('aborted');
 }

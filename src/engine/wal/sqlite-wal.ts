@@ -82,6 +82,7 @@ function isNotFound(err: unknown): boolean {
 export class WalReader {
   readonly walPath: string;
   #state: WalReaderState;
+  #fd: number | null = null;
 
   constructor(walPath: string, state?: WalReaderState) {
     this.walPath = walPath;
@@ -100,20 +101,32 @@ export class WalReader {
     return (this.#state.offset - WAL_HEADER_SIZE) / (WAL_FRAME_HEADER_SIZE + gen.pageSize);
   }
 
-  /** Reads the committed transactions written since the previous call. */
+  /**
+   * Reads the committed transactions written since the previous call. The file stays open between
+   * calls (capture runs after every commit); it is reopened if SQLite deleted and recreated it.
+   */
   readCommitted(): WalReadResult {
-    let fd: number;
-    try {
-      fd = openSync(this.walPath, 'r');
-    } catch (err) {
-      if (isNotFound(err)) return { transactions: [], restarted: this.#forgetGeneration() };
-      throw err;
+    let fd = this.#fd;
+    if (fd !== null && fstatSync(fd).nlink === 0) {
+      this.close();
+      fd = null;
     }
-    try {
-      return this.#readFrom(fd);
-    } finally {
-      closeSync(fd);
+    if (fd === null) {
+      try {
+        fd = openSync(this.walPath, 'r');
+      } catch (err) {
+        if (isNotFound(err)) return { transactions: [], restarted: this.#forgetGeneration() };
+        throw err;
+      }
+      this.#fd = fd;
     }
+    return this.#readFrom(fd);
+  }
+
+  /** Closes the file handle (a later read reopens it). */
+  close(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
   }
 
   /** The WAL is gone or has no valid header: a later header starts a new generation. */

@@ -48,6 +48,7 @@ export class WallogFile {
   #lastChecksum: bigint;
   #readOnly: boolean;
   #closed = false;
+  #headerDirty = false;
 
   private constructor(path: string, fd: number, header: WallogHeader, lastChecksum: bigint, readOnly: boolean, tail: number) {
     this.path = path;
@@ -145,7 +146,7 @@ export class WallogFile {
    * must be a commit frame (`sizeAfter` ≠ 0). With `fsync: false` both writes go to the page cache
    * only (durable against a process crash; call `sync()` before relying on it across power loss).
    */
-  appendTransaction(frames: readonly PageFrame[], options: { fsync?: boolean } = {}): { firstFrameNo: bigint; lastFrameNo: bigint } {
+  appendTransaction(frames: readonly PageFrame[], options: { fsync?: boolean; deferHeader?: boolean } = {}): { firstFrameNo: bigint; lastFrameNo: bigint } {
     const durable = options.fsync ?? true;
     this.#checkOpen();
     if (this.#readOnly) throw new Error(`wallog ${this.path} is open read-only`);
@@ -163,9 +164,14 @@ export class WallogFile {
     writeFully(this.#fd, buf, frameOffset(this.#header.frameCount));
     if (durable) fsyncSync(this.#fd);
     const header: WallogHeader = { ...this.#header, frameCount: this.#header.frameCount + BigInt(frames.length) };
-    writeFully(this.#fd, encodeWallogHeader(header), 0);
-    if (durable) fsyncSync(this.#fd);
     this.#header = header;
+    if (options.deferHeader) {
+      this.#headerDirty = true;
+    } else {
+      writeFully(this.#fd, encodeWallogHeader(header), 0);
+      this.#headerDirty = false;
+      if (durable) fsyncSync(this.#fd);
+    }
     this.#lastChecksum = checksum;
     return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n };
   }
@@ -210,14 +216,28 @@ export class WallogFile {
     }
   }
 
+  /**
+   * Writes a header whose `frame_count` was deferred by `appendTransaction({deferHeader: true})`.
+   * Until then the file on disk ends at the previous count, and frames past it read as a torn tail.
+   */
+  flushHeader(): void {
+    this.#checkOpen();
+    if (!this.#headerDirty) return;
+    writeFully(this.#fd, encodeWallogHeader(this.#header), 0);
+    this.#headerDirty = false;
+  }
+
   /** Flushes appended frames and the header to stable storage. */
   sync(): void {
     this.#checkOpen();
-    if (!this.#readOnly) fsyncSync(this.#fd);
+    if (this.#readOnly) return;
+    this.flushHeader();
+    fsyncSync(this.#fd);
   }
 
   close(): void {
     if (this.#closed) return;
+    if (!this.#readOnly) this.flushHeader();
     this.#closed = true;
     closeSync(this.#fd);
   }

@@ -2,7 +2,9 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { httpErrorAnswer } from './error-map.js';
 import { cursorRoutes } from './routes/cursor.js';
+import { hranaV1Routes } from './routes/hrana-v1.js';
 import { infoRoutes } from './routes/info.js';
+import { legacyRoutes } from './routes/legacy.js';
 import { pipelineRoutes } from './routes/pipeline.js';
 
 /** Request bodies up to this size are read (Hrana routes have no limit in sqld; we keep a sane one). */
@@ -22,7 +24,9 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   });
   app.setErrorHandler((err, _req, reply) => {
     const answer = httpErrorAnswer(err);
-    void reply.code(answer.status).type(answer.contentType).send(answer.body);
+    // A Buffer keeps fastify from appending `; charset=utf-8`: hrana-client-ts reads error codes only
+    // from a body whose content type is exactly `application/json`.
+    void reply.code(answer.status).header('content-type', answer.contentType).send(Buffer.from(answer.body));
   });
   app.setNotFoundHandler((_req, reply) => {
     void reply.code(404).send();
@@ -30,6 +34,8 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   infoRoutes(app);
   pipelineRoutes(app, ctx);
   cursorRoutes(app, ctx);
+  legacyRoutes(app, ctx);
+  hranaV1Routes(app, ctx);
   for (const register of extraRoutes) register(app);
   return app;
 }
