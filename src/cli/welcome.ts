@@ -2,13 +2,19 @@ import path from 'node:path';
 import type { ServeConfig } from '../config/serve-config.js';
 import { SERVER_VERSION } from '../version.js';
 
+/** Relative to the working directory when inside it, absolute otherwise. */
+function displayPath(p: string): string {
+  const rel = path.relative(process.cwd(), p);
+  return rel.startsWith('..') || path.isAbsolute(rel) ? p : rel;
+}
+
 export function welcomeBanner(config: ServeConfig, http: { host: string; port: number }): string {
   const host = http.host.includes(':') ? `[${http.host}]` : http.host;
   const auth = config.auth.kind === 'disabled' ? 'disabled (anyone can read and write)' : config.auth.kind === 'basic' ? 'HTTP basic' : 'JWT (Ed25519)';
   return [
     `libsqlctl serve — libSQL server (sqld ${SERVER_VERSION} compatible)`,
     `  listening on   http://${host}:${http.port}  (Hrana over HTTP and ws://, legacy API)`,
-    `  data in        ${path.relative(process.cwd(), config.dbPath) || '.'}${path.sep}dbs${path.sep}default${path.sep}data`,
+    `  data in        ${displayPath(path.join(config.dbPath, 'dbs', 'default', 'data'))}`,
     `  auth           ${auth}`,
     '  Ctrl-C to stop',
   ].join('\n');

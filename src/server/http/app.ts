@@ -15,7 +15,7 @@ const BODY_LIMIT = 64 * 1024 * 1024;
  * type (sqld ignores it) and parsed by each route, so malformed JSON gets sqld's answer.
  */
 export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInstance) => void)[] = []): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, forceCloseConnections: false, return503OnClosing: true });
+  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, return503OnClosing: true });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', (_req, _reply, done) => {

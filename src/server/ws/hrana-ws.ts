@@ -1,7 +1,120 @@
-import type { Server } from 'node:http';
+import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
+import type { Duplex } from 'node:stream';
+import { WebSocketServer } from 'ws';
 import type { ServerContext } from '../context.js';
+import type { HranaVersion } from '../hrana/protocol.js';
+import { namespaceFromHeaders } from '../session.js';
+import { WsSession } from './ws-session.js';
 
-/** Hrana over WebSocket on the user port (GET / upgrade). Placeholder until the transport lands. */
-export function attachHranaWebSocket(_server: Server, _ctx: ServerContext): { close(): void } {
-  return { close() {} };
+/** Largest client message accepted (bigger ones close the connection with 1009). */
+const MAX_PAYLOAD = 64 * 1024 * 1024;
+
+/**
+ * The subprotocols this server speaks, in its order of preference. `hrana3-protobuf` is not
+ * implemented, so it is never chosen, although sqld's refusal text still names it.
+ */
+const SUBPROTOCOLS: readonly { name: string; version: HranaVersion }[] = [
+  { name: 'hrana3', version: 3 },
+  { name: 'hrana2', version: 2 },
+  { name: 'hrana1', version: 1 },
+];
+
+const UNSUPPORTED_SUBPROTOCOL = 'Only these WebSocket subprotocols are supported: hrana3-protobuf hrana3 hrana2 hrana1';
+const UPGRADE_FAILED = 'sqld was not able to process the HTTP upgrade';
+
+/**
+ * Picks by the server's preference (case-insensitive). `undefined` (no header) means hrana1; null
+ * means nothing acceptable was offered.
+ */
+export function chooseSubprotocol(offered: Iterable<string> | undefined): { name: string | null; version: HranaVersion } | null {
+  if (offered === undefined) return { name: null, version: 1 };
+  const names = [...offered].map((p) => p.trim().toLowerCase());
+  for (const sub of SUBPROTOCOLS) if (names.includes(sub.name)) return sub;
+  return null;
+}
+
+function offeredSubprotocols(req: IncomingMessage): string[] | undefined {
+  const header = req.headers['sec-websocket-protocol'];
+  return header === undefined ? undefined : header.split(',');
+}
+
+function pathOf(url: string | undefined): string {
+  const raw = url ?? '/';
+  const q = raw.indexOf('?');
+  return q < 0 ? raw : raw.slice(0, q);
+}
+
+/** Answers an upgrade request with a plain HTTP response and closes the socket. */
+function refuse(socket: Duplex, status: number, body: string, extraHeaders: string[] = []): void {
+  const head = [
+    `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ''}`,
+    'connection: close',
+    ...extraHeaders,
+    'content-type: text/plain; charset=utf-8',
+    `content-length: ${Buffer.byteLength(body)}`,
+  ];
+  socket.once('finish', () => socket.destroy());
+  socket.end(`${head.join('\r\n')}\r\n\r\n${body}`);
+}
+
+/**
+ * Hrana over WebSocket on the user port (spec §5): `GET /` with upgrade headers. The namespace is
+ * fixed from the upgrade request's headers; authentication happens in the `hello` message.
+ */
+export function attachHranaWebSocket(server: Server, ctx: ServerContext): { close(): void } {
+  const sessions = new Set<WsSession>();
+  let closing = false;
+
+  const wss = new WebSocketServer({
+    noServer: true,
+    maxPayload: MAX_PAYLOAD,
+    perMessageDeflate: false,
+    handleProtocols: (protocols) => chooseSubprotocol(protocols)?.name ?? false,
+  });
+  wss.on('headers', (headers) => headers.push('server: sqld-hrana-upgrade'));
+
+  const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
+    socket.on('error', () => socket.destroy());
+    ctx.touch();
+    if (pathOf(req.url) !== '/') {
+      refuse(socket, 404, '');
+      return;
+    }
+    const sub = chooseSubprotocol(offeredSubprotocols(req));
+    if (!sub) {
+      refuse(socket, 400, UNSUPPORTED_SUBPROTOCOL, ['server: sqld-hrana-upgrade']);
+      return;
+    }
+    let namespace: string;
+    try {
+      namespace = namespaceFromHeaders(ctx, req.headers);
+    } catch {
+      refuse(socket, 503, UPGRADE_FAILED);
+      return;
+    }
+    if (closing) {
+      refuse(socket, 503, UPGRADE_FAILED);
+      return;
+    }
+    wss.handleUpgrade(req, socket, head, (ws) => {
+      const session = new WsSession(ws, ctx, sub.version, namespace);
+      if (closing) {
+        session.shutdown();
+        return;
+      }
+      sessions.add(session);
+      ws.on('close', () => sessions.delete(session));
+    });
+  };
+  server.on('upgrade', onUpgrade);
+
+  return {
+    close() {
+      if (closing) return;
+      closing = true;
+      for (const session of sessions) session.shutdown();
+      sessions.clear();
+      wss.close();
+    },
+  };
 }

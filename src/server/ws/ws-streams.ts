@@ -1,0 +1,279 @@
+import { NotFoundError } from '../../errors.js';
+import type { NamespaceDb } from '../../engine/namespace-db.js';
+import type { Principal } from '../auth/permissions.js';
+import type { ServerContext } from '../context.js';
+import { HranaError, ProtocolError } from '../hrana/errors.js';
+import type { CursorEntry, HranaVersion } from '../hrana/protocol.js';
+import { SqlStore } from '../hrana/sql-store.js';
+import { HranaStream, type StreamContext } from '../hrana/stream.js';
+import type { WsRequest } from './ws-messages.js';
+
+type Obj = Record<string, unknown>;
+export type WsResponse = Obj & { type: string };
+
+/** sqld keeps at most 150 SQL texts per WebSocket connection, without a size cap. */
+const WS_SQL_STORE = { maxCount: 150, maxBytes: null };
+
+interface OpenCursor {
+  readonly entries: AsyncGenerator<CursorEntry>;
+  /** The first entry, produced when the cursor was opened (so protocol errors surface there). */
+  pending: IteratorResult<CursorEntry> | null;
+  done: boolean;
+}
+
+/** One Hrana stream of the connection: its jobs run strictly in order on a promise chain. */
+interface WsStream {
+  readonly id: number;
+  stream: HranaStream | null;
+  release: (() => void) | null;
+  queue: Promise<unknown>;
+  /** Id of the cursor opened on this stream (set when the request arrives). */
+  cursorId: number | null;
+  /** The cursor itself (set when the open_cursor job ran). */
+  cursor: OpenCursor | null;
+  closed: boolean;
+}
+
+function isObject(v: unknown): v is Obj {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+function requireVersion(version: HranaVersion, min: HranaVersion, what: string): void {
+  if (version < min) throw new ProtocolError(`${what} is only supported in protocol version hrana${min} and higher`);
+}
+
+const noop = (): void => {};
+
+/**
+ * The streams, cursors and stored SQL texts of one authenticated WebSocket connection. Requests are
+ * dispatched synchronously in arrival order (state changes and protocol checks happen at once);
+ * the work itself is queued on the target stream, so different streams run concurrently.
+ */
+export class WsStreams {
+  private readonly streams = new Map<number, WsStream>();
+  /** cursor id → stream id */
+  private readonly cursors = new Map<number, number>();
+  private readonly store = new SqlStore(WS_SQL_STORE);
+  private closed = false;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    private readonly version: HranaVersion,
+    private readonly namespace: string,
+    private readonly db: NamespaceDb,
+  ) {}
+
+  /**
+   * Starts a request. Throws synchronously for errors detected on arrival; the returned promise
+   * settles when the request's job on its stream finished.
+   */
+  dispatch(req: WsRequest, principal: Principal): Promise<WsResponse> {
+    const sctx: StreamContext = {
+      version: this.version,
+      allowWrite: principal.canWrite(this.namespace),
+      maxResponseBytes: this.ctx.config.limits.maxResponseBytes,
+    };
+    switch (req.type) {
+      case 'open_stream':
+        return this.openStream(req.stream_id, principal);
+      case 'close_stream':
+        return this.closeStream(req.stream_id);
+      case 'execute': {
+        const stmt = this.freezeStmt(req.stmt);
+        return this.run(req.stream_id, async (s) => ({ type: 'execute', result: await s.execute(stmt, sctx) }));
+      }
+      case 'batch': {
+        const batch = this.freezeBatch(req.batch);
+        return this.run(req.stream_id, async (s) => ({ type: 'batch', result: await s.batch(batch, sctx) }));
+      }
+      case 'sequence': {
+        requireVersion(this.version, 2, 'The `sequence` request');
+        const sql = this.store.resolve(req);
+        return this.run(req.stream_id, async (s) => {
+          await s.sequence({ sql }, sctx);
+          return { type: 'sequence' };
+        });
+      }
+      case 'describe': {
+        requireVersion(this.version, 2, 'The `describe` request');
+        const sql = this.store.resolve(req);
+        return this.run(req.stream_id, (s) => Promise.resolve({ type: 'describe', result: s.describe({ sql }) }));
+      }
+      case 'store_sql':
+        requireVersion(this.version, 2, 'The `store_sql` request');
+        this.store.store(req.sql_id, req.sql);
+        return Promise.resolve({ type: 'store_sql' });
+      case 'close_sql':
+        requireVersion(this.version, 2, 'The `close_sql` request');
+        this.store.close(req.sql_id);
+        return Promise.resolve({ type: 'close_sql' });
+      case 'open_cursor':
+        requireVersion(this.version, 3, 'The `open_cursor` request');
+        return this.openCursor(req.stream_id, req.cursor_id, this.freezeBatch(req.batch), sctx);
+      case 'close_cursor':
+        requireVersion(this.version, 3, 'The `close_cursor` request');
+        return this.closeCursor(req.cursor_id);
+      case 'fetch_cursor':
+        requireVersion(this.version, 3, 'The `fetch_cursor` request');
+        return this.fetchCursor(req.cursor_id, req.max_count);
+      case 'get_autocommit':
+        requireVersion(this.version, 3, 'The `get_autocommit` request');
+        return this.run(req.stream_id, (s) => Promise.resolve({ type: 'get_autocommit', is_autocommit: s.isAutocommit }));
+    }
+  }
+
+  /** Closes every stream (rolling back open transactions) and gives their slots back. */
+  closeAll(): void {
+    this.closed = true;
+    for (const st of this.streams.values()) this.destroy(st);
+    this.streams.clear();
+    this.cursors.clear();
+  }
+
+  private openStream(id: number, principal: Principal): Promise<WsResponse> {
+    if (this.streams.has(id)) throw new ProtocolError(`Stream ${id} already exists`);
+    const st: WsStream = { id, stream: null, release: null, queue: Promise.resolve(), cursorId: null, cursor: null, closed: false };
+    this.streams.set(id, st);
+    return this.enqueue(st, async () => {
+      if (!principal.canRead(this.namespace)) {
+        throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${this.namespace}\` doesn't exist`);
+      }
+      const release = await this.ctx.slots.acquire();
+      if (st.closed) {
+        release();
+        throw new HranaError('STREAM_NOT_OPEN', `Stream ${id} has failed to open`);
+      }
+      try {
+        st.stream = new HranaStream(this.db, this.store);
+      } catch (err) {
+        release();
+        throw err;
+      }
+      st.release = release;
+      return { type: 'open_stream' };
+    });
+  }
+
+  private closeStream(id: number): Promise<WsResponse> {
+    const st = this.getStream(id);
+    this.streams.delete(id);
+    if (st.cursorId !== null) this.cursors.delete(st.cursorId);
+    return this.enqueue(st, () => {
+      this.destroy(st);
+      return Promise.resolve({ type: 'close_stream' });
+    });
+  }
+
+  private openCursor(streamId: number, cursorId: number, batch: Obj, sctx: StreamContext): Promise<WsResponse> {
+    const st = this.getStream(streamId);
+    if (st.cursorId !== null) throw new ProtocolError(`Stream ${streamId} already has an open cursor`);
+    if (this.cursors.has(cursorId)) throw new ProtocolError(`Cursor ${cursorId} already exists`);
+    this.cursors.set(cursorId, streamId);
+    st.cursorId = cursorId;
+    return this.enqueue(st, async () => {
+      const entries = this.opened(st).cursor(batch, sctx);
+      const cursor: OpenCursor = { entries, pending: null, done: false };
+      st.cursor = cursor;
+      cursor.pending = await entries.next();
+      return { type: 'open_cursor' };
+    });
+  }
+
+  private closeCursor(cursorId: number): Promise<WsResponse> {
+    const st = this.cursorStream(cursorId);
+    this.cursors.delete(cursorId);
+    st.cursorId = null;
+    return this.enqueue(st, async () => {
+      const cursor = st.cursor;
+      st.cursor = null;
+      if (cursor) await cursor.entries.return(undefined);
+      return { type: 'close_cursor' };
+    });
+  }
+
+  private fetchCursor(cursorId: number, maxCount: number): Promise<WsResponse> {
+    const st = this.cursorStream(cursorId);
+    const maxBytes = this.ctx.config.limits.maxResponseBytes / 8;
+    return this.enqueue(st, async () => {
+      const cursor = st.cursor;
+      if (!cursor) throw new HranaError('CURSOR_NOT_OPEN', `Cursor ${cursorId} has failed to open`);
+      const entries: CursorEntry[] = [];
+      let size = 0;
+      while (!cursor.done && entries.length < maxCount && size < maxBytes) {
+        const next = cursor.pending ?? (await cursor.entries.next());
+        cursor.pending = null;
+        if (next.done === true) {
+          cursor.done = true;
+          break;
+        }
+        entries.push(next.value);
+        size += JSON.stringify(next.value).length;
+      }
+      return { type: 'fetch_cursor', entries, done: cursor.done };
+    });
+  }
+
+  private getStream(id: number): WsStream {
+    const st = this.streams.get(id);
+    if (!st) throw new ProtocolError(`Stream ${id} not found`);
+    return st;
+  }
+
+  private cursorStream(cursorId: number): WsStream {
+    const streamId = this.cursors.get(cursorId);
+    if (streamId === undefined) throw new ProtocolError(`Cursor ${cursorId} not found`);
+    return this.getStream(streamId);
+  }
+
+  /** The stream's connection, or STREAM_NOT_OPEN when opening it failed. */
+  private opened(st: WsStream): HranaStream {
+    if (!st.stream) throw new HranaError('STREAM_NOT_OPEN', `Stream ${st.id} has failed to open`);
+    return st.stream;
+  }
+
+  private run(id: number, job: (s: HranaStream) => Promise<WsResponse>): Promise<WsResponse> {
+    const st = this.getStream(id);
+    return this.enqueue(st, () => job(this.opened(st)));
+  }
+
+  private enqueue(st: WsStream, job: () => Promise<WsResponse>): Promise<WsResponse> {
+    const result = st.queue.then(() => {
+      if (this.closed) throw new HranaError('STREAM_NOT_OPEN', `Stream ${st.id} has been closed`);
+      return job();
+    });
+    st.queue = result.then(noop, noop);
+    return result;
+  }
+
+  private destroy(st: WsStream): void {
+    if (st.closed) return;
+    st.closed = true;
+    const cursor = st.cursor;
+    st.cursor = null;
+    if (cursor) cursor.entries.return(undefined).catch(noop);
+    try {
+      st.stream?.close();
+    } finally {
+      st.release?.();
+      st.release = null;
+    }
+  }
+
+  /**
+   * Resolves `sql_id` when the request arrives (as sqld does), so a later `close_sql` cannot pull
+   * the text from under a request still waiting in its stream's queue.
+   */
+  private freezeStmt(stmt: unknown): unknown {
+    if (!isObject(stmt) || stmt.sql_id === undefined || stmt.sql_id === null) return stmt;
+    requireVersion(this.version, 2, 'The `sql_id` field');
+    const sql = this.store.resolve(stmt);
+    const { sql_id: _sqlId, ...rest } = stmt;
+    return { ...rest, sql };
+  }
+
+  private freezeBatch(batch: Obj): Obj {
+    if (!Array.isArray(batch.steps)) return batch;
+    const steps: unknown[] = batch.steps;
+    return { ...batch, steps: steps.map((step) => (isObject(step) ? { ...step, stmt: this.freezeStmt(step.stmt) } : step)) };
+  }
+}
