@@ -9,7 +9,10 @@ import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type 
 /** What a connection needs from its namespace database. */
 export interface ConnectionHost {
   readonly name: string;
-  readonly dbFile: string;
+  /** A SQLite handle from the namespace's idle pool, or a new one. */
+  takeHandle(): SqliteHandle;
+  /** Gives a handle back (in autocommit) for the next connection. */
+  returnHandle(handle: SqliteHandle): void;
   acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void>;
   releaseWriteLock(holder: LockHolder): void;
   holdsWriteLock(holder: LockHolder): boolean;
@@ -28,28 +31,79 @@ export interface ExecOptions {
   signal?: AbortSignal;
 }
 
-interface Prepared {
+export interface Prepared {
   stmt: Database.Statement;
   info: SplitStmt;
   columns: SqlColumn[] | null;
   isInsert: boolean;
   params: SqlParam[];
+  /** Running it may change connection state (pragmas, attached or temp objects): don't pool the handle. */
+  taints: boolean;
 }
+
+const TAINTING_KINDS = new Set(['pragma', 'attach', 'detach', 'other']);
+const TEMP_RE = /\btemp(?:orary)?\b/i;
 
 const CACHE_SIZE = 64;
 const INSERT_RE = /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:insert|replace)\b/i;
 
-/** Opens a server-side SQLite connection with the settings every connection must have. */
-export function openSqlite(file: string, readonly = false): Database.Database {
-  const db = new Database(file, { timeout: 0, readonly });
-  db.pragma('busy_timeout = 0');
-  if (!readonly) {
-    db.pragma('journal_mode = WAL');
-    db.pragma('wal_autocheckpoint = 0');
-    db.pragma('synchronous = NORMAL');
-  }
+/**
+ * Opens a server-side SQLite connection with the settings every connection must have
+ * (`timeout: 0` is busy_timeout = 0: the engine's write lock does the waiting, never SQLite).
+ */
+export function openSqlite(file: string, opts: { setJournalMode: boolean } = { setJournalMode: true }): Database.Database {
+  const db = new Database(file, { timeout: 0 });
+  // journal_mode is stored in the file: the maintenance connection sets it once per namespace.
+  if (opts.setJournalMode) db.pragma('journal_mode = WAL');
+  db.pragma('wal_autocheckpoint = 0');
+  db.pragma('synchronous = NORMAL');
   db.defaultSafeIntegers(true);
   return db;
+}
+
+/**
+ * A physical SQLite connection with its prepared-statement cache. Handles outlive the logical
+ * SqlConnections that borrow them: opening a connection per request costs more than the query.
+ */
+export class SqliteHandle {
+  readonly cache = new Map<string, Prepared>();
+  /** Set once a statement may have changed per-connection state; such a handle is closed, not reused. */
+  dirty = false;
+
+  constructor(readonly sqlite: Database.Database) {}
+
+  /** Prepares (or finds in the cache) a statement with its classification and parameters. */
+  prepare(sql: string): Prepared {
+    const hit = this.cache.get(sql);
+    if (hit) {
+      this.cache.delete(sql);
+      this.cache.set(sql, hit);
+      return hit;
+    }
+    const info = classifyStatement(sql);
+    const text = info.kind === 'begin' && info.beginMode === 'readonly' ? 'BEGIN DEFERRED' : sql;
+    let stmt: Database.Statement;
+    try {
+      stmt = this.sqlite.prepare(text);
+    } catch (err) {
+      throw toSqlError(err, 'prepare');
+    }
+    if (stmt.reader) stmt.raw(true);
+    const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
+    const taints = TAINTING_KINDS.has(info.kind) || (info.kind === 'ddl' && TEMP_RE.test(sql));
+    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints };
+    this.cache.set(sql, p);
+    if (this.cache.size > CACHE_SIZE) {
+      const oldest = this.cache.keys().next().value;
+      if (oldest !== undefined) this.cache.delete(oldest);
+    }
+    return p;
+  }
+
+  close(): void {
+    this.cache.clear();
+    this.sqlite.close();
+  }
 }
 
 /**
@@ -57,14 +111,15 @@ export function openSqlite(file: string, readonly = false): Database.Database {
  * namespace's async write lock; the lock is kept until the connection is back in autocommit.
  */
 export class SqlConnection implements LockHolder {
+  private readonly handle: SqliteHandle;
   private readonly sqlite: Database.Database;
-  private readonly cache = new Map<string, Prepared>();
   private readonlyTxn = false;
   private timedOut = false;
   private closed = false;
 
   constructor(private readonly host: ConnectionHost) {
-    this.sqlite = openSqlite(host.dbFile);
+    this.handle = host.takeHandle();
+    this.sqlite = this.handle.sqlite;
   }
 
   get isAutocommit(): boolean {
@@ -112,6 +167,7 @@ export class SqlConnection implements LockHolder {
   async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
     if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
     const p = this.prepare(sql);
+    if (p.taints) this.handle.dirty = true;
     const bound = bindArgs(p.params, args, p.info.kind === 'explain');
     const writes = !p.stmt.readonly;
     if (writes && !opts.allowWrite) {
@@ -148,9 +204,8 @@ export class SqlConnection implements LockHolder {
       // closing anyway
     }
     this.host.releaseWriteLock(this);
-    this.cache.clear();
-    this.sqlite.close();
     this.host.onConnectionClosed(this);
+    this.host.returnHandle(this.handle);
   }
 
   /** After each statement: a finished write transaction is captured, then the lock is released. */
@@ -213,30 +268,9 @@ export class SqlConnection implements LockHolder {
   }
 
   private prepare(sql: string): Prepared {
-    const hit = this.cache.get(sql);
-    if (hit) {
-      this.cache.delete(sql);
-      this.cache.set(sql, hit);
-      return hit;
-    }
-    const info = classifyStatement(sql);
-    const text = info.kind === 'begin' && info.beginMode === 'readonly' ? 'BEGIN DEFERRED' : sql;
-    let stmt: Database.Statement;
-    try {
-      stmt = this.sqlite.prepare(text);
-    } catch (err) {
-      throw toSqlError(err, 'prepare');
-    }
-    if (stmt.reader) stmt.raw(true);
-    const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
-    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql) };
-    this.cache.set(sql, p);
-    if (this.cache.size > CACHE_SIZE) {
-      const oldest = this.cache.keys().next().value;
-      if (oldest !== undefined) this.cache.delete(oldest);
-    }
-    return p;
+    return this.handle.prepare(sql);
   }
+
 }
 
 /** Parameter names by index (null for a bare `?`), as Hrana's describe reports them. */

@@ -1,10 +1,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import type Database from 'better-sqlite3';
-import { openSqlite, SqlConnection, type ConnectionHost } from './connection.js';
+import { openSqlite, SqlConnection, SqliteHandle, type ConnectionHost } from './connection.js';
 import { FrameCapture, type CaptureOptions } from './log/frame-capture.js';
 import { PAGE_SIZE } from './wal/frame.js';
 import { WriteLock, type LockHolder } from './write-lock.js';
+
+/** Idle SQLite connections kept per namespace for reuse. */
+const MAX_IDLE_HANDLES = 32;
 
 export interface NamespaceDbOptions {
   /** `<db-path>/dbs/<namespace>` */
@@ -25,6 +28,7 @@ export class NamespaceDb implements ConnectionHost {
   readonly dbFile: string;
   private readonly lock: WriteLock;
   private readonly connections = new Set<SqlConnection>();
+  private readonly idle: SqliteHandle[] = [];
   private main: Database.Database | null = null;
   private capture: FrameCapture | null = null;
   private closed = false;
@@ -61,6 +65,15 @@ export class NamespaceDb implements ConnectionHost {
   /** The frame capture (replication log, checkpoints) of a primary namespace. */
   get frames(): FrameCapture | null {
     return this.capture;
+  }
+
+  takeHandle(): SqliteHandle {
+    return this.idle.pop() ?? new SqliteHandle(openSqlite(this.dbFile, { setJournalMode: false }));
+  }
+
+  returnHandle(handle: SqliteHandle): void {
+    if (this.closed || handle.dirty || this.idle.length >= MAX_IDLE_HANDLES || handle.sqlite.inTransaction) handle.close();
+    else this.idle.push(handle);
   }
 
   connect(): SqlConnection {
@@ -112,6 +125,7 @@ export class NamespaceDb implements ConnectionHost {
     this.closed = true;
     this.lock.close(new Error(`namespace ${this.name} is closing`));
     for (const conn of [...this.connections]) conn.close();
+    for (const handle of this.idle.splice(0)) handle.close();
     try {
       this.capture?.close();
     } finally {

@@ -46,7 +46,9 @@ function tryContinue(dir: string, walPath: string, log: ReplicationLog, state: C
   let i = 0;
   while (i < transactions.length && seen < captured) seen += BigInt(transactions[i++]!.frames.length);
   if (seen !== captured) return 'WAL and log do not meet at a transaction boundary';
-  if (captured > 0n) {
+  // Safety net: the last captured WAL frame must be the log's last frame (unless compaction moved it
+  // into a snapshot, where only the newest page images are kept).
+  if (captured > 0n && log.nextFrameNo - 1n >= log.startFrameNo) {
     const lastWal = transactions[i - 1]!.frames.at(-1)!;
     const [lastLog] = log.readFrames(log.nextFrameNo - 1n, 1);
     if (!lastLog || lastLog.pageNo !== lastWal.pageNo || !lastLog.page.equals(lastWal.page)) return 'WAL content differs from the log';
@@ -99,7 +101,13 @@ export function recoverLog(dir: string, walPath: string, main: Database.Database
     warn(`namespace ${policy.namespace}: replication log is corrupt (${err.message}); starting a new log from the database`);
   }
   if (log) {
-    const outcome = tryContinue(dir, walPath, log, readCaptureState(dir));
+    let outcome: RecoveredLog | string;
+    try {
+      outcome = tryContinue(dir, walPath, log, readCaptureState(dir));
+    } catch (err) {
+      log.close();
+      throw err;
+    }
     if (typeof outcome !== 'string') return outcome;
     warn(`namespace ${policy.namespace}: cannot continue the replication log (${outcome}); starting a new log from the database`);
     log.close();

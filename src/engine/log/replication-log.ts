@@ -89,9 +89,14 @@ export class ReplicationLog {
     return this.file.nextFrameNo;
   }
 
-  /** frame_no of the last frame of the last committed transaction, null for an empty log. */
+  /**
+   * frame_no of the last frame of the last committed transaction; null only when nothing was ever
+   * logged (a log emptied by compaction still continues from `startFrameNo - 1`).
+   */
   get replicationIndex(): bigint | null {
-    return this.file.lastCommittedFrameNo;
+    const last = this.file.lastCommittedFrameNo;
+    if (last !== null) return last;
+    return this.file.startFrameNo > 0n ? this.file.startFrameNo - 1n : null;
   }
 
   /**

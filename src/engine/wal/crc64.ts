@@ -56,6 +56,7 @@ export function reverseBits64(value: bigint): bigint {
  * Slicing-by-8 tables: SLICE_x[k * 256 + n] is the register after byte n followed by k zero bytes.
  * Eight bytes are folded per step with sixteen 32-bit lookups instead of eight rounds of shifts.
  */
+const LITTLE_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
 const SLICE_LO = new Uint32Array(8 * 256);
 const SLICE_HI = new Uint32Array(8 * 256);
 
@@ -80,11 +81,13 @@ function update(hiIn: number, loIn: number, data: Uint8Array): [number, number] 
   let lo = loIn;
   const n = data.length;
   const words = n >>> 3;
-  const view = new DataView(data.buffer, data.byteOffset, n);
   let i = 0;
+  const aligned = LITTLE_ENDIAN && data.byteOffset % 4 === 0;
+  const u32 = aligned ? new Uint32Array(data.buffer, data.byteOffset, words * 2) : null;
+  const view = aligned ? null : new DataView(data.buffer, data.byteOffset, n);
   for (let w = 0; w < words; w++, i += 8) {
-    const a = (lo ^ view.getUint32(i, true)) >>> 0;
-    const b = (hi ^ view.getUint32(i + 4, true)) >>> 0;
+    const a = (lo ^ (u32 ? u32[2 * w]! : view!.getUint32(i, true))) >>> 0;
+    const b = (hi ^ (u32 ? u32[2 * w + 1]! : view!.getUint32(i + 4, true))) >>> 0;
     lo =
       SLICE_LO[7 * 256 + (a & 0xff)]! ^
       SLICE_LO[6 * 256 + ((a >>> 8) & 0xff)]! ^

@@ -33,6 +33,8 @@ export interface WalFrame {
   page: Buffer;
 }
 
+const NATIVE_BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
+
 /**
  * SQLite's WAL checksum: for each pair of 32-bit words (x0, x1) of `data`,
  * s0 += x0 + s1; s1 += x1 + s0 (mod 2^32), starting from `seed` (0, 0 for the header).
@@ -41,10 +43,19 @@ export interface WalFrame {
  */
 export function walChecksum(data: Uint8Array, bigEndian: boolean, seed: WalChecksum = [0, 0]): [number, number] {
   if (data.length % 8 !== 0) throw new RangeError(`WAL checksum input must be a multiple of 8 bytes, got ${data.length}`);
-  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
-  const little = !bigEndian;
   let s0 = seed[0] >>> 0;
   let s1 = seed[1] >>> 0;
+  if (bigEndian === NATIVE_BIG_ENDIAN && data.byteOffset % 4 === 0) {
+    // Words in the machine's byte order (what SQLite writes locally): read them without a DataView.
+    const words = new Uint32Array(data.buffer, data.byteOffset, data.byteLength >>> 2);
+    for (let i = 0; i < words.length; i += 2) {
+      s0 = (s0 + words[i]! + s1) >>> 0;
+      s1 = (s1 + words[i + 1]! + s0) >>> 0;
+    }
+    return [s0, s1];
+  }
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const little = !bigEndian;
   for (let i = 0; i < data.length; i += 8) {
     s0 = (s0 + view.getUint32(i, little) + s1) >>> 0;
     s1 = (s1 + view.getUint32(i + 4, little) + s0) >>> 0;

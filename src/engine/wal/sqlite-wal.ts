@@ -83,6 +83,8 @@ export class WalReader {
   readonly walPath: string;
   #state: WalReaderState;
   #fd: number | null = null;
+  /** Read buffer reused across calls (pages are copied out of it). */
+  #chunk: Buffer | null = null;
 
   constructor(walPath: string, state?: WalReaderState) {
     this.walPath = walPath;
@@ -107,6 +109,12 @@ export class WalReader {
    */
   readCommitted(): WalReadResult {
     let fd = this.#fd;
+    if (fd !== null && this.#state.generation !== null) {
+      // Fast path (after every commit): frames that verify against the known generation's salts
+      // and running checksum cannot belong to a restarted or recreated WAL: no header, no stat.
+      const transactions = this.#scan(fd, Number.MAX_SAFE_INTEGER);
+      if (transactions.length > 0) return { transactions, restarted: false };
+    }
     if (fd !== null && fstatSync(fd).nlink === 0) {
       this.close();
       fd = null;
@@ -176,7 +184,8 @@ export class WalReader {
     let checksum: WalChecksum = this.#state.checksum;
     const available = Math.floor((size - pos) / frameSize);
     if (available <= 0) return transactions;
-    const chunk = Buffer.allocUnsafe(frameSize * Math.min(CHUNK_FRAMES, available));
+    if (this.#chunk === null || this.#chunk.length !== frameSize * CHUNK_FRAMES) this.#chunk = Buffer.allocUnsafe(frameSize * CHUNK_FRAMES);
+    const chunk = this.#chunk;
 
     scan: while (pos + frameSize <= size) {
       const want = Math.min(CHUNK_FRAMES, Math.floor((size - pos) / frameSize)) * frameSize;
@@ -204,6 +213,7 @@ export class WalReader {
           this.#state.checksum = checksum;
         }
       }
+      if (got < want) break;
     }
     return transactions;
   }

@@ -20,6 +20,11 @@ import {
   type WallogHeader,
 } from './wallog-header.js';
 
+/** Deferred appends are written out once this many bytes of frames are held back. */
+const WRITE_BEHIND_BYTES = 1 << 20;
+/** How far the file is grown ahead of the last frame written. */
+const PREALLOCATE_BYTES = 8 << 20;
+
 export interface WallogCreateOptions {
   logId: string;
   startFrameNo: bigint;
@@ -49,6 +54,11 @@ export class WallogFile {
   #readOnly: boolean;
   #closed = false;
   #headerDirty = false;
+  #pending: Buffer[] = [];
+  #pendingBytes = 0;
+  #pendingFrom = 0n;
+  /** File size as grown ahead of the frames (0 = unknown: grow on the next write). */
+  #allocatedTo = 0;
 
   private constructor(path: string, fd: number, header: WallogHeader, lastChecksum: bigint, readOnly: boolean, tail: number) {
     this.path = path;
@@ -161,12 +171,21 @@ export class WallogFile {
       checksum = crc64Chain(checksum, f.page);
       encodeFrame({ frameNo: firstFrameNo + BigInt(i), checksum, pageNo: f.pageNo, sizeAfter: f.sizeAfter, page: f.page }, buf, i * FRAME_SIZE);
     });
-    writeFully(this.#fd, buf, frameOffset(this.#header.frameCount));
-    if (durable) fsyncSync(this.#fd);
+    if (options.deferHeader) {
+      // Write-behind: frames are kept until flushHeader() (or until enough piled up); readers flush.
+      if (this.#pending.length === 0) this.#pendingFrom = this.#header.frameCount;
+      this.#pending.push(buf);
+      this.#pendingBytes += buf.length;
+    } else {
+      this.#flushFrames();
+      this.#writeFrames(buf, frameOffset(this.#header.frameCount));
+      if (durable) fsyncSync(this.#fd);
+    }
     const header: WallogHeader = { ...this.#header, frameCount: this.#header.frameCount + BigInt(frames.length) };
     this.#header = header;
     if (options.deferHeader) {
       this.#headerDirty = true;
+      if (this.#pendingBytes >= WRITE_BEHIND_BYTES) this.#flushFrames();
     } else {
       writeFully(this.#fd, encodeWallogHeader(header), 0);
       this.#headerDirty = false;
@@ -183,6 +202,7 @@ export class WallogFile {
    */
   readFrames(fromFrameNo: bigint, maxCount: number): Frame[] {
     this.#checkOpen();
+    this.#flushFrames();
     if (fromFrameNo < this.startFrameNo) {
       throw new RangeError(`frame ${fromFrameNo} precedes the log start ${this.startFrameNo}`);
     }
@@ -222,6 +242,7 @@ export class WallogFile {
    */
   flushHeader(): void {
     this.#checkOpen();
+    this.#flushFrames();
     if (!this.#headerDirty) return;
     writeFully(this.#fd, encodeWallogHeader(this.#header), 0);
     this.#headerDirty = false;
@@ -237,9 +258,36 @@ export class WallogFile {
 
   close(): void {
     if (this.#closed) return;
-    if (!this.#readOnly) this.flushHeader();
+    if (!this.#readOnly) {
+      this.flushHeader();
+      const end = frameOffset(this.#header.frameCount);
+      if (this.#allocatedTo > end) ftruncateSync(this.#fd, end);
+    }
     this.#closed = true;
     closeSync(this.#fd);
+  }
+
+  /** Writes frames held back by a deferred append (never the header: that is the commit point). */
+  #flushFrames(): void {
+    if (this.#pending.length === 0) return;
+    const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
+    this.#pending = [];
+    this.#pendingBytes = 0;
+    this.#writeFrames(data, frameOffset(this.#pendingFrom));
+  }
+
+  /**
+   * Writes frame bytes, growing the file ahead in large steps first: extending a file's size on
+   * every small append costs far more than the write itself. Bytes past `frame_count` are garbage
+   * by definition (cut at open, trimmed at close).
+   */
+  #writeFrames(data: Buffer, position: number): void {
+    const end = position + data.length;
+    if (end > this.#allocatedTo) {
+      this.#allocatedTo = end + PREALLOCATE_BYTES;
+      ftruncateSync(this.#fd, this.#allocatedTo);
+    }
+    writeFully(this.#fd, data, position);
   }
 
   #checkOpen(): void {

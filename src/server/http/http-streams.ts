@@ -21,6 +21,7 @@ export interface HttpStreamEntry {
  */
 export class HttpStreams {
   private readonly key = randomBytes(32);
+  private nextId = randomBytes(8).readBigUInt64BE() >> 2n;
   private readonly live = new Map<bigint, HttpStreamEntry>();
   private readonly expired = new Map<bigint, number>();
   private readonly sweeper: NodeJS.Timeout;
@@ -36,9 +37,9 @@ export class HttpStreams {
 
   /** Registers a new stream, already marked busy for the request that created it. */
   add(stream: HranaStream, namespace: string, release: () => void): HttpStreamEntry {
-    let id = randomBytes(8).readBigUInt64BE();
-    while (this.live.has(id)) id = randomBytes(8).readBigUInt64BE();
-    const entry: HttpStreamEntry = { id, stream, namespace, seq: randomBytes(8).readBigUInt64BE() >> 1n, busy: true, lastUsed: Date.now(), release };
+    // Ids need not be secret: the HMAC makes batons unforgeable, and ids never repeat in a process.
+    const id = this.nextId++;
+    const entry: HttpStreamEntry = { id, stream, namespace, seq: 0n, busy: true, lastUsed: Date.now(), release };
     this.live.set(id, entry);
     return entry;
   }

@@ -1,0 +1,108 @@
+import { spawn } from 'node:child_process';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** One request variant; autocannon cycles through the variants on every connection. */
+export interface LoadRequest {
+  method: 'GET' | 'POST';
+  path: string;
+  body?: string;
+  headers?: Record<string, string>;
+}
+
+/** What `bench/load.ts` takes as its single JSON argument. */
+export interface LoadOptions {
+  /** Origin only, e.g. `http://127.0.0.1:8080`. */
+  url: string;
+  connections: number;
+  durationS: number;
+  requests: LoadRequest[];
+  /** A 2xx response whose body contains this string counts as a mismatch (e.g. a Hrana error result). */
+  rejectBodyContaining?: string;
+}
+
+/** What `bench/load.ts` prints (one JSON line on stdout). */
+export interface LoadSummary {
+  durationS: number;
+  /** Completed requests (any status). */
+  completed: number;
+  requestsPerSec: number;
+  latencyMeanMs: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  non2xx: number;
+  errors: number;
+  timeouts: number;
+  mismatches: number;
+  statusCodes: Record<string, number>;
+}
+
+const HERE = path.dirname(fileURLToPath(import.meta.url));
+const REPO = path.resolve(HERE, '..');
+const LOAD_SCRIPT = path.join(HERE, 'load.ts');
+
+function isSummary(v: unknown): v is LoadSummary {
+  if (typeof v !== 'object' || v === null) return false;
+  const o = v as Record<string, unknown>;
+  return ['durationS', 'completed', 'requestsPerSec', 'latencyP50Ms', 'latencyP99Ms', 'non2xx', 'errors', 'timeouts', 'mismatches'].every(
+    (k) => typeof o[k] === 'number',
+  );
+}
+
+/**
+ * Runs autocannon in a separate Node process (so the load generator never shares an event loop with
+ * the server under test) and returns its summary. Rejects when the child fails or outlives its time.
+ */
+export function runLoad(opts: LoadOptions, onCleanup: (fn: () => void) => () => void): Promise<LoadSummary> {
+  return new Promise<LoadSummary>((resolve, reject) => {
+    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_SCRIPT, JSON.stringify(opts)], {
+      cwd: REPO,
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
+    });
+    const kill = (): void => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    };
+    const unregister = onCleanup(kill);
+    const limit = setTimeout(kill, (opts.durationS + 60) * 1000);
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
+    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
+    child.on('error', (err) => {
+      clearTimeout(limit);
+      unregister();
+      reject(err);
+    });
+    child.on('close', (code, signal) => {
+      clearTimeout(limit);
+      unregister();
+      if (code !== 0) {
+        reject(new Error(`load generator exited with ${signal ?? `code ${String(code)}`}\n${stderr.trim()}`));
+        return;
+      }
+      const line = stdout.trim().split('\n').pop() ?? '';
+      let parsed: unknown;
+      try {
+        parsed = JSON.parse(line) as unknown;
+      } catch {
+        reject(new Error(`load generator printed no JSON result:\n${stdout}\n${stderr}`));
+        return;
+      }
+      if (!isSummary(parsed)) {
+        reject(new Error(`load generator printed an unexpected result: ${line}`));
+        return;
+      }
+      resolve(parsed);
+    });
+  });
+}
+
+/** Throws unless every request completed with a 2xx status and an accepted body. */
+export function assertAllOk(label: string, s: LoadSummary): void {
+  const problems: string[] = [];
+  if (s.completed === 0) problems.push('no request completed');
+  if (s.non2xx !== 0) problems.push(`${s.non2xx} non-2xx responses (status codes: ${JSON.stringify(s.statusCodes)})`);
+  if (s.errors !== 0) problems.push(`${s.errors} errors (${s.timeouts} timeouts)`);
+  if (s.mismatches !== 0) problems.push(`${s.mismatches} responses with an unexpected body`);
+  if (problems.length > 0) throw new Error(`${label}: ${problems.join('; ')}`);
+}

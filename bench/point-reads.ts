@@ -1,0 +1,246 @@
+/**
+ * Point reads through Hrana over HTTP: requests/s of `POST /v2/pipeline` (execute a primary-key
+ * SELECT + close) against the real server, relative to a bare fastify app that parses the same body
+ * and answers a canned pipeline result of the same shape and size. Both servers run in this process;
+ * the load comes from a separate autocannon process.
+ */
+import path from 'node:path';
+import Fastify, { type FastifyInstance } from 'fastify';
+import type { AddressInfo } from 'node:net';
+import { resolveServeConfig, type ServeFlags } from '../src/config/serve-config.js';
+import { startServer } from '../src/server/server.js';
+import { assertAllOk, runLoad, type LoadRequest, type LoadSummary } from './load-runner.js';
+import type { Benchmark, BenchOptions, BenchResult } from './types.js';
+import { benchTempDir, bracketed, bracketMean, fmtNumber, mean, postJson } from './util.js';
+
+const ROWS = 10_000;
+/** Distinct request bodies autocannon cycles through (ids spread over the table). */
+const VARIANTS = 128;
+const TARGET = 0.5;
+const SELECT_SQL = 'SELECT id, v FROM kv WHERE id = ?';
+
+const FLAGS: Omit<ServeFlags, 'db-path'> = {
+  'http-listen-addr': '127.0.0.1:0',
+  'max-response-size': '10MB',
+  'max-total-response-size': '32MB',
+  'max-concurrent-connections': 128,
+  'max-concurrent-requests': 128,
+  'shutdown-timeout': 5,
+  'no-welcome': true,
+};
+
+interface Target {
+  label: 'server' | 'baseline';
+  url: string;
+  close(): Promise<void>;
+}
+
+function valueOf(id: number): string {
+  return `value-${String(id).padStart(6, '0')}`;
+}
+
+/** Deterministic ids spread over 1..ROWS (a multiplicative hash of the index). */
+function variantIds(): number[] {
+  return Array.from({ length: VARIANTS }, (_, i) => ((i * 7919 + 17) % ROWS) + 1);
+}
+
+function readBody(id: number): string {
+  return JSON.stringify({
+    baton: null,
+    requests: [{ type: 'execute', stmt: { sql: SELECT_SQL, args: [{ type: 'integer', value: String(id) }] } }, { type: 'close' }],
+  });
+}
+
+/** The canned answer of the baseline: what the real server returns for one row (same keys, same size). */
+function cannedResult(id: string): unknown {
+  return {
+    baton: null,
+    base_url: null,
+    results: [
+      {
+        type: 'ok',
+        response: {
+          type: 'execute',
+          result: {
+            cols: [
+              { name: 'id', decltype: 'INTEGER' },
+              { name: 'v', decltype: 'TEXT' },
+            ],
+            rows: [
+              [
+                { type: 'integer', value: id },
+                { type: 'text', value: valueOf(Number(id)) },
+              ],
+            ],
+            affected_row_count: 0,
+            last_insert_rowid: null,
+            replication_index: null,
+            rows_read: 1,
+            rows_written: 0,
+            query_duration_ms: 0.012,
+          },
+        },
+      },
+      { type: 'ok', response: { type: 'close' } },
+    ],
+  };
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
+
+/** The id argument of the first statement of a pipeline body, or "0" when the body has another shape. */
+function firstArgValue(body: unknown): string {
+  if (!isRecord(body) || !Array.isArray(body.requests)) return '0';
+  const first: unknown = body.requests[0];
+  if (!isRecord(first) || !isRecord(first.stmt) || !Array.isArray(first.stmt.args)) return '0';
+  const arg: unknown = first.stmt.args[0];
+  return isRecord(arg) && typeof arg.value === 'string' ? arg.value : '0';
+}
+
+/** A bare fastify app with the same raw-body handling as the user app and one canned pipeline route. */
+async function startBaseline(): Promise<Target> {
+  const app: FastifyInstance = Fastify({ logger: false });
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  app.post('/v2/pipeline', async (request, reply) => {
+    const raw = request.body;
+    const body = JSON.parse(Buffer.isBuffer(raw) ? raw.toString('utf8') : '') as unknown;
+    return reply.type('application/json').send(JSON.stringify(cannedResult(firstArgValue(body))));
+  });
+  await app.listen({ host: '127.0.0.1', port: 0 });
+  const { port } = app.server.address() as AddressInfo;
+  return { label: 'baseline', url: `http://127.0.0.1:${port}`, close: () => app.close() };
+}
+
+async function startRealServer(dbPath: string): Promise<Target> {
+  const server = await startServer(await resolveServeConfig({ ...FLAGS, 'db-path': dbPath }, {}));
+  return { label: 'server', url: `http://127.0.0.1:${server.httpAddress.port}`, close: () => server.close() };
+}
+
+function pipelineResults(answer: unknown): Record<string, unknown>[] {
+  if (!isRecord(answer) || !Array.isArray(answer.results)) throw new Error(`unexpected pipeline answer: ${JSON.stringify(answer)}`);
+  const results = answer.results as unknown[];
+  for (const r of results) {
+    if (!isRecord(r) || r.type !== 'ok') throw new Error(`pipeline request failed: ${JSON.stringify(r)}`);
+  }
+  return results as Record<string, unknown>[];
+}
+
+async function seed(url: string): Promise<void> {
+  const answer = await postJson(`${url}/v2/pipeline`, {
+    baton: null,
+    requests: [
+      { type: 'execute', stmt: { sql: 'CREATE TABLE kv(id INTEGER PRIMARY KEY, v TEXT)' } },
+      {
+        type: 'execute',
+        stmt: {
+          sql: `WITH RECURSIVE n(x) AS (SELECT 1 UNION ALL SELECT x + 1 FROM n WHERE x < ${ROWS}) INSERT INTO kv(id, v) SELECT x, printf('value-%06d', x) FROM n`,
+        },
+      },
+      { type: 'close' },
+    ],
+  });
+  pipelineResults(answer);
+}
+
+/** Both targets must answer a sample request with the expected row before any load is applied. */
+async function checkAnswer(target: Target, id: number): Promise<void> {
+  const answer = await postJson(`${target.url}/v2/pipeline`, JSON.parse(readBody(id)) as unknown);
+  const [first] = pipelineResults(answer);
+  const text = JSON.stringify(first);
+  if (!text.includes(`"value":"${id}"`) || !text.includes(`"value":"${valueOf(id)}"`)) {
+    throw new Error(`${target.label}: unexpected answer for id ${id}: ${text}`);
+  }
+}
+
+/** A load run plus the CPU time this process (where both servers live) spent per completed request. */
+interface Measured extends LoadSummary {
+  cpuUsPerRequest: number;
+}
+
+async function load(target: Target, durationS: number, opts: BenchOptions): Promise<Measured> {
+  const requests: LoadRequest[] = variantIds().map((id) => ({ method: 'POST', path: '/v2/pipeline', body: readBody(id) }));
+  const cpu = process.cpuUsage();
+  const summary = await runLoad(
+    { url: target.url, connections: opts.connections, durationS, requests, rejectBodyContaining: '"type":"error"' },
+    opts.onCleanup,
+  );
+  const used = process.cpuUsage(cpu);
+  assertAllOk(`${target.label} (${durationS}s)`, summary);
+  return { ...summary, cpuUsPerRequest: (used.user + used.system) / summary.completed };
+}
+
+function describe(label: string, s: Measured): string {
+  return (
+    `${label.padEnd(8)} ${fmtNumber(s.requestsPerSec).padStart(8)} req/s  p50 ${fmtNumber(s.latencyP50Ms, 2)} ms  p99 ${fmtNumber(s.latencyP99Ms, 2)} ms  ` +
+    `cpu ${fmtNumber(s.cpuUsPerRequest, 1)} µs/req  (${s.completed} requests in ${s.durationS}s)`
+  );
+}
+
+async function run(opts: BenchOptions): Promise<BenchResult> {
+  const tmp = benchTempDir(opts, 'point-reads');
+  const targets: Target[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const t of targets.splice(0)) await t.close();
+  };
+  const unregister = opts.onCleanup(closeAll);
+  try {
+    const server = await startRealServer(path.join(tmp.dir, 'data.sqld'));
+    targets.push(server);
+    const baseline = await startBaseline();
+    targets.push(baseline);
+    await seed(server.url);
+    for (const t of targets) await checkAnswer(t, 4242);
+    opts.log(`  seeded ${ROWS} rows; ${VARIANTS} request variants, ${opts.connections} connections`);
+
+    for (const t of [baseline, server]) {
+      opts.log(`  warm-up ${t.label} (${opts.warmupS}s)`);
+      await load(t, opts.warmupS, opts);
+    }
+    const measure = async (t: Target): Promise<Measured> => {
+      const m = await load(t, opts.durationS, opts);
+      opts.log(`  ${describe(t.label, m)}`);
+      return m;
+    };
+    const { baselines, subjects } = await bracketed(
+      opts.rounds,
+      () => measure(baseline),
+      () => measure(server),
+    );
+    const serverAvg = (pick: (s: Measured) => number): number => mean(subjects.map(pick));
+    const baseAvg = (pick: (s: Measured) => number): number => bracketMean(baselines.map(pick));
+    const value = serverAvg((s) => s.requestsPerSec);
+    const base = baseAvg((s) => s.requestsPerSec);
+    const lat = (avg: (pick: (s: Measured) => number) => number): string =>
+      `p50 ${fmtNumber(avg((s) => s.latencyP50Ms), 2)} ms, p99 ${fmtNumber(avg((s) => s.latencyP99Ms), 2)} ms, mean ${fmtNumber(avg((s) => s.latencyMeanMs), 2)} ms`;
+    const serverCpu = serverAvg((s) => s.cpuUsPerRequest);
+    const baseCpu = baseAvg((s) => s.cpuUsPerRequest);
+    return {
+      name: 'point-reads',
+      unit: 'req/s',
+      value,
+      baseline: base,
+      ratio: value / base,
+      target: TARGET,
+      comparison: '>=',
+      details: [
+        `server   latency: ${lat(serverAvg)} (mean of ${subjects.length} runs of ${opts.durationS}s)`,
+        `baseline latency: ${lat(baseAvg)} (${baselines.length} runs bracketing the server runs)`,
+        `server-process CPU per request: server ${fmtNumber(serverCpu, 1)} µs, baseline ${fmtNumber(baseCpu, 1)} µs ` +
+          `(baseline/server ${fmtNumber(baseCpu / serverCpu, 3)}; less sensitive to machine load than req/s)`,
+      ],
+    };
+  } finally {
+    unregister();
+    await closeAll();
+    tmp.remove();
+  }
+}
+
+export const pointReads: Benchmark = {
+  name: 'point-reads',
+  description: 'Hrana HTTP pipeline point SELECT vs. a bare fastify app answering a canned result (req/s)',
+  run,
+};

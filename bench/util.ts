@@ -1,0 +1,58 @@
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type { BenchOptions } from './types.js';
+
+/** A fresh temp directory, removed on cleanup (also when the run is interrupted). */
+export function benchTempDir(opts: BenchOptions, prefix: string): { dir: string; remove(): void } {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), `libsqlctl-bench-${prefix}-`));
+  const remove = (): void => fs.rmSync(dir, { recursive: true, force: true });
+  const unregister = opts.onCleanup(remove);
+  return {
+    dir,
+    remove: () => {
+      unregister();
+      remove();
+    },
+  };
+}
+
+export function mean(xs: number[]): number {
+  return xs.length === 0 ? 0 : xs.reduce((a, b) => a + b, 0) / xs.length;
+}
+
+export function fmtNumber(n: number, digits = 0): string {
+  return n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+}
+
+/** POSTs JSON and returns the parsed answer; throws on a non-2xx status. */
+export async function postJson(url: string, body: unknown): Promise<unknown> {
+  const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
+  const text = await res.text();
+  if (!res.ok) throw new Error(`POST ${url}: HTTP ${res.status}: ${text}`);
+  return JSON.parse(text) as unknown;
+}
+
+/**
+ * Runs `baseline, subject, baseline, subject, …, baseline` (`rounds` subject runs, each bracketed by
+ * baseline runs) so that drift of a shared machine hits both sides alike.
+ */
+export async function bracketed<M>(rounds: number, baseline: () => Promise<M>, subject: () => Promise<M>): Promise<{ baselines: M[]; subjects: M[] }> {
+  const baselines: M[] = [await baseline()];
+  const subjects: M[] = [];
+  for (let r = 0; r < rounds; r++) {
+    subjects.push(await subject());
+    baselines.push(await baseline());
+  }
+  return { baselines, subjects };
+}
+
+/**
+ * The baseline averaged over the bracketing runs: each subject run is compared with the mean of the
+ * runs just before and after it (trapezoid weights ½, 1, …, 1, ½), which cancels linear drift.
+ */
+export function bracketMean(xs: number[]): number {
+  if (xs.length < 2) return mean(xs);
+  const inner = xs.slice(1, -1).reduce((a, b) => a + b, 0);
+  return (inner + ((xs[0] ?? 0) + (xs[xs.length - 1] ?? 0)) / 2) / (xs.length - 1);
+}
