@@ -160,9 +160,9 @@ export class FrameCapture implements LockHolder {
   private capture(): void {
     const saved = this.reader.state;
     try {
-      const { transactions } = this.reader.readCommitted();
+      const { transactions } = this.reader.readCommitted({ copyPages: false });
       if (transactions.length === 0) return;
-      const gen = this.reader.state.generation!;
+      const gen = this.reader.salts!;
       if (!this.generation || this.generation.salt1 !== gen.salt1 || this.generation.salt2 !== gen.salt2) {
         writeCaptureState(this.host.dir, { logId: this.log.logId, salt1: gen.salt1, salt2: gen.salt2, genStartFrameNo: this.log.nextFrameNo });
         this.generation = { salt1: gen.salt1, salt2: gen.salt2 };
@@ -177,7 +177,7 @@ export class FrameCapture implements LockHolder {
   }
 
   private walBytes(): number {
-    return this.reader.state.offset;
+    return this.reader.offset;
   }
 
   private periodic(): void {

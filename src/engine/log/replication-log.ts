@@ -200,6 +200,7 @@ export class ReplicationLog {
   }
 
   private wake(): void {
+    if (this.waiters.length === 0) return;
     const next = this.file.nextFrameNo;
     const ready = this.waiters.filter((w) => w.frameNo < next);
     if (ready.length === 0) return;

@@ -116,6 +116,15 @@ function update(hiIn: number, loIn: number, data: Uint8Array): [number, number] 
 }
 
 /**
+ * The chained checksum on 32-bit halves (hot path of the log writer: no bigint per frame):
+ * `prev` and the result are [high, low] words of the u64.
+ */
+export function crc64ChainWords(prevHi: number, prevLo: number, data: Uint8Array): [number, number] {
+  const [hi, lo] = update(reverse32(prevLo), reverse32(prevHi), data);
+  return [(hi ^ 0xffff_ffff) >>> 0, (lo ^ 0xffff_ffff) >>> 0];
+}
+
+/**
  * The chained checksum of §6.8: the register starts at the bit-reverse of `prev` (the previous
  * frame's checksum, or the log's start checksum), runs over `data` and is xored with all ones.
  * With `prev` = 0xFFFF_FFFF_FFFF_FFFF this is exactly the standard CRC-64/GO-ISO.

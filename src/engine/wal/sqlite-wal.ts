@@ -85,6 +85,8 @@ export class WalReader {
   #fd: number | null = null;
   /** Read buffer reused across calls (pages are copied out of it). */
   #chunk: Buffer | null = null;
+  /** false: pages are views into the read buffer, valid only until the next call (capture copies them at once). */
+  #copyPages = true;
 
   constructor(walPath: string, state?: WalReaderState) {
     this.walPath = walPath;
@@ -94,6 +96,16 @@ export class WalReader {
   /** A copy of the resumable state. */
   get state(): WalReaderState {
     return copyState(this.#state);
+  }
+
+  /** Byte offset just past the last consumed commit frame (no copy, unlike `state`). */
+  get offset(): number {
+    return this.#state.offset;
+  }
+
+  /** The salts of the generation being read, or null (no copy, unlike `state`). */
+  get salts(): { salt1: number; salt2: number } | null {
+    return this.#state.generation;
   }
 
   /** Number of frames of the current generation consumed so far. */
@@ -107,7 +119,8 @@ export class WalReader {
    * Reads the committed transactions written since the previous call. The file stays open between
    * calls (capture runs after every commit); it is reopened if SQLite deleted and recreated it.
    */
-  readCommitted(): WalReadResult {
+  readCommitted(options: { copyPages?: boolean } = {}): WalReadResult {
+    this.#copyPages = options.copyPages ?? true;
     let fd = this.#fd;
     if (fd !== null && this.#state.generation !== null) {
       // Fast path (after every commit): frames that verify against the known generation's salts
@@ -185,7 +198,7 @@ export class WalReader {
     const available = Math.floor((size - pos) / frameSize);
     if (available <= 0) return transactions;
     if (this.#chunk === null || this.#chunk.length !== frameSize * CHUNK_FRAMES) this.#chunk = Buffer.allocUnsafe(frameSize * CHUNK_FRAMES);
-    const chunk = this.#chunk;
+    let chunk = this.#chunk;
 
     scan: while (pos + frameSize <= size) {
       const want = Math.min(CHUNK_FRAMES, Math.floor((size - pos) / frameSize)) * frameSize;
@@ -203,7 +216,7 @@ export class WalReader {
         pending.push({
           pageNo: chunk.readUInt32BE(at),
           sizeAfter,
-          page: Buffer.from(chunk.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize)),
+          page: this.#copyPages ? Buffer.from(chunk.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize)) : chunk.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize),
         });
         pos += frameSize;
         if (sizeAfter !== 0) {
@@ -214,6 +227,11 @@ export class WalReader {
         }
       }
       if (got < want) break;
+      // More to read: views into this buffer must stay valid, so later reads go to a fresh one.
+      if (!this.#copyPages) {
+        this.#chunk = Buffer.allocUnsafe(chunk.length);
+        chunk = this.#chunk;
+      }
     }
     return transactions;
   }

@@ -5,9 +5,9 @@
  * `frame_count` are a torn or rolled-back tail and are cut when the file is opened.
  */
 import { closeSync, fstatSync, fsyncSync, ftruncateSync, openSync } from 'node:fs';
-import { crc64Chain } from './crc64.js';
+import { crc64Chain, crc64ChainWords } from './crc64.js';
 import { WallogCorruptError } from './errors.js';
-import { decodeFrame, encodeFrame, FRAME_SIZE, PAGE_SIZE, type Frame, type PageFrame } from './frame.js';
+import { decodeFrame, FRAME_HEADER_SIZE, FRAME_SIZE, PAGE_SIZE, type Frame, type PageFrame } from './frame.js';
 import { fsyncDirOf, readFully, writeFully } from './fs-util.js';
 import { isUuid } from './log-id.js';
 import {
@@ -20,10 +20,8 @@ import {
   type WallogHeader,
 } from './wallog-header.js';
 
-/** Deferred appends are written out once this many bytes of frames are held back. */
-const WRITE_BEHIND_BYTES = 1 << 20;
-/** How far the file is grown ahead of the last frame written. */
-const PREALLOCATE_BYTES = 8 << 20;
+/** Appended frames are written out once this many bytes are held back (a whole number of frames). */
+const WRITE_BEHIND_BYTES = 256 * FRAME_SIZE;
 
 export interface WallogCreateOptions {
   logId: string;
@@ -54,11 +52,10 @@ export class WallogFile {
   #readOnly: boolean;
   #closed = false;
   #headerDirty = false;
-  #pending: Buffer[] = [];
-  #pendingBytes = 0;
-  #pendingFrom = 0n;
-  /** File size as grown ahead of the frames (0 = unknown: grow on the next write). */
-  #allocatedTo = 0;
+  /** Encoded frames not yet written, starting at frame index `#wbFrom`. */
+  #wb = Buffer.allocUnsafe(WRITE_BEHIND_BYTES);
+  #wbUsed = 0;
+  #wbFrom = 0n;
 
   private constructor(path: string, fd: number, header: WallogHeader, lastChecksum: bigint, readOnly: boolean, tail: number) {
     this.path = path;
@@ -164,34 +161,44 @@ export class WallogFile {
     if (last === undefined) throw new RangeError('a transaction needs at least one frame');
     if (last.sizeAfter === 0) throw new RangeError('the last frame of a transaction must have sizeAfter > 0');
     const firstFrameNo = this.nextFrameNo;
-    const buf = Buffer.allocUnsafe(frames.length * FRAME_SIZE);
-    let checksum = this.#lastChecksum;
-    frames.forEach((f, i) => {
+    for (const f of frames) {
       if (f.pageNo < 1) throw new RangeError(`invalid page number ${f.pageNo}`);
-      checksum = crc64Chain(checksum, f.page);
-      encodeFrame({ frameNo: firstFrameNo + BigInt(i), checksum, pageNo: f.pageNo, sizeAfter: f.sizeAfter, page: f.page }, buf, i * FRAME_SIZE);
-    });
-    if (options.deferHeader) {
-      // Write-behind: frames are kept until flushHeader() (or until enough piled up); readers flush.
-      if (this.#pending.length === 0) this.#pendingFrom = this.#header.frameCount;
-      this.#pending.push(buf);
-      this.#pendingBytes += buf.length;
-    } else {
-      this.#flushFrames();
-      this.#writeFrames(buf, frameOffset(this.#header.frameCount));
-      if (durable) fsyncSync(this.#fd);
+      if (f.page.length !== PAGE_SIZE) throw new RangeError(`page must be ${PAGE_SIZE} bytes, got ${f.page.length}`);
     }
-    const header: WallogHeader = { ...this.#header, frameCount: this.#header.frameCount + BigInt(frames.length) };
-    this.#header = header;
+    if (!options.deferHeader) this.#flushFrames();
+    let hi = Number(this.#lastChecksum >> 32n);
+    let lo = Number(this.#lastChecksum & 0xffff_ffffn);
+    let frameNo = Number(firstFrameNo);
+    let index = this.#header.frameCount;
+    for (const f of frames) {
+      // Frames are encoded straight into the write-behind buffer (flushed when full or on demand).
+      if (this.#wbUsed + FRAME_SIZE > this.#wb.length) this.#flushFrames();
+      if (this.#wbUsed === 0) this.#wbFrom = index;
+      [hi, lo] = crc64ChainWords(hi, lo, f.page);
+      const at = this.#wbUsed;
+      const wb = this.#wb;
+      wb.writeUInt32LE(frameNo % 0x1_0000_0000, at);
+      wb.writeUInt32LE(Math.floor(frameNo / 0x1_0000_0000), at + 4);
+      wb.writeUInt32LE(lo, at + 8);
+      wb.writeUInt32LE(hi, at + 12);
+      wb.writeUInt32LE(f.pageNo, at + 16);
+      wb.writeUInt32LE(f.sizeAfter, at + 20);
+      wb.set(f.page, at + FRAME_HEADER_SIZE);
+      this.#wbUsed += FRAME_SIZE;
+      frameNo += 1;
+      index += 1n;
+    }
+    this.#header = { ...this.#header, frameCount: index };
+    this.#lastChecksum = (BigInt(hi) << 32n) | BigInt(lo);
     if (options.deferHeader) {
       this.#headerDirty = true;
-      if (this.#pendingBytes >= WRITE_BEHIND_BYTES) this.#flushFrames();
     } else {
-      writeFully(this.#fd, encodeWallogHeader(header), 0);
+      this.#flushFrames();
+      if (durable) fsyncSync(this.#fd);
+      writeFully(this.#fd, encodeWallogHeader(this.#header), 0);
       this.#headerDirty = false;
       if (durable) fsyncSync(this.#fd);
     }
-    this.#lastChecksum = checksum;
     return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n };
   }
 
@@ -258,36 +265,16 @@ export class WallogFile {
 
   close(): void {
     if (this.#closed) return;
-    if (!this.#readOnly) {
-      this.flushHeader();
-      const end = frameOffset(this.#header.frameCount);
-      if (this.#allocatedTo > end) ftruncateSync(this.#fd, end);
-    }
+    if (!this.#readOnly) this.flushHeader();
     this.#closed = true;
     closeSync(this.#fd);
   }
 
-  /** Writes frames held back by a deferred append (never the header: that is the commit point). */
+  /** Writes frames held in the write-behind buffer (never the header: that is the commit point). */
   #flushFrames(): void {
-    if (this.#pending.length === 0) return;
-    const data = this.#pending.length === 1 ? this.#pending[0]! : Buffer.concat(this.#pending);
-    this.#pending = [];
-    this.#pendingBytes = 0;
-    this.#writeFrames(data, frameOffset(this.#pendingFrom));
-  }
-
-  /**
-   * Writes frame bytes, growing the file ahead in large steps first: extending a file's size on
-   * every small append costs far more than the write itself. Bytes past `frame_count` are garbage
-   * by definition (cut at open, trimmed at close).
-   */
-  #writeFrames(data: Buffer, position: number): void {
-    const end = position + data.length;
-    if (end > this.#allocatedTo) {
-      this.#allocatedTo = end + PREALLOCATE_BYTES;
-      ftruncateSync(this.#fd, this.#allocatedTo);
-    }
-    writeFully(this.#fd, data, position);
+    if (this.#wbUsed === 0) return;
+    writeFully(this.#fd, this.#wb.subarray(0, this.#wbUsed), frameOffset(this.#wbFrom));
+    this.#wbUsed = 0;
   }
 
   #checkOpen(): void {
