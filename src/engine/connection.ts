@@ -3,6 +3,7 @@ import { bindArgs } from './bind.js';
 import { classifyStatement, type SplitStmt } from './sql-split.js';
 import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
 import { findParameters, type SqlParam } from './sql-params.js';
+import { statementPolicyError } from './statement-policy.js';
 import type { LockHolder } from './write-lock.js';
 import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type SqlValue } from './values.js';
 
@@ -28,6 +29,8 @@ export interface ExecOptions {
   allowWrite: boolean;
   /** Response size limit for this statement's rows (bytes, estimated). */
   maxResponseBytes: number;
+  /** Engine-internal callers (maintenance, tests) may run what clients may not (VACUUM, pragmas). */
+  trusted?: boolean;
   signal?: AbortSignal;
 }
 
@@ -39,6 +42,8 @@ export interface Prepared {
   params: SqlParam[];
   /** Running it may change connection state (pragmas, attached or temp objects): don't pool the handle. */
   taints: boolean;
+  /** Why a client may not run it (sqld's statement classes), or null. */
+  refused: Error | null;
 }
 
 const TAINTING_KINDS = new Set(['pragma', 'attach', 'detach', 'other']);
@@ -91,7 +96,7 @@ export class SqliteHandle {
     if (stmt.reader) stmt.raw(true);
     const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
     const taints = TAINTING_KINDS.has(info.kind) || (info.kind === 'ddl' && TEMP_RE.test(sql));
-    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints };
+    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints, refused: statementPolicyError(info) };
     this.cache.set(sql, p);
     if (this.cache.size > CACHE_SIZE) {
       const oldest = this.cache.keys().next().value;
@@ -167,6 +172,7 @@ export class SqlConnection implements LockHolder {
   async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
     if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
     const p = this.prepare(sql);
+    if (p.refused && !opts.trusted) throw p.refused;
     if (p.taints) this.handle.dirty = true;
     const bound = bindArgs(p.params, args, p.info.kind === 'explain');
     const writes = !p.stmt.readonly;

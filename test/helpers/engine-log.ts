@@ -84,7 +84,7 @@ export function framesOf(ns: NamespaceDb): FrameCapture {
   return frames;
 }
 
-const EXEC_OPTS = { allowWrite: true, maxResponseBytes: 1e9 };
+const EXEC_OPTS = { allowWrite: true, maxResponseBytes: 1e9, trusted: true };
 
 /** Runs one statement with positional arguments. */
 export function run(conn: SqlConnection, sql: string, positional: SqlValue[] = []): Promise<ExecResult> {
