@@ -1,11 +1,11 @@
-import { Command } from '@oclif/core';
 import { resolveServeConfig } from '../config/serve-config.js';
 import { serveFlags } from '../config/serve-flags.js';
 import { readServeEnv } from '../config/env.js';
 import { startServer } from '../server/server.js';
+import { BaseCommand } from '../cli/base-command.js';
 import { welcomeBanner } from '../cli/welcome.js';
 
-export default class Serve extends Command {
+export default class Serve extends BaseCommand {
   static override description = 'Run a libSQL server (sqld-compatible): Hrana over HTTP and WebSocket, legacy HTTP API.';
 
   static override examples = ['<%= config.bin %> serve', '<%= config.bin %> serve --db-path ./data.sqld --http-listen-addr 127.0.0.1:8080'];

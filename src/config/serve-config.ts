@@ -1,7 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
-import { parseJwtKeys } from '../server/auth/jwt-keys.js';
+import { parseJwtKeys, type JwtKey } from '../server/auth/jwt-keys.js';
 import type { AuthConfig } from '../server/auth/strategy.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
 
@@ -69,6 +69,16 @@ export interface ServeEnv {
   SQLD_AUTH_JWT_KEY?: string | undefined;
 }
 
+/** Parses JWT keys, naming where they came from in the error. */
+async function keysFrom(text: string, source: string): Promise<JwtKey[]> {
+  try {
+    return await parseJwtKeys(text.trim());
+  } catch (err) {
+    if (!(err instanceof ConfigError)) throw err;
+    throw new ConfigError(err.code, `${source}: ${err.message}`, { cause: err, hint: 'Give an Ed25519 public key: PEM "PUBLIC KEY" blocks, or 32 raw bytes in URL-safe base64.' });
+  }
+}
+
 async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig> {
   const httpAuth = flags['http-auth'];
   if (httpAuth) {
@@ -86,9 +96,9 @@ async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig
     } catch (err) {
       throw new ConfigError('CONFIG_JWT_KEY', `--auth-jwt-key-file: cannot read ${keyFile}`, { cause: err });
     }
-    return { kind: 'jwt', keys: await parseJwtKeys(text.trim()) };
+    return { kind: 'jwt', keys: await keysFrom(text, `--auth-jwt-key-file ${keyFile}`) };
   }
-  if (env.SQLD_AUTH_JWT_KEY) return { kind: 'jwt', keys: await parseJwtKeys(env.SQLD_AUTH_JWT_KEY.trim()) };
+  if (env.SQLD_AUTH_JWT_KEY) return { kind: 'jwt', keys: await keysFrom(env.SQLD_AUTH_JWT_KEY, 'SQLD_AUTH_JWT_KEY') };
   return { kind: 'disabled' };
 }
 

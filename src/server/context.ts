@@ -15,4 +15,6 @@ export interface ServerContext {
   responses: ResponseBudget;
   /** Called on every request (idle-shutdown timer). */
   touch(): void;
+  /** True once shutdown began: responses then close their connection so keep-alive clients let go. */
+  isClosing(): boolean;
 }

@@ -1,5 +1,6 @@
 import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config/serve-config.js';
+import { LibsqlctlError } from '../errors.js';
 import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
 import { ConnectionSlots } from './admission.js';
 import { createAuthStrategy } from './auth/strategy.js';
@@ -39,6 +40,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
   if (!config.namespaces.enabled) namespaces.get(DEFAULT_NAMESPACE);
 
   let idleTimer: NodeJS.Timeout | null = null;
+  let closing: Promise<void> | null = null;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const ctx: ServerContext = {
@@ -53,6 +55,7 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     httpStreams: new HttpStreams(config.limits.streamExpiryMs),
     responses: new ResponseBudget(config.limits.maxTotalResponseBytes),
     touch: () => idleTimer?.refresh(),
+    isClosing: () => closing !== null,
   };
 
   const app = buildUserApp(ctx);
@@ -63,11 +66,14 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
     ws.close();
     ctx.httpStreams.closeAll();
     namespaces.close();
-    throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new LibsqlctlError('LISTEN_FAILED', `cannot listen on ${config.http.host}:${config.http.port}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, {
+      cause: err,
+      hint: 'Stop the other server on that address or pick another --http-listen-addr.',
+    });
   }
   const address = app.server.address() as AddressInfo;
 
-  let closing: Promise<void> | null = null;
   const close = (): Promise<void> => {
     closing ??= (async () => {
       if (idleTimer) clearTimeout(idleTimer);

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 /**
- * `libsqlctl serve` as a child process (crash tests): runs the compiled `bin/run.js` (dist/ is built
+ * `libsqlctl` as a child process (crash and CLI tests): runs the compiled `bin/run.js` (dist/ is built
  * by the global setup), on a loopback port chosen by the OS and read back from the welcome banner.
  */
 
@@ -17,10 +17,9 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
 }
 
-export interface ChildServer {
+/** `libsqlctl …` running as a child process. */
+export interface CliProcess {
   readonly pid: number;
-  /** `http://127.0.0.1:<port>` */
-  readonly url: string;
   /** Settles once the process exited and its stdout/stderr are closed. */
   readonly exited: Promise<ExitInfo>;
   /** Null while the process runs. */
@@ -29,9 +28,23 @@ export interface ChildServer {
   stderr(): string;
   /** Sends a signal; false when the process is already gone. */
   signal(sig: NodeJS.Signals): boolean;
+  /** Resolves with the first match of `re` in stdout; rejects when the process exits first or after `timeoutMs`. */
+  waitForStdout(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
 }
 
-const live = new Set<ChildServer>();
+export interface ChildServer extends CliProcess {
+  /** `http://127.0.0.1:<port>` */
+  readonly url: string;
+}
+
+export interface SpawnCliOptions {
+  /** Working directory (default: the repository root). */
+  cwd?: string;
+  /** Added to the environment (which never holds the caller's SQLD_* variables); undefined removes a variable. */
+  env?: Record<string, string | undefined>;
+}
+
+const live = new Set<CliProcess>();
 
 /** Rejects with `what` when `promise` does not settle within `ms` (a bound, not a sleep). */
 export async function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
@@ -53,70 +66,96 @@ function childEnv(): NodeJS.ProcessEnv {
   return env;
 }
 
-/**
- * Starts `libsqlctl serve --db-path <dbPath> --http-listen-addr 127.0.0.1:0 [args]` and resolves once
- * the banner names the port and `GET /health` answers 200. On failure the child is killed.
- */
-export async function startChildServer(dbPath: string, args: readonly string[] = []): Promise<ChildServer> {
-  const proc = spawn(process.execPath, [BIN, 'serve', '--db-path', dbPath, '--http-listen-addr', '127.0.0.1:0', ...args], {
-    cwd: ROOT,
-    env: childEnv(),
-    stdio: ['ignore', 'pipe', 'pipe'],
-  });
+/** Runs `node bin/run.js <args>`; the process is killed by killAllChildServers if still alive. */
+export function spawnCli(args: readonly string[], opts: SpawnCliOptions = {}): CliProcess {
+  const env = childEnv();
+  for (const [key, value] of Object.entries(opts.env ?? {})) {
+    if (value === undefined) delete env[key];
+    else env[key] = value;
+  }
+  const proc = spawn(process.execPath, [BIN, ...args], { cwd: opts.cwd ?? ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   let err = '';
   let exit: ExitInfo | null = null;
+  const outListeners = new Set<() => void>();
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
+  proc.stdout.on('data', (chunk: string) => {
+    out += chunk;
+    for (const listener of outListeners) listener();
+  });
   proc.stderr.on('data', (chunk: string) => (err += chunk));
+  const spawnError = new Promise<never>((_resolve, reject) => proc.on('error', reject));
+  spawnError.catch(() => undefined);
   const exited = new Promise<ExitInfo>((resolve) => {
     proc.on('close', (code, signal) => {
       exit = { code, signal };
       resolve(exit);
     });
   });
-  const port = new Promise<number>((resolve, reject) => {
-    proc.stdout.on('data', (chunk: string) => {
-      out += chunk;
-      const m = BANNER_RE.exec(out);
-      if (m?.[1] !== undefined) resolve(Number(m[1]));
-    });
-    proc.on('error', reject);
-    void exited.then((e) => reject(new Error(`server exited before listening (code ${e.code}, signal ${e.signal})\nstderr:\n${err}`)));
-  });
   const pid = proc.pid;
-  if (pid === undefined) throw new Error('spawn failed: no pid');
-  const child: ChildServer = {
+  if (pid === undefined) throw new Error(`spawn failed: no pid (${args.join(' ')})`);
+  const waitForStdout = (re: RegExp, timeoutMs = START_TIMEOUT_MS): Promise<RegExpExecArray> => {
+    let listener = (): void => undefined;
+    const found = new Promise<RegExpExecArray>((resolve) => {
+      listener = () => {
+        const m = re.exec(out);
+        if (m) resolve(m);
+      };
+      outListeners.add(listener);
+      listener();
+    });
+    const died = exited.then((e): never => {
+      throw new Error(`process exited (code ${e.code}, signal ${e.signal}) before stdout matched ${re}\nstdout:\n${out}\nstderr:\n${err}`);
+    });
+    return within(Promise.race([found, died, spawnError]), timeoutMs, `stdout to match ${re}; stderr:\n${err}`).finally(() => outListeners.delete(listener));
+  };
+  const child: CliProcess = {
     pid,
-    url: '',
     exited,
     exitInfo: () => exit,
     stdout: () => out,
     stderr: () => err,
     signal: (sig) => exit === null && proc.kill(sig),
+    waitForStdout,
   };
   live.add(child);
   void exited.then(() => live.delete(child));
+  return child;
+}
+
+/** Resolves with `http://<host>:<port>` once the welcome banner names the address. */
+export async function bannerUrl(child: CliProcess, timeoutMs = START_TIMEOUT_MS): Promise<string> {
+  const m = await child.waitForStdout(BANNER_RE, timeoutMs);
+  return `http://127.0.0.1:${m[1]}`;
+}
+
+/**
+ * Starts `libsqlctl serve --db-path <dbPath> --http-listen-addr 127.0.0.1:0 [args]` and resolves once
+ * the banner names the port and `GET /health` answers 200. On failure the child is killed.
+ */
+export async function startChildServer(dbPath: string, args: readonly string[] = []): Promise<ChildServer> {
+  const child = spawnCli(['serve', '--db-path', dbPath, '--http-listen-addr', '127.0.0.1:0', ...args]);
   try {
-    const url = `http://127.0.0.1:${await within(port, START_TIMEOUT_MS, `server start on ${dbPath}`)}`;
+    const url = await bannerUrl(child);
     const health = await fetch(`${url}/health`, { signal: AbortSignal.timeout(START_TIMEOUT_MS) });
     await health.arrayBuffer();
     if (health.status !== 200) throw new Error(`GET /health answered ${health.status}`);
     return { ...child, url };
   } catch (e) {
     await killChild(child);
-    throw new Error(`${e instanceof Error ? e.message : String(e)}\nstderr:\n${err}`, { cause: e });
+    throw new Error(`${e instanceof Error ? e.message : String(e)}\nstderr:\n${child.stderr()}`, { cause: e });
   }
 }
 
 /** SIGKILLs one child (if it still runs) and waits for it to be gone. */
-export async function killChild(child: ChildServer): Promise<ExitInfo> {
+export async function killChild(child: CliProcess): Promise<ExitInfo> {
   child.signal('SIGKILL');
   return within(child.exited, 10_000, `exit of server ${child.pid} after SIGKILL`);
 }
 
 /** SIGTERM, then waits (bounded) for the process to exit by itself. */
-export async function stopChild(child: ChildServer, timeoutMs = 15_000): Promise<ExitInfo> {
+export async function stopChild(child: CliProcess, timeoutMs = 15_000): Promise<ExitInfo> {
   child.signal('SIGTERM');
   return within(child.exited, timeoutMs, `exit of server ${child.pid} after SIGTERM`);
 }

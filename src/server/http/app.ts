@@ -2,10 +2,12 @@ import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { httpErrorAnswer } from './error-map.js';
 import { cursorRoutes } from './routes/cursor.js';
+import { dumpRoutes } from './routes/dump.js';
 import { hranaV1Routes } from './routes/hrana-v1.js';
 import { infoRoutes } from './routes/info.js';
 import { legacyRoutes } from './routes/legacy.js';
 import { pipelineRoutes } from './routes/pipeline.js';
+import { protobufRoutes } from './routes/protobuf.js';
 
 /** Request bodies up to this size are read (Hrana routes have no limit in sqld; we keep a sane one). */
 const BODY_LIMIT = 64 * 1024 * 1024;
@@ -22,6 +24,10 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     ctx.touch();
     done();
   });
+  app.addHook('onSend', (_req, reply, payload, done) => {
+    if (ctx.isClosing()) void reply.header('connection', 'close');
+    done(null, payload);
+  });
   app.setErrorHandler((err, _req, reply) => {
     const answer = httpErrorAnswer(err);
     // A Buffer keeps fastify from appending `; charset=utf-8`: hrana-client-ts reads error codes only
@@ -34,8 +40,10 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   infoRoutes(app);
   pipelineRoutes(app, ctx);
   cursorRoutes(app, ctx);
+  protobufRoutes(app, ctx);
   legacyRoutes(app, ctx);
   hranaV1Routes(app, ctx);
+  dumpRoutes(app, ctx);
   for (const register of extraRoutes) register(app);
   return app;
 }

@@ -4,19 +4,24 @@ import { WebSocketServer } from 'ws';
 import type { ServerContext } from '../context.js';
 import type { HranaVersion } from '../hrana/protocol.js';
 import { namespaceFromHeaders } from '../session.js';
+import { jsonCodec, protobufCodec, type WsCodec } from './ws-codec.js';
 import { WsSession } from './ws-session.js';
 
 /** Largest client message accepted (bigger ones close the connection with 1009). */
 const MAX_PAYLOAD = 64 * 1024 * 1024;
 
-/**
- * The subprotocols this server speaks, in its order of preference. `hrana3-protobuf` is not
- * implemented, so it is never chosen, although sqld's refusal text still names it.
- */
-const SUBPROTOCOLS: readonly { name: string; version: HranaVersion }[] = [
-  { name: 'hrana3', version: 3 },
-  { name: 'hrana2', version: 2 },
-  { name: 'hrana1', version: 1 },
+interface Subprotocol {
+  name: string | null;
+  version: HranaVersion;
+  codec: WsCodec;
+}
+
+/** The subprotocols this server speaks, in its order of preference (sqld's). */
+const SUBPROTOCOLS: readonly (Subprotocol & { name: string })[] = [
+  { name: 'hrana3-protobuf', version: 3, codec: protobufCodec },
+  { name: 'hrana3', version: 3, codec: jsonCodec },
+  { name: 'hrana2', version: 2, codec: jsonCodec },
+  { name: 'hrana1', version: 1, codec: jsonCodec },
 ];
 
 const UNSUPPORTED_SUBPROTOCOL = 'Only these WebSocket subprotocols are supported: hrana3-protobuf hrana3 hrana2 hrana1';
@@ -26,8 +31,8 @@ const UPGRADE_FAILED = 'sqld was not able to process the HTTP upgrade';
  * Picks by the server's preference (case-insensitive). `undefined` (no header) means hrana1; null
  * means nothing acceptable was offered.
  */
-export function chooseSubprotocol(offered: Iterable<string> | undefined): { name: string | null; version: HranaVersion } | null {
-  if (offered === undefined) return { name: null, version: 1 };
+export function chooseSubprotocol(offered: Iterable<string> | undefined): Subprotocol | null {
+  if (offered === undefined) return { name: null, version: 1, codec: jsonCodec };
   const names = [...offered].map((p) => p.trim().toLowerCase());
   for (const sub of SUBPROTOCOLS) if (names.includes(sub.name)) return sub;
   return null;
@@ -97,7 +102,7 @@ export function attachHranaWebSocket(server: Server, ctx: ServerContext): { clos
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = new WsSession(ws, ctx, sub.version, namespace);
+      const session = new WsSession(ws, ctx, sub.version, namespace, sub.codec);
       if (closing) {
         session.shutdown();
         return;

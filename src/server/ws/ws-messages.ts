@@ -5,8 +5,11 @@ import { LibsqlctlError } from '../../errors.js';
  * (sqld's serde deserialization failure). The connection closes with 1007 (invalid payload).
  */
 export class WsDecodeError extends LibsqlctlError {
-  constructor(detail: string) {
-    super('WS_DECODE_ERROR', `Cannot deserialize client message from JSON: ${detail}`);
+  constructor(
+    readonly detail: string,
+    encoding: 'JSON' | 'Protobuf' = 'JSON',
+  ) {
+    super('WS_DECODE_ERROR', `Cannot deserialize client message from ${encoding}: ${detail}`);
   }
 }
 
@@ -119,6 +122,11 @@ export function decodeClientMsg(text: string): ClientMsg {
   } catch (err) {
     throw new WsDecodeError(err instanceof Error ? err.message : String(err));
   }
+  return checkClientMsg(msg);
+}
+
+/** Checks a client message in JSON shape (parsed from JSON or decoded from protobuf). */
+export function checkClientMsg(msg: unknown): ClientMsg {
   if (!isObject(msg)) throw new WsDecodeError('expected a JSON object');
   switch (msg.type) {
     case 'hello':

@@ -7,7 +7,9 @@ import type { ServerContext } from '../context.js';
 import { asStatementError, ProtocolError } from '../hrana/errors.js';
 import type { HranaVersion } from '../hrana/protocol.js';
 import { ThrottledError } from '../admission.js';
-import { decodeClientMsg, WsDecodeError, type ClientMsg, type WsRequest } from './ws-messages.js';
+import type { WsServerMsg } from '../hrana/protobuf/shapes.js';
+import type { WsCodec } from './ws-codec.js';
+import { WsDecodeError, type ClientMsg, type WsRequest } from './ws-messages.js';
 import { WsStreams, type WsResponse } from './ws-streams.js';
 
 /** WebSocket close codes used by sqld's Hrana server. */
@@ -28,10 +30,10 @@ function closeReason(text: string): string {
   return `${out}...`;
 }
 
-function asText(data: RawData): string {
-  if (Buffer.isBuffer(data)) return data.toString('utf8');
-  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
-  return Buffer.from(data).toString('utf8');
+function asBuffer(data: RawData): Buffer {
+  if (Buffer.isBuffer(data)) return data;
+  if (Array.isArray(data)) return Buffer.concat(data);
+  return Buffer.from(data);
 }
 
 /** Errors that end the connection, with the close code and reason they map to. */
@@ -60,6 +62,7 @@ export class WsSession {
     private readonly ctx: ServerContext,
     readonly version: HranaVersion,
     private readonly namespace: string,
+    private readonly codec: WsCodec,
   ) {
     ws.on('message', (data, isBinary) => this.onMessage(data, isBinary));
     ws.on('close', () => this.cleanup());
@@ -77,15 +80,15 @@ export class WsSession {
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.ended) return;
     this.ctx.touch();
-    if (isBinary) {
-      this.end(CloseCode.unsupported, 'Received a binary WebSocket message, which is not supported with JSON encoding');
+    if (isBinary !== this.codec.binaryFrames) {
+      this.end(CloseCode.unsupported, this.codec.wrongFrameReason);
       return;
     }
-    const text = asText(data);
+    const frame = asBuffer(data);
     this.intake = this.intake.then(async () => {
       if (this.ended) return;
       try {
-        await this.handle(decodeClientMsg(text));
+        await this.handle(this.codec.decode(frame));
       } catch (err) {
         this.fail(err);
       }
@@ -140,22 +143,22 @@ export class WsSession {
   /** Sends a response, counted against `--max-total-response-size` until it has been written. */
   private respond(requestId: number, response: WsResponse): void {
     if (this.ended) return;
-    const text = JSON.stringify({ type: 'response_ok', request_id: requestId, response });
+    const payload = this.codec.encode({ type: 'response_ok', request_id: requestId, response });
     let release: () => void;
     try {
-      release = this.ctx.responses.reserve(text.length);
+      release = this.ctx.responses.reserve(payload.length);
     } catch (err) {
       const error = asStatementError(err);
       if (!error) throw err;
       this.send({ type: 'response_error', request_id: requestId, error });
       return;
     }
-    this.ws.send(text, () => release());
+    this.ws.send(payload, () => release());
   }
 
-  private send(msg: Record<string, unknown>): void {
+  private send(msg: WsServerMsg): void {
     if (this.ended || this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(JSON.stringify(msg));
+    this.ws.send(this.codec.encode(msg));
   }
 
   private fail(err: unknown): void {

@@ -6,10 +6,11 @@ import { HranaError, ProtocolError } from '../hrana/errors.js';
 import type { CursorEntry, HranaVersion } from '../hrana/protocol.js';
 import { SqlStore } from '../hrana/sql-store.js';
 import { HranaStream, type StreamContext } from '../hrana/stream.js';
+import type { WsResponse } from '../hrana/protobuf/shapes.js';
 import type { WsRequest } from './ws-messages.js';
 
 type Obj = Record<string, unknown>;
-export type WsResponse = Obj & { type: string };
+export type { WsResponse } from '../hrana/protobuf/shapes.js';
 
 /** sqld keeps at most 150 SQL texts per WebSocket connection, without a size cap. */
 const WS_SQL_STORE = { maxCount: 150, maxBytes: null };

@@ -1,6 +1,7 @@
 import type { FastifyInstance } from 'fastify';
 import type { ServerContext } from '../../context.js';
 import { asStatementError, ProtocolError } from '../../hrana/errors.js';
+import type { HttpStreamResponse, HttpStreamResult } from '../../hrana/protobuf/shapes.js';
 import type { HranaVersion } from '../../hrana/protocol.js';
 import { SqlStore } from '../../hrana/sql-store.js';
 import { HranaStream, type StreamContext } from '../../hrana/stream.js';
@@ -33,7 +34,7 @@ export async function openOrTakeStream(ctx: ServerContext, session: Session, bat
   return entry;
 }
 
-async function handleRequest(entry: HttpStreamEntry, req: unknown, sctx: StreamContext): Promise<Record<string, unknown>> {
+async function handleRequest(entry: HttpStreamEntry, req: unknown, sctx: StreamContext): Promise<HttpStreamResponse> {
   if (!isObject(req)) throw new ProtocolError('Cannot deserialize client message: request must be an object');
   const stream = entry.stream;
   if (stream.isClosed) throw new ProtocolError('Received a request on a closed stream');
@@ -65,8 +66,8 @@ async function handleRequest(entry: HttpStreamEntry, req: unknown, sctx: StreamC
 }
 
 /** Runs a pipeline on a stream; a non-statement error destroys the stream and aborts the request. */
-export async function runPipeline(ctx: ServerContext, entry: HttpStreamEntry, requests: unknown[], sctx: StreamContext): Promise<unknown[]> {
-  const results: unknown[] = [];
+export async function runPipeline(ctx: ServerContext, entry: HttpStreamEntry, requests: unknown[], sctx: StreamContext): Promise<HttpStreamResult[]> {
+  const results: HttpStreamResult[] = [];
   try {
     for (const req of requests) {
       try {
