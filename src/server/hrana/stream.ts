@@ -97,8 +97,12 @@ export class HranaStream {
     };
   }
 
-  /** Runs a batch as a cursor, producing entries step by step (Hrana 3 cursors). */
-  async *cursor(batch: unknown, ctx: StreamContext): AsyncGenerator<CursorEntry> {
+  /**
+   * Runs a batch as a cursor, producing entries step by step (Hrana 3 cursors). sqld ends a cursor
+   * with its own `replication_index` entry; `trailingReplicationIndex: false` leaves it out for
+   * transports whose clients reject entries they do not know (see docs/ARCHITECTURE.md).
+   */
+  async *cursor(batch: unknown, ctx: StreamContext, opts: { trailingReplicationIndex?: boolean } = {}): AsyncGenerator<CursorEntry> {
     const steps = this.checkBatch(batch, ctx);
     try {
       this.checkTimedOut();
@@ -134,6 +138,7 @@ export class HranaStream {
       for (const row of res.rows) yield { type: 'row', row };
       yield { type: 'step_end', affected_row_count: res.affected_row_count, last_insert_rowid: r.lastInsertRowid === null ? null : Number(r.lastInsertRowid) };
     }
+    if (opts.trailingReplicationIndex === false) return;
     const index = this.db.replicationIndex();
     yield { type: 'replication_index', replication_index: index === null ? null : Number(index) };
   }

@@ -172,7 +172,8 @@ export class WsStreams {
     this.cursors.set(cursorId, streamId);
     st.cursorId = cursorId;
     return this.enqueue(st, async () => {
-      const entries = this.opened(st).cursor(batch, sctx);
+      // hrana-client-ts, the WebSocket client, rejects sqld's trailing replication_index entry.
+      const entries = this.opened(st).cursor(batch, sctx, { trailingReplicationIndex: false });
       const cursor: OpenCursor = { entries, pending: null, done: false };
       st.cursor = cursor;
       cursor.pending = await entries.next();

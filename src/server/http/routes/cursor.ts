@@ -11,12 +11,16 @@ import { openOrTakeStream, streamContext } from './pipeline.js';
 /** How a cursor body is framed: JSON lines (`/v3/cursor`) or length-delimited protobuf. */
 export interface CursorFraming {
   contentType: string;
+  /** Whether to end with sqld's `replication_index` entry (see HranaStream.cursor). */
+  trailingReplicationIndex: boolean;
   head(head: { baton: string | null; base_url: string | null }): string | Buffer;
   entry(entry: CursorEntry): string | Buffer;
 }
 
 const jsonLines: CursorFraming = {
   contentType: 'text/plain',
+  // `/v3/cursor` is what the libsql crate's remote connections use; they know sqld's entry.
+  trailingReplicationIndex: true,
   head: (head) => `${JSON.stringify(head)}\n`,
   entry: (entry) => `${JSON.stringify(entry)}\n`,
 };
@@ -50,7 +54,7 @@ async function* cursorChunks(ctx: ServerContext, entry: HttpStreamEntry, framing
  */
 export async function serveCursor(ctx: ServerContext, reply: FastifyReply, session: Session, baton: unknown, batch: unknown, framing: CursorFraming): Promise<FastifyReply> {
   const entry = await openOrTakeStream(ctx, session, baton);
-  const entries = entry.stream.cursor(batch, streamContext(ctx, session, 3));
+  const entries = entry.stream.cursor(batch, streamContext(ctx, session, 3), { trailingReplicationIndex: framing.trailingReplicationIndex });
   // The first step runs before the 200 head, so protocol errors in the batch still abort with 400.
   let first: IteratorResult<CursorEntry>;
   try {

@@ -11,6 +11,8 @@ const PROTOBUF = 'application/x-protobuf';
 
 const delimitedProtobuf: CursorFraming = {
   contentType: 'application/octet-stream',
+  // hrana-client-ts (the protobuf client) rejects an entry it does not know: leave sqld's out.
+  trailingReplicationIndex: false,
   head: encodeCursorRespBody,
   entry: encodeCursorEntryDelimited,
 };
