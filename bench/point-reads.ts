@@ -8,6 +8,7 @@ import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
 import { resolveServeConfig, type ServeFlags } from '../src/config/serve-config.js';
+import { serveFlagDefaults } from '../src/config/serve-flags.js';
 import { startServer } from '../src/server/server.js';
 import { assertAllOk, runLoad, type LoadRequest, type LoadSummary } from './load-runner.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
@@ -19,15 +20,7 @@ const VARIANTS = 128;
 const TARGET = 0.5;
 const SELECT_SQL = 'SELECT id, v FROM kv WHERE id = ?';
 
-const FLAGS: Omit<ServeFlags, 'db-path'> = {
-  'http-listen-addr': '127.0.0.1:0',
-  'max-response-size': '10MB',
-  'max-total-response-size': '32MB',
-  'max-concurrent-connections': 128,
-  'max-concurrent-requests': 128,
-  'shutdown-timeout': 5,
-  'no-welcome': true,
-};
+const FLAGS: Partial<ServeFlags> = { 'http-listen-addr': '127.0.0.1:0', 'shutdown-timeout': 5, 'no-welcome': true };
 
 interface Target {
   label: 'server' | 'baseline';
@@ -115,7 +108,7 @@ async function startBaseline(): Promise<Target> {
 }
 
 async function startRealServer(dbPath: string): Promise<Target> {
-  const server = await startServer(await resolveServeConfig({ ...FLAGS, 'db-path': dbPath }, {}));
+  const server = await startServer(await resolveServeConfig({ ...serveFlagDefaults(), ...FLAGS, 'db-path': dbPath }, {}));
   return { label: 'server', url: `http://127.0.0.1:${server.httpAddress.port}`, close: () => server.close() };
 }
 

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import type { ServeFlags } from './serve-config.js';
 
 /** `serve` flags: sqld's names, each falling back to sqld's environment variable. */
 export const serveFlags = {
@@ -22,3 +23,15 @@ export const serveFlags = {
   'idle-shutdown-timeout-s': Flags.integer({ env: 'SQLD_IDLE_SHUTDOWN_TIMEOUT_S', description: 'Shut down after this many seconds without requests.' }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
 };
+
+/**
+ * The flag values `serve` gets when nothing is given (the oclif defaults above), for callers that
+ * build a config without the CLI: tests, benchmarks.
+ */
+export function serveFlagDefaults(): ServeFlags {
+  const defaults: Record<string, unknown> = {};
+  for (const [name, flag] of Object.entries(serveFlags)) {
+    if (flag.default !== undefined) defaults[name] = flag.default;
+  }
+  return defaults as unknown as ServeFlags;
+}

@@ -1,7 +1,8 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveServeConfig, type ServeFlags } from '../../src/config/serve-config.js';
+import { resolveServeConfig, type ServeConfig, type ServeFlags } from '../../src/config/serve-config.js';
+import { serveFlagDefaults } from '../../src/config/serve-flags.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 
 export interface TestServer {
@@ -12,26 +13,26 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-const DEFAULT_FLAGS: ServeFlags = {
-  'db-path': 'unused',
-  'http-listen-addr': '127.0.0.1:0',
-  'max-response-size': '10MB',
-  'max-total-response-size': '32MB',
-  'max-concurrent-connections': 128,
-  'max-concurrent-requests': 128,
-  'shutdown-timeout': 5,
-  'no-welcome': true,
-};
+/** Test servers: loopback, a free port, a short shutdown, no banner. */
+const TEST_FLAGS: Partial<ServeFlags> = { 'http-listen-addr': '127.0.0.1:0', 'shutdown-timeout': 5, 'no-welcome': true };
 
 export function tempDir(prefix = 'libsqlctl-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
 }
 
-/** Starts a real server in this process on a free loopback port and a fresh temp data directory. */
-export async function startTestServer(flags: Partial<ServeFlags> = {}, env: { SQLD_AUTH_JWT_KEY?: string } = {}): Promise<TestServer> {
+/**
+ * Starts a real server in this process on a free loopback port and a fresh temp data directory.
+ * `limits` overrides timings that have no flag (sqld's 5 s transaction timeout, 10 s stream expiry)
+ * so tests of those paths stay fast without changing the logic.
+ */
+export async function startTestServer(
+  flags: Partial<ServeFlags> = {},
+  env: { SQLD_AUTH_JWT_KEY?: string } = {},
+  limits: Partial<ServeConfig['limits']> = {},
+): Promise<TestServer> {
   const dbPath = flags['db-path'] ?? path.join(tempDir(), 'data.sqld');
-  const config = await resolveServeConfig({ ...DEFAULT_FLAGS, ...flags, 'db-path': dbPath }, env);
-  const server = await startServer(config);
+  const config = await resolveServeConfig({ ...serveFlagDefaults(), ...TEST_FLAGS, ...flags, 'db-path': dbPath }, env);
+  const server = await startServer({ ...config, limits: { ...config.limits, ...limits } });
   const { port } = server.httpAddress;
   return {
     server,

@@ -1,8 +1,7 @@
 import { createClient, LibsqlError } from '@libsql/client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { resolveServeConfig } from '../../src/config/serve-config.js';
-import { startServer, type RunningServer } from '../../src/server/server.js';
-import { postJson, startTestServer, tempDir, type TestServer } from '../helpers/test-server.js';
+import type { RunningServer } from '../../src/server/server.js';
+import { postJson, startTestServer, type TestServer } from '../helpers/test-server.js';
 
 /** Raw Hrana over HTTP (spec §4.4–§4.8): `/v2/pipeline`, `/v3/pipeline`, `/v3/cursor`. */
 
@@ -440,13 +439,10 @@ describe('stream expiry', () => {
     let fast: RunningServer;
     let url: string;
     beforeAll(async () => {
-      // No flag sets the expiry (sqld hard-codes 10 s), so the resolved config is adjusted before start.
-      const config = await resolveServeConfig(
-        { 'db-path': `${tempDir()}/data.sqld`, 'http-listen-addr': '127.0.0.1:0', 'max-response-size': '10MB', 'max-total-response-size': '32MB', 'max-concurrent-connections': 16, 'max-concurrent-requests': 16, 'shutdown-timeout': 5, 'no-welcome': true },
-        {},
-      );
-      fast = await startServer({ ...config, limits: { ...config.limits, streamExpiryMs: 300 } });
-      url = `http://127.0.0.1:${fast.httpAddress.port}`;
+      // No flag sets the expiry (sqld hard-codes 10 s), so the limit is overridden for this server.
+      const started = await startTestServer({}, {}, { streamExpiryMs: 300 });
+      fast = started.server;
+      url = started.url;
     });
     afterAll(async () => {
       await fast?.close();

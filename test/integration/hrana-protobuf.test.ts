@@ -3,10 +3,9 @@ import { WsClient as LibsqlWsClient } from '@libsql/client/ws';
 import * as hrana from '@libsql/hrana-client';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import WebSocket from 'ws';
-import { resolveServeConfig } from '../../src/config/serve-config.js';
 import { ProtoReader } from '../../src/server/hrana/protobuf/wire.js';
-import { startServer, type RunningServer } from '../../src/server/server.js';
-import { startTestServer, tempDir, type TestServer } from '../helpers/test-server.js';
+import type { RunningServer } from '../../src/server/server.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 /*
  * @libsql/client 0.18 itself always speaks protocol 2 (it calls openHttp/openWs without a version).
@@ -289,11 +288,7 @@ describe('raw /v3-protobuf requests', () => {
   });
 
   it('answers STREAM_EXPIRED with a protobuf Error body', async () => {
-    const config = await resolveServeConfig(
-      { 'db-path': `${tempDir()}/data.sqld`, 'http-listen-addr': '127.0.0.1:0', 'max-response-size': '10MB', 'max-total-response-size': '32MB', 'max-concurrent-connections': 16, 'max-concurrent-requests': 16, 'shutdown-timeout': 5, 'no-welcome': true },
-      {},
-    );
-    const fast: RunningServer = await startServer({ ...config, limits: { ...config.limits, streamExpiryMs: 200 } });
+    const fast: RunningServer = (await startTestServer({}, {}, { streamExpiryMs: 200 })).server;
     try {
       const url = `http://127.0.0.1:${fast.httpAddress.port}/v3-protobuf/pipeline`;
       // PipelineReqBody { requests { get_autocommit {} } } → PipelineRespBody { baton = 1, ... }

@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startTestServer, type TestServer } from '../helpers/test-server.js';
+import { postJson, startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const CREDENTIAL = 'dXNlcjpwYXNzd29yZA==';
 const AUTH = { authorization: `Basic ${CREDENTIAL}` };
@@ -13,20 +13,8 @@ interface Answer {
 
 let srv: TestServer;
 
-async function post(path: string, body: unknown, headers: Record<string, string> = AUTH): Promise<Answer> {
-  const res = await fetch(`${srv.url}${path}`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json', ...headers },
-    body: typeof body === 'string' ? body : JSON.stringify(body),
-  });
-  const text = await res.text();
-  let parsed: unknown = text;
-  try {
-    parsed = JSON.parse(text) as unknown;
-  } catch {
-    // not JSON
-  }
-  return { status: res.status, type: res.headers.get('content-type') ?? '', text, body: parsed };
+function post(path: string, body: unknown, headers: Record<string, string> = AUTH): Promise<Answer> {
+  return postJson(`${srv.url}${path}`, body, headers);
 }
 
 function legacy(statements: unknown[]): Promise<Answer> {

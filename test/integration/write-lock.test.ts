@@ -1,9 +1,7 @@
-import path from 'node:path';
 import { createClient, type Client } from '@libsql/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { resolveServeConfig } from '../../src/config/serve-config.js';
-import { startServer, type RunningServer } from '../../src/server/server.js';
-import { tempDir } from '../helpers/test-server.js';
+import type { RunningServer } from '../../src/server/server.js';
+import { startTestServer } from '../helpers/test-server.js';
 
 const TXN_TIMEOUT_MS = 300;
 let server: RunningServer;
@@ -17,22 +15,10 @@ function client(): Client {
 }
 
 beforeAll(async () => {
-  const config = await resolveServeConfig(
-    {
-      'db-path': path.join(tempDir(), 'data.sqld'),
-      'http-listen-addr': '127.0.0.1:0',
-      'max-response-size': '10MB',
-      'max-total-response-size': '32MB',
-      'max-concurrent-connections': 128,
-      'max-concurrent-requests': 128,
-      'shutdown-timeout': 5,
-      'no-welcome': true,
-    },
-    {},
-  );
   // sqld's transaction timeout is 5 s; a short one keeps this test fast without changing the logic.
-  server = await startServer({ ...config, limits: { ...config.limits, txnTimeoutMs: TXN_TIMEOUT_MS } });
-  url = `http://127.0.0.1:${server.httpAddress.port}`;
+  const started = await startTestServer({}, {}, { txnTimeoutMs: TXN_TIMEOUT_MS });
+  server = started.server;
+  url = started.url;
   await client().execute('CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT)');
 });
 
