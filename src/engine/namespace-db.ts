@@ -15,7 +15,7 @@ export interface NamespaceDbOptions {
   name: string;
   txnTimeoutMs: number;
   /** Frame capture into the replication log (primary); null leaves the WAL alone (tests of the engine core). */
-  capture: Omit<CaptureOptions, 'compaction'> & { compaction: Omit<CaptureOptions['compaction'], 'namespace'> } | null;
+  capture: CaptureOptions | null;
 }
 
 /**
@@ -52,7 +52,7 @@ export class NamespaceDb implements ConnectionHost {
     }
     const capture = this.opts.capture;
     if (capture) {
-      this.capture = FrameCapture.open(this, { ...capture, compaction: { ...capture.compaction, namespace: this.name } });
+      this.capture = FrameCapture.open(this, capture);
     }
   }
 

@@ -62,7 +62,7 @@ export class FrameCapture implements LockHolder {
     this.uncleanShutdown = fs.existsSync(sentinel);
     if (this.uncleanShutdown) warn(`namespace ${host.name}: the previous run did not shut down cleanly; recovering`);
     fs.writeFileSync(sentinel, '');
-    const recovered = recoverLog(host.dir, this.walPath, host.maintenance, opts.compaction);
+    const recovered = recoverLog(host.dir, host.name, this.walPath, host.maintenance, opts.compaction);
     this.log = recovered.log;
     this.reader = recovered.reader;
     this.generation = recovered.generation;

@@ -64,10 +64,10 @@ function tryContinue(dir: string, walPath: string, log: ReplicationLog, state: C
 }
 
 /** A new log (new log_id) holding every page of the checkpointed database as one transaction. */
-function seedNewLog(dir: string, walPath: string, main: Database.Database, policy: CompactionPolicy, reason: string): RecoveredLog {
+function seedNewLog(dir: string, namespace: string, walPath: string, main: Database.Database, policy: CompactionPolicy, reason: string): RecoveredLog {
   const result = main.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
   if (result[0]?.busy) throw new Error('cannot checkpoint the database to start a new replication log');
-  const log = ReplicationLog.create(dir, policy, newLogId());
+  const log = ReplicationLog.create(dir, namespace, policy, newLogId());
   const pageCount = Number(main.pragma('page_count', { simple: true }));
   if (pageCount > 0) {
     const fd = fs.openSync(main.name, 'r');
@@ -92,13 +92,13 @@ function seedNewLog(dir: string, walPath: string, main: Database.Database, polic
  * Opens a namespace's replication log before it serves (docs/REPLICATION_LOG.md): continues it when
  * the log and the WAL agree, otherwise starts a new log from the database. Never serves bad frames.
  */
-export function recoverLog(dir: string, walPath: string, main: Database.Database, policy: CompactionPolicy): RecoveredLog {
+export function recoverLog(dir: string, namespace: string, walPath: string, main: Database.Database, policy: CompactionPolicy): RecoveredLog {
   let log: ReplicationLog | null = null;
   try {
-    log = ReplicationLog.open(dir, policy);
+    log = ReplicationLog.open(dir, namespace, policy);
   } catch (err) {
     if (!(err instanceof WallogCorruptError)) throw err;
-    warn(`namespace ${policy.namespace}: replication log is corrupt (${err.message}); starting a new log from the database`);
+    warn(`namespace ${namespace}: replication log is corrupt (${err.message}); starting a new log from the database`);
   }
   if (log) {
     let outcome: RecoveredLog | string;
@@ -109,9 +109,9 @@ export function recoverLog(dir: string, walPath: string, main: Database.Database
       throw err;
     }
     if (typeof outcome !== 'string') return outcome;
-    warn(`namespace ${policy.namespace}: cannot continue the replication log (${outcome}); starting a new log from the database`);
+    warn(`namespace ${namespace}: cannot continue the replication log (${outcome}); starting a new log from the database`);
     log.close();
-    return seedNewLog(dir, walPath, main, policy, outcome);
+    return seedNewLog(dir, namespace, walPath, main, policy, outcome);
   }
-  return seedNewLog(dir, walPath, main, policy, 'no replication log');
+  return seedNewLog(dir, namespace, walPath, main, policy, 'no replication log');
 }

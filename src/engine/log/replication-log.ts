@@ -24,7 +24,6 @@ export interface CompactionPolicy {
   snapshotExec: string | null;
   /** `<db-path>`: snapshot-exec hard links live in `<db-path>/script_backup/`. */
   dbPath: string;
-  namespace: string;
 }
 
 export interface SnapshotInfo {
@@ -54,27 +53,28 @@ export class ReplicationLog {
 
   private constructor(
     readonly dir: string,
+    readonly namespace: string,
     private file: WallogFile,
     private readonly policy: CompactionPolicy,
   ) {}
 
   /** Opens `<dir>/wallog` (finishing an interrupted compaction swap); throws WallogCorruptError. */
-  static open(dir: string, policy: CompactionPolicy): ReplicationLog | null {
+  static open(dir: string, namespace: string, policy: CompactionPolicy): ReplicationLog | null {
     const logPath = path.join(dir, WALLOG);
     const newPath = path.join(dir, WALLOG_NEW);
     if (!fs.existsSync(logPath) && fs.existsSync(newPath)) fs.renameSync(newPath, logPath);
     if (!fs.existsSync(logPath)) return null;
-    const log = new ReplicationLog(dir, WallogFile.open(logPath), policy);
+    const log = new ReplicationLog(dir, namespace, WallogFile.open(logPath), policy);
     log.finishPendingCompactions();
     return log;
   }
 
   /** Starts a new, empty log with a fresh `log_id`; old snapshots and pending compactions are removed. */
-  static create(dir: string, policy: CompactionPolicy, logId: string): ReplicationLog {
+  static create(dir: string, namespace: string, policy: CompactionPolicy, logId: string): ReplicationLog {
     for (const sub of ['snapshots', 'to_compact']) fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
     for (const name of [WALLOG, WALLOG_NEW]) fs.rmSync(path.join(dir, name), { force: true });
     const file = WallogFile.create(path.join(dir, WALLOG), { logId, startFrameNo: 0n, startChecksum: 0n });
-    return new ReplicationLog(dir, file, policy);
+    return new ReplicationLog(dir, namespace, file, policy);
   }
 
   get logId(): string {
@@ -242,7 +242,7 @@ export class ReplicationLog {
     }
     fs.rmSync(oldLogPath, { force: true });
     if (this.policy.snapshotExec) {
-      await runSnapshotExec(this.policy.snapshotExec, { snapshotPath: snapPath, dbPath: this.policy.dbPath, namespace: this.policy.namespace, logId: this.logId, start, end });
+      await runSnapshotExec(this.policy.snapshotExec, { snapshotPath: snapPath, dbPath: this.policy.dbPath, namespace: this.namespace, logId: this.logId, start, end });
     }
   }
 }
