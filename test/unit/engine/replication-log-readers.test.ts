@@ -1,0 +1,64 @@
+import { join } from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { NeedSnapshotError } from '../../../src/engine/log/replication-log.js';
+import { EngineScope, framesOf, run } from '../../helpers/engine-log.js';
+
+let scope: EngineScope;
+
+afterEach(async () => {
+  await scope.dispose();
+});
+
+describe('ReplicationLog readers', () => {
+  it('wakes every waiter once its frame exists, and lets waiters abort', async () => {
+    scope = new EngineScope();
+    const ns = scope.open(join(scope.tempDir(), 'ns'));
+    const log = framesOf(ns).log;
+    const conn = ns.connect();
+    await run(conn, 'CREATE TABLE t (x)');
+    const next = log.nextFrameNo;
+    const woken: bigint[] = [];
+    const waiters = [next, next, next + 1n].map((n) => log.waitFor(n).then(() => woken.push(n)));
+    const aborter = new AbortController();
+    const aborted = log.waitFor(next + 1000n, aborter.signal).then(
+      () => 'resolved',
+      (err: unknown) => (err instanceof Error ? err.message : 'rejected'),
+    );
+    // already present frames resolve at once
+    await log.waitFor(next - 1n);
+    expect(woken).toEqual([]);
+    // every commit adds at least one frame: two inserts reach frames `next` and `next + 1`
+    await run(conn, 'INSERT INTO t VALUES (1)');
+    await run(conn, 'INSERT INTO t VALUES (2)');
+    await Promise.all(waiters);
+    expect(woken.sort()).toEqual([next, next, next + 1n].sort());
+    aborter.abort(new Error('client went away'));
+    expect(await aborted).toBe('client went away');
+    const frames = log.readFrames(next, 100);
+    expect(frames.length).toBeGreaterThan(0);
+    expect(frames[0]?.frameNo).toBe(next);
+    expect(frames.at(-1)?.frameNo).toBe(log.replicationIndex);
+  });
+
+  it('answers NEED_SNAPSHOT for frames compacted away, and serves them from a snapshot', async () => {
+    scope = new EngineScope();
+    const ns = scope.open(join(scope.tempDir(), 'ns'), { maxFrames: 4n });
+    const log = framesOf(ns).log;
+    const conn = ns.connect();
+    await run(conn, 'CREATE TABLE t (x)');
+    for (let i = 0; i < 10; i++) await run(conn, 'INSERT INTO t VALUES (?)', [Buffer.alloc(3000, i)]);
+    await log.drain();
+    expect(log.startFrameNo).toBeGreaterThan(0n);
+    let code = 'none';
+    try {
+      log.readFrames(0n, 10);
+    } catch (err) {
+      code = err instanceof NeedSnapshotError ? err.code : 'other';
+    }
+    expect(code).toBe('NEED_SNAPSHOT');
+    const snapshots = log.snapshots();
+    expect(snapshots.length).toBeGreaterThan(0);
+    expect(snapshots[0]?.startFrameNo).toBe(0n);
+    expect(snapshots.at(-1)?.endFrameNo).toBe(log.startFrameNo - 1n);
+  });
+});
