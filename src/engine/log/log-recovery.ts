@@ -31,6 +31,8 @@ export function toPageFrames(txns: readonly WalTransaction[]): PageFrame[] {
  */
 function tryContinue(dir: string, walPath: string, log: ReplicationLog, state: CaptureState | null): RecoveredLog | string {
   if (!state) return 'no capture state';
+  const snapshotProblem = log.checkSnapshots();
+  if (snapshotProblem) return `a log snapshot is unusable (${snapshotProblem})`;
   if (state.logId !== log.logId) return 'capture state belongs to another log';
   if (state.salt1 === null && state.genStartFrameNo !== log.nextFrameNo) return 'log and capture state disagree';
   const reader = new WalReader(walPath);

@@ -1,3 +1,4 @@
+import { existsSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NeedSnapshotError } from '../../../src/engine/log/replication-log.js';
@@ -60,5 +61,35 @@ describe('ReplicationLog readers', () => {
     expect(snapshots.length).toBeGreaterThan(0);
     expect(snapshots[0]?.startFrameNo).toBe(0n);
     expect(snapshots.at(-1)?.endFrameNo).toBe(log.startFrameNo - 1n);
+  });
+});
+
+describe('snapshots at start-up', () => {
+  it('a corrupt snapshot makes the namespace start a new log from the database, data intact', async () => {
+    scope = new EngineScope();
+    const nsDir = join(scope.tempDir(), 'ns');
+    const first = scope.open(nsDir, { maxFrames: 4n });
+    const conn = first.connect();
+    await run(conn, 'CREATE TABLE t (x)');
+    for (let i = 0; i < 10; i++) await run(conn, 'INSERT INTO t VALUES (?)', [Buffer.alloc(3000, i)]);
+    const log = framesOf(first).log;
+    await log.drain();
+    const oldLogId = log.logId;
+    const [snap] = log.snapshots();
+    expect(snap).toBeDefined();
+    first.close();
+    // cut the snapshot short: its header no longer matches the file size
+    const { size } = statSync(snap!.path);
+    truncateSync(snap!.path, size - 100);
+
+    const second = scope.open(nsDir, { maxFrames: 4n });
+    const newLog = framesOf(second).log;
+    expect(newLog.logId).not.toBe(oldLogId);
+    // the old log's history is gone with it (the new one may already have compacted its seed)
+    expect(existsSync(snap!.path)).toBe(false);
+    await newLog.drain();
+    expect(newLog.checkSnapshots()).toBeNull();
+    const rows = await run(second.connect(), 'SELECT count(*) FROM t');
+    expect(rows.rows[0]?.[0]).toBe(10n);
   });
 });
