@@ -33,14 +33,19 @@ export function readCaptureState(dir: string): CaptureState | null {
   }
 }
 
-export function writeCaptureState(dir: string, state: CaptureState): void {
+/**
+ * Replaces the state file atomically (write, rename). `durable` adds an fsync: needed only where a
+ * power loss must not lose it (log creation); elsewhere a lost or stale state makes recovery start
+ * a new log, which is safe.
+ */
+export function writeCaptureState(dir: string, state: CaptureState, durable = false): void {
   const file = path.join(dir, CAPTURE_STATE_FILE);
   const tmp = `${file}.tmp`;
   const text = JSON.stringify({ ...state, genStartFrameNo: state.genStartFrameNo.toString() });
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, text);
-    fs.fsyncSync(fd);
+    if (durable) fs.fsyncSync(fd);
   } finally {
     fs.closeSync(fd);
   }

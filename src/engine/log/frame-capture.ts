@@ -98,7 +98,17 @@ export class FrameCapture implements LockHolder {
       warn(`namespace ${this.host.name}: frame capture failed, writes are refused until it recovers: ${this.failure.message}`);
       throw new SqlError('SQLITE_IOERR', `SQLite error: the transaction committed but its frames could not be logged: ${this.failure.message}`, { cause: err });
     }
-    if (this.walBytes() >= this.opts.checkpointWalBytes) this.scheduleCheckpoint(0);
+    if (this.walBytes() >= this.opts.checkpointWalBytes) {
+      // The committing connection still holds the write lock: checkpoint right here, in the commit
+      // path, as SQLite's own auto-checkpoint would. Refused (readers, guards) → retried later.
+      let done = false;
+      try {
+        done = this.checkpointLocked();
+      } catch (err) {
+        warn(`namespace ${this.host.name}: checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
+      }
+      if (!done) this.scheduleCheckpoint(0);
+    }
   }
 
   /** Before a write transaction starts (write lock held): re-captures after a failure, or refuses. */
@@ -116,11 +126,23 @@ export class FrameCapture implements LockHolder {
   /** Checkpoints now if possible; false when refused (writer active, guard, busy readers, failure). */
   checkpoint(): boolean {
     if (this.closed || this.failure) return false;
-    for (const guard of this.guards) if (!guard()) return false;
     if (!this.host.tryAcquireWriteLock(this)) return false;
     try {
+      return this.checkpointLocked();
+    } finally {
+      this.host.releaseWriteLock(this);
+    }
+  }
+
+  /** The checkpoint itself; the caller holds the namespace write lock (so no commit can interleave). */
+  private checkpointLocked(): boolean {
+    if (this.closed || this.failure) return false;
+    for (const guard of this.guards) if (!guard()) return false;
+    try {
       this.capture();
-      this.log.sync();
+      // Page cache only, like SQLite's own WAL under synchronous=NORMAL: after a power loss the log
+      // may miss frames the database has, which recovery detects (new log); no fsync per checkpoint.
+      this.log.flush();
       const [row] = this.host.maintenance.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
       if (row?.busy) return false;
       writeCaptureState(this.host.dir, { logId: this.log.logId, salt1: null, salt2: null, genStartFrameNo: this.log.nextFrameNo });
@@ -131,8 +153,6 @@ export class FrameCapture implements LockHolder {
     } catch (err) {
       if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return false;
       throw err;
-    } finally {
-      this.host.releaseWriteLock(this);
     }
   }
 

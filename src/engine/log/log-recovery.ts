@@ -86,7 +86,7 @@ function seedNewLog(dir: string, namespace: string, walPath: string, main: Datab
     }
   }
   log.sync();
-  writeCaptureState(dir, { logId: log.logId, salt1: null, salt2: null, genStartFrameNo: log.nextFrameNo });
+  writeCaptureState(dir, { logId: log.logId, salt1: null, salt2: null, genStartFrameNo: log.nextFrameNo }, true);
   return { log, reader: new WalReader(walPath), generation: null, newLogReason: reason, recoveredFrames: 0 };
 }
 

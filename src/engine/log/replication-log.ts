@@ -117,6 +117,12 @@ export class ReplicationLog {
     return range;
   }
 
+  /** Writes everything appended so far (frames, then the header) to the file; no fsync. */
+  flush(): void {
+    this.file.flushHeader();
+  }
+
+  /** flush() and fsync: durable across power loss. */
   sync(): void {
     this.file.sync();
   }

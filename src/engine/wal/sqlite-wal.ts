@@ -65,6 +65,7 @@ export interface WalReadResult {
 }
 
 const CHUNK_FRAMES = 64;
+const FIRST_READ_FRAMES = 2;
 
 function initialState(): WalReaderState {
   return { generation: null, offset: WAL_HEADER_SIZE, checksum: [0, 0] };
@@ -200,8 +201,12 @@ export class WalReader {
     if (this.#chunk === null || this.#chunk.length !== frameSize * CHUNK_FRAMES) this.#chunk = Buffer.allocUnsafe(frameSize * CHUNK_FRAMES);
     let chunk = this.#chunk;
 
+    // Start small and grow: a commit usually adds a frame or two, and after a WAL restart the file
+    // still holds stale frames of the previous generation past them, which a big read would copy.
+    let batch = FIRST_READ_FRAMES;
     scan: while (pos + frameSize <= size) {
-      const want = Math.min(CHUNK_FRAMES, Math.floor((size - pos) / frameSize)) * frameSize;
+      const want = Math.min(batch, Math.floor((size - pos) / frameSize)) * frameSize;
+      batch = Math.min(batch * 4, CHUNK_FRAMES);
       const got = readFully(fd, chunk, 0, want, pos);
       const whole = Math.floor(got / frameSize);
       if (whole === 0) break;
