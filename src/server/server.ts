@@ -1,6 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config/serve-config.js';
 import { LibsqlctlError } from '../errors.js';
+import { DataDirLock } from '../engine/data-dir-lock.js';
 import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
 import { ConnectionSlots } from './admission.js';
 import { createAuthStrategy } from './auth/strategy.js';
@@ -28,6 +29,16 @@ export interface RunningServer {
  * a handle whose close() tears down in reverse order. Signals are handled by the command, not here.
  */
 export async function startServer(config: ServeConfig): Promise<RunningServer> {
+  const lock = DataDirLock.acquire(config.dbPath);
+  try {
+    return await start(config, lock);
+  } catch (err) {
+    lock.release();
+    throw err;
+  }
+}
+
+async function start(config: ServeConfig, lock: DataDirLock): Promise<RunningServer> {
   const namespaces = new Namespaces({
     dbPath: config.dbPath,
     txnTimeoutMs: config.limits.txnTimeoutMs,
@@ -87,8 +98,12 @@ export async function startServer(config: ServeConfig): Promise<RunningServer> {
         try {
           ctx.httpStreams.closeAll();
         } finally {
-          namespaces.close();
-          resolveStopped();
+          try {
+            namespaces.close();
+          } finally {
+            lock.release();
+            resolveStopped();
+          }
         }
       }
     })();
