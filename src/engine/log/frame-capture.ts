@@ -98,7 +98,8 @@ export class FrameCapture implements LockHolder {
       warn(`namespace ${this.host.name}: frame capture failed, writes are refused until it recovers: ${this.failure.message}`);
       throw new SqlError('SQLITE_IOERR', `SQLite error: the transaction committed but its frames could not be logged: ${this.failure.message}`, { cause: err });
     }
-    if (this.walBytes() >= this.opts.checkpointWalBytes) {
+    // A refused checkpoint is retried by its timer (with backoff), not again on every commit.
+    if (this.walBytes() >= this.opts.checkpointWalBytes && this.retryTimer === null) {
       // The committing connection still holds the write lock: checkpoint right here, in the commit
       // path, as SQLite's own auto-checkpoint would. Refused (readers, guards) → retried later.
       let done = false;

@@ -93,3 +93,30 @@ describe('snapshots at start-up', () => {
     expect(rows.rows[0]?.[0]).toBe(10n);
   });
 });
+
+describe('checkpoints in the commit path', () => {
+  it('checkpoint once the WAL is big, and back off while a reader blocks them', async () => {
+    scope = new EngineScope();
+    const ns = scope.open(join(scope.tempDir(), 'ns'), { checkpointWalBytes: 16 * 1024 });
+    const frames = framesOf(ns);
+    let consulted = 0;
+    frames.addCheckpointGuard(() => {
+      consulted += 1;
+      return true;
+    });
+    const writer = ns.connect();
+    await run(writer, 'CREATE TABLE t (x)');
+    // with nothing in the way, a commit that takes the WAL past 16 KB checkpoints it right away
+    for (let i = 0; i < 20; i++) await run(writer, 'INSERT INTO t VALUES (?)', [Buffer.alloc(2000, i)]);
+    expect(consulted).toBeGreaterThan(0);
+    const reader = ns.connect();
+    await run(reader, 'BEGIN');
+    await run(reader, 'SELECT count(*) FROM t');
+    const before = consulted;
+    for (let i = 0; i < 50; i++) await run(writer, 'INSERT INTO t VALUES (?)', [Buffer.alloc(2000, i)]);
+    // refused once (the reader's snapshot), then left to the retry timer instead of every commit
+    expect(consulted - before).toBeLessThanOrEqual(2);
+    await run(reader, 'COMMIT');
+    expect(frames.checkpoint()).toBe(true);
+  });
+});
