@@ -52,7 +52,13 @@ export class NamespaceDb implements ConnectionHost {
     }
     const capture = this.opts.capture;
     if (capture) {
-      this.capture = FrameCapture.open(this, capture);
+      try {
+        this.capture = FrameCapture.open(this, capture);
+      } catch (err) {
+        this.main.close();
+        this.main = null;
+        throw err;
+      }
     }
   }
 
