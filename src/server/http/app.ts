@@ -1,5 +1,6 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
+import { permissiveCors } from './cors.js';
 import { httpErrorAnswer } from './error-map.js';
 import { cursorRoutes } from './routes/cursor.js';
 import { dumpRoutes } from './routes/dump.js';
@@ -24,6 +25,7 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     ctx.touch();
     done();
   });
+  permissiveCors(app);
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (ctx.isClosing()) void reply.header('connection', 'close');
     done(null, payload);
