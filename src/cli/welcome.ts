@@ -8,12 +8,16 @@ function displayPath(p: string): string {
   return rel.startsWith('..') || path.isAbsolute(rel) ? p : rel;
 }
 
-export function welcomeBanner(config: ServeConfig, http: { host: string; port: number }): string {
-  const host = http.host.includes(':') ? `[${http.host}]` : http.host;
+function hostPort(a: { host: string; port: number }): string {
+  return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+export function welcomeBanner(config: ServeConfig, http: { host: string; port: number }, hranaWs: { host: string; port: number } | null = null): string {
   const auth = config.auth.kind === 'disabled' ? 'disabled (anyone can read and write)' : config.auth.kind === 'basic' ? 'HTTP basic' : 'JWT (Ed25519)';
   return [
     `libsqlctl serve — libSQL server (sqld ${SERVER_VERSION} compatible)`,
-    `  listening on   http://${host}:${http.port}  (Hrana over HTTP and ws://, legacy API)`,
+    `  listening on   http://${hostPort(http)}  (Hrana over HTTP and ws://, legacy API)`,
+    ...(hranaWs ? [`  Hrana over ws  ws://${hostPort(hranaWs)}  (WebSocket only)`] : []),
     `  data in        ${displayPath(path.join(config.dbPath, 'dbs', 'default', 'data'))}`,
     `  auth           ${auth}`,
     '  Ctrl-C to stop',

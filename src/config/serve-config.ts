@@ -9,6 +9,7 @@ import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from '
 export interface ServeFlags {
   'db-path': string;
   'http-listen-addr': string;
+  'hrana-listen-addr'?: string | undefined;
   'http-auth'?: string | undefined;
   'auth-jwt-key-file'?: string | undefined;
   'http-self-url'?: string | undefined;
@@ -49,6 +50,8 @@ export interface ServeConfig {
   /** Data directory (`--db-path`, default `data.sqld`); databases live in `<dbPath>/dbs/<ns>/data`. */
   dbPath: string;
   http: ListenAddr;
+  /** `--hrana-listen-addr`: a WebSocket-only Hrana listener besides the user port, or null. */
+  hranaWs: ListenAddr | null;
   auth: AuthConfig;
   /** Hrana `base_url` for sticky sessions (`--http-self-url`). */
   httpSelfUrl: string | null;
@@ -108,6 +111,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
   return {
     dbPath: path.resolve(flags['db-path']),
     http: parseListenAddr(flags['http-listen-addr'], '--http-listen-addr'),
+    hranaWs: flags['hrana-listen-addr'] ? parseListenAddr(flags['hrana-listen-addr'], '--hrana-listen-addr') : null,
     auth: await resolveAuth(flags, env),
     httpSelfUrl: flags['http-self-url'] ?? null,
     welcome: !flags['no-welcome'],

@@ -5,6 +5,7 @@ import type { ServeFlags } from './serve-config.js';
 export const serveFlags = {
   'db-path': Flags.string({ char: 'd', env: 'SQLD_DB_PATH', default: 'data.sqld', description: 'Data directory; databases live in <db-path>/dbs/<namespace>/data.' }),
   'http-listen-addr': Flags.string({ env: 'SQLD_HTTP_LISTEN_ADDR', default: '127.0.0.1:8080', description: 'Address and port of the user HTTP API (Hrana over HTTP and WebSocket, legacy API).' }),
+  'hrana-listen-addr': Flags.string({ char: 'l', env: 'SQLD_HRANA_LISTEN_ADDR', description: 'Address and port of an extra, WebSocket-only Hrana listener (any path).' }),
   'http-auth': Flags.string({ env: 'SQLD_HTTP_AUTH', description: 'Legacy HTTP basic auth: basic:<base64 of user:password>.' }),
   'auth-jwt-key-file': Flags.string({ env: 'SQLD_AUTH_JWT_KEY_FILE', description: 'Ed25519 public key(s) for JWTs: PEM (several may be concatenated) or raw URL-safe base64. SQLD_AUTH_JWT_KEY passes the key inline.' }),
   'http-self-url': Flags.string({ env: 'SQLD_HTTP_SELF_URL', description: 'URL of this server, sent as Hrana base_url for sticky sessions.' }),

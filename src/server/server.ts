@@ -1,6 +1,5 @@
 import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config/serve-config.js';
-import { LibsqlctlError } from '../errors.js';
 import { DataDirLock } from '../engine/data-dir-lock.js';
 import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
 import { ConnectionSlots } from './admission.js';
@@ -9,6 +8,7 @@ import type { ServerContext } from './context.js';
 import { buildUserApp } from './http/app.js';
 import { HttpStreams } from './http/http-streams.js';
 import { ResponseBudget } from './response-budget.js';
+import { listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
 
 /** Checkpoint once the WAL reaches about SQLite's own auto-checkpoint size (1000 pages). */
@@ -17,6 +17,8 @@ const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
 export interface RunningServer {
   /** The address the user port listens on (the real port when 0 was asked for). */
   readonly httpAddress: { host: string; port: number };
+  /** The WebSocket-only Hrana listener (`--hrana-listen-addr`), if any. */
+  readonly hranaWsAddress: { host: string; port: number } | null;
   readonly context: ServerContext;
   /** Resolves when the server stopped by itself (idle shutdown). */
   readonly stopped: Promise<void>;
@@ -71,17 +73,18 @@ async function start(config: ServeConfig, lock: DataDirLock): Promise<RunningSer
 
   const app = buildUserApp(ctx);
   const ws = attachHranaWebSocket(app.server, ctx);
+  let hranaWs: HranaWsListener | null = null;
   try {
-    await app.listen({ host: config.http.host, port: config.http.port });
+    await app.listen({ host: config.http.host, port: config.http.port }).catch((err: unknown) => {
+      throw listenError(err, config.http, '--http-listen-addr');
+    });
+    if (config.hranaWs) hranaWs = await startHranaWsListener(ctx, config.hranaWs);
   } catch (err) {
     ws.close();
+    await app.close();
     ctx.httpStreams.closeAll();
     namespaces.close();
-    const code = (err as NodeJS.ErrnoException).code;
-    throw new LibsqlctlError('LISTEN_FAILED', `cannot listen on ${config.http.host}:${config.http.port}: ${code === 'EADDRINUSE' ? 'address already in use' : (err as Error).message}`, {
-      cause: err,
-      hint: 'Stop the other server on that address or pick another --http-listen-addr.',
-    });
+    throw err;
   }
   const address = app.server.address() as AddressInfo;
 
@@ -92,7 +95,7 @@ async function start(config: ServeConfig, lock: DataDirLock): Promise<RunningSer
       force.unref();
       try {
         ws.close();
-        await app.close();
+        await Promise.all([app.close(), hranaWs?.close()]);
       } finally {
         clearTimeout(force);
         try {
@@ -114,5 +117,5 @@ async function start(config: ServeConfig, lock: DataDirLock): Promise<RunningSer
     idleTimer = setTimeout(() => void close(), config.idleShutdownTimeoutS * 1000);
   }
 
-  return { httpAddress: { host: address.address, port: address.port }, context: ctx, stopped, close };
+  return { httpAddress: { host: address.address, port: address.port }, hranaWsAddress: hranaWs?.address ?? null, context: ctx, stopped, close };
 }

@@ -66,7 +66,14 @@ function refuse(socket: Duplex, status: number, body: string, extraHeaders: stri
  * Hrana over WebSocket on the user port (spec §5): `GET /` with upgrade headers. The namespace is
  * fixed from the upgrade request's headers; authentication happens in the `hello` message.
  */
-export function attachHranaWebSocket(server: Server, ctx: ServerContext): { close(): void } {
+export interface HranaWsOptions {
+  /** The user port serves the upgrade on `/` only; the dedicated `--hrana-listen-addr` on any path. */
+  anyPath: boolean;
+  /** `server` header of the 101 answer: `sqld-hrana-upgrade` (user port) or `sqld-hrana-tcp`. */
+  serverHeader: string;
+}
+
+export function attachHranaWebSocket(server: Server, ctx: ServerContext, opts: HranaWsOptions = { anyPath: false, serverHeader: 'sqld-hrana-upgrade' }): { close(): void } {
   const sessions = new Set<WsSession>();
   let closing = false;
 
@@ -76,18 +83,18 @@ export function attachHranaWebSocket(server: Server, ctx: ServerContext): { clos
     perMessageDeflate: false,
     handleProtocols: (protocols) => chooseSubprotocol(protocols)?.name ?? false,
   });
-  wss.on('headers', (headers) => headers.push('server: sqld-hrana-upgrade'));
+  wss.on('headers', (headers) => headers.push(`server: ${opts.serverHeader}`));
 
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
     ctx.touch();
-    if (pathOf(req.url) !== '/') {
+    if (!opts.anyPath && pathOf(req.url) !== '/') {
       refuse(socket, 404, '');
       return;
     }
     const sub = chooseSubprotocol(offeredSubprotocols(req));
     if (!sub) {
-      refuse(socket, 400, UNSUPPORTED_SUBPROTOCOL, ['server: sqld-hrana-upgrade']);
+      refuse(socket, 400, UNSUPPORTED_SUBPROTOCOL, [`server: ${opts.serverHeader}`]);
       return;
     }
     let namespace: string;

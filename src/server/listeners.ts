@@ -1,0 +1,55 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import type { ListenAddr } from '../config/parse.js';
+import { LibsqlctlError } from '../errors.js';
+import type { ServerContext } from './context.js';
+import { attachHranaWebSocket } from './ws/hrana-ws.js';
+
+/** A listen failure as the operator should read it. */
+export function listenError(err: unknown, addr: ListenAddr, flag: string): LibsqlctlError {
+  const code = (err as NodeJS.ErrnoException).code;
+  const why = code === 'EADDRINUSE' ? 'address already in use' : err instanceof Error ? err.message : String(err);
+  return new LibsqlctlError('LISTEN_FAILED', `cannot listen on ${addr.host}:${addr.port}: ${why}`, {
+    cause: err,
+    hint: `Stop the other server on that address or pick another ${flag}.`,
+  });
+}
+
+export interface HranaWsListener {
+  readonly address: { host: string; port: number };
+  close(): Promise<void>;
+}
+
+/**
+ * `--hrana-listen-addr`: sqld's dedicated WebSocket-only Hrana listener (handshake on any path,
+ * `server: sqld-hrana-tcp`); plain HTTP requests get 404.
+ */
+export async function startHranaWsListener(ctx: ServerContext, addr: ListenAddr): Promise<HranaWsListener> {
+  const server: Server = createServer((_req, res) => {
+    res.statusCode = 404;
+    res.end();
+  });
+  const ws = attachHranaWebSocket(server, ctx, { anyPath: true, serverHeader: 'sqld-hrana-tcp' });
+  try {
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(addr.port, addr.host, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+  } catch (err) {
+    ws.close();
+    throw listenError(err, addr, '--hrana-listen-addr');
+  }
+  const { address, port } = server.address() as AddressInfo;
+  return {
+    address: { host: address, port },
+    close: () =>
+      new Promise<void>((resolve) => {
+        ws.close();
+        server.close(() => resolve());
+        server.closeIdleConnections();
+      }),
+  };
+}
