@@ -3,7 +3,7 @@
  * dump of a database, and rebuilding a database from the log (and its snapshots) with replay.
  */
 import Database from 'better-sqlite3';
-import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, statSync, constants } from 'node:fs';
+import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, constants } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SqlConnection } from '../../src/engine/connection.js';
@@ -161,12 +161,12 @@ export function inspectPrimary(ns: NamespaceDb): Inspection {
   return inspectFile(ns.dbFile);
 }
 
-export function walSize(ns: NamespaceDb): number {
-  try {
-    return statSync(`${ns.dbFile}-wal`).size;
-  } catch {
-    return 0;
-  }
+/**
+ * Bytes of WAL frames not yet checkpointed into the database. (The `-wal` file's size says little:
+ * checkpoints use RESTART, which keeps the file and lets SQLite overwrite it from the start.)
+ */
+export function pendingWal(ns: NamespaceDb): number {
+  return framesOf(ns).pendingWalBytes();
 }
 
 const CHUNK = 200;

@@ -5,7 +5,7 @@ import path from 'node:path';
  * `wallog-capture`: which log frame the current SQLite WAL generation starts at. Written (fsynced,
  * atomically) only when a WAL generation begins or ends, never per commit: WAL frame i of the
  * generation with these salts is log frame `genStartFrameNo + i`. Salts null = "the next WAL
- * generation, whatever its salts, starts at genStartFrameNo" (written after a TRUNCATE checkpoint).
+ * generation, whatever its salts, starts at genStartFrameNo" (written when a new log is seeded).
  */
 export interface CaptureState {
   logId: string;

@@ -21,7 +21,7 @@ import {
   replayLog,
   replayWithSnapshots,
   run,
-  walSize,
+  pendingWal,
 } from '../../helpers/engine-log.js';
 
 const scope = new EngineScope();
@@ -141,7 +141,7 @@ describe('frame capture: unclean shutdown (namespace dir copied while open)', ()
       await writeTxns(conn, 3);
       await run(conn, 'DELETE FROM t WHERE id % 3 = 0');
       expect(log.nextFrameNo).toBeGreaterThan(copiedNext);
-      expect(walSize(primary)).toBeGreaterThan(0);
+      expect(pendingWal(primary)).toBeGreaterThan(0);
       expect(existsSync(join(src, SENTINEL))).toBe(true);
       copyNsFiles(src, dst, ['data', 'data-wal', SENTINEL, ...(c.stateWithLog ? [] : ['wallog-capture'])]);
       // The copied log lacks the later transactions (and, its header being written once per event-loop
@@ -187,7 +187,7 @@ describe('frame capture: unclean shutdown (namespace dir copied while open)', ()
     expect(log.startFrameNo).toBeGreaterThan(0n);
     expect(log.nextFrameNo).toBe(log.startFrameNo);
     await log.drain();
-    expect(walSize(primary)).toBeGreaterThan(0);
+    expect(pendingWal(primary)).toBeGreaterThan(0);
     const expected = inspectPrimary(primary).dump;
     cpSync(src, dst, { recursive: true, filter: (p) => !p.endsWith('-shm') });
 
@@ -259,7 +259,7 @@ describe('frame capture: damaged logs', () => {
     await writeTxns(conn, 3);
     expect(framesOf(primary).checkpoint()).toBe(true);
     await writeTxns(conn, 3);
-    expect(walSize(primary)).toBeGreaterThan(0);
+    expect(pendingWal(primary)).toBeGreaterThan(0);
     copyNsFiles(src, dst, NS_FILES);
     const expected = inspectPrimary(primary).dump;
     corruptions[0]!.apply(join(dst, 'wallog'));
@@ -361,9 +361,9 @@ describe('frame capture: failures and checkpoints', () => {
     // Reads keep working and see the committed transaction.
     expect(await count(reader)).toBe(rowsBefore + 1n);
     expect(await count(conn)).toBe(rowsBefore + 1n);
-    const walBefore = walSize(ns);
+    const walBefore = pendingWal(ns);
     expect(frames.checkpoint()).toBe(false);
-    expect(walSize(ns)).toBe(walBefore);
+    expect(pendingWal(ns)).toBe(walBefore);
 
     diskFull = false;
     await run(conn, "INSERT INTO t (v) VALUES ('after-recovery')");
@@ -374,7 +374,7 @@ describe('frame capture: failures and checkpoints', () => {
     expect(frames.replicationIndex()).toBe(frames.log.nextFrameNo - 1n);
     expectLogReplaysToPrimary(ns, dir);
     expect(frames.checkpoint()).toBe(true);
-    expect(walSize(ns)).toBe(0);
+    expect(pendingWal(ns)).toBe(0);
   });
 
   it('(f) a checkpoint is refused while a reader holds an old snapshot, and succeeds once it ends', async () => {
@@ -387,16 +387,16 @@ describe('frame capture: failures and checkpoints', () => {
     await run(reader, 'BEGIN');
     const seen = await count(reader);
     await writeTxns(writer, 2);
-    const wal = walSize(ns);
+    const wal = pendingWal(ns);
     expect(wal).toBeGreaterThan(0);
 
     expect(frames.checkpoint()).toBe(false);
-    expect(walSize(ns)).toBe(wal);
+    expect(pendingWal(ns)).toBe(wal);
     expect(await count(reader)).toBe(seen); // the reader's snapshot is intact
     await run(reader, 'COMMIT');
 
     expect(frames.checkpoint()).toBe(true);
-    expect(walSize(ns)).toBe(0);
+    expect(pendingWal(ns)).toBe(0);
     expect(await count(reader)).toBe(seen + 4n);
     expectLogReplaysToPrimary(ns, dir);
   });
@@ -412,14 +412,14 @@ describe('frame capture: failures and checkpoints', () => {
       asked += 1;
       return allow;
     });
-    const wal = walSize(ns);
+    const wal = pendingWal(ns);
     expect(wal).toBeGreaterThan(0);
     expect(frames.checkpoint()).toBe(false);
     expect(asked).toBe(1);
-    expect(walSize(ns)).toBe(wal);
+    expect(pendingWal(ns)).toBe(wal);
     allow = true;
     expect(frames.checkpoint()).toBe(true);
-    expect(walSize(ns)).toBe(0);
+    expect(pendingWal(ns)).toBe(0);
     await writeTxns(ns.connect(), 1);
     allow = false;
     const held = frames.addCheckpointGuard(() => false);

@@ -19,7 +19,7 @@ import {
   replayLog,
   replayWithSnapshots,
   run,
-  walSize,
+  pendingWal,
 } from '../../helpers/engine-log.js';
 
 const AUTO_CHECKPOINT_BYTES = 64 * 1024;
@@ -133,7 +133,7 @@ class Driver {
         // Nothing holds the lock and no reader is in a transaction: SQLite cannot refuse it.
         if (!this.readerHeld) {
           expect(ok).toBe(true);
-          expect(walSize(this.ns)).toBe(0);
+          expect(pendingWal(this.ns)).toBe(0);
         }
         break;
       }
@@ -191,12 +191,12 @@ class Driver {
   /** Waits (on the checkpoint guard being consulted, not on time) until the engine checkpointed by itself. */
   private async awaitAutoCheckpoint(): Promise<void> {
     await this.releaseReader();
-    const due = walSize(this.ns) >= AUTO_CHECKPOINT_BYTES;
-    for (let attempt = 0; attempt < 20 && walSize(this.ns) >= AUTO_CHECKPOINT_BYTES; attempt++) {
+    const due = pendingWal(this.ns) >= AUTO_CHECKPOINT_BYTES;
+    for (let attempt = 0; attempt < 20 && pendingWal(this.ns) >= AUTO_CHECKPOINT_BYTES; attempt++) {
       let timer: NodeJS.Timeout | undefined;
       const consulted = new Promise<void>((resolve) => this.guardWaiters.push(resolve));
       const timeout = new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`no automatic checkpoint within 5 s with ${walSize(this.ns)} WAL bytes`)), 5000);
+        timer = setTimeout(() => reject(new Error(`no automatic checkpoint within 5 s with ${pendingWal(this.ns)} WAL bytes`)), 5000);
       });
       try {
         await Promise.race([consulted, timeout]);
@@ -204,7 +204,7 @@ class Driver {
         clearTimeout(timer);
       }
     }
-    expect(walSize(this.ns)).toBeLessThan(AUTO_CHECKPOINT_BYTES);
+    expect(pendingWal(this.ns)).toBeLessThan(AUTO_CHECKPOINT_BYTES);
     if (due) stats.autoCheckpoints += 1;
   }
 
