@@ -2,8 +2,8 @@ import fs from 'node:fs';
 import path from 'node:path';
 
 /**
- * `wallog-capture`: which log frame the current SQLite WAL generation starts at. Written (fsynced,
- * atomically) only when a WAL generation begins or ends, never per commit: WAL frame i of the
+ * `wallog-capture`: which log frame the current SQLite WAL generation starts at. Written (atomically)
+ * only when a WAL generation begins or a new log is seeded, never per commit: WAL frame i of the
  * generation with these salts is log frame `genStartFrameNo + i`. Salts null = "the next WAL
  * generation, whatever its salts, starts at genStartFrameNo" (written when a new log is seeded).
  */
