@@ -8,6 +8,9 @@ import { warn } from '../warn.js';
 import { readCaptureState, writeCaptureState, type CaptureState } from './capture-state.js';
 import { ReplicationLog, type CompactionPolicy } from './replication-log.js';
 
+/** Pages read and appended at a time when a new log is seeded from the database. */
+const SEED_PIECE_PAGES = 1024;
+
 export interface RecoveredLog {
   log: ReplicationLog;
   reader: WalReader;
@@ -72,15 +75,20 @@ function seedNewLog(dir: string, namespace: string, walPath: string, main: Datab
   const log = ReplicationLog.create(dir, namespace, policy, newLogId());
   const pageCount = Number(main.pragma('page_count', { simple: true }));
   if (pageCount > 0) {
+    // One transaction holding every page, read and appended in pieces (databases can be large).
     const fd = fs.openSync(main.name, 'r');
     try {
-      const frames: PageFrame[] = [];
-      for (let p = 1; p <= pageCount; p++) {
-        const page = Buffer.alloc(PAGE_SIZE);
-        fs.readSync(fd, page, 0, PAGE_SIZE, (p - 1) * PAGE_SIZE);
-        frames.push({ pageNo: p, sizeAfter: p === pageCount ? pageCount : 0, page });
+      for (let first = 1; first <= pageCount; first += SEED_PIECE_PAGES) {
+        const last = Math.min(pageCount, first + SEED_PIECE_PAGES - 1);
+        const frames: PageFrame[] = [];
+        for (let p = first; p <= last; p++) {
+          const page = Buffer.alloc(PAGE_SIZE);
+          fs.readSync(fd, page, 0, PAGE_SIZE, (p - 1) * PAGE_SIZE);
+          frames.push({ pageNo: p, sizeAfter: p === pageCount ? pageCount : 0, page });
+        }
+        if (last === pageCount) log.append(frames);
+        else log.appendPart(frames);
       }
-      log.append(frames);
     } finally {
       fs.closeSync(fd);
     }

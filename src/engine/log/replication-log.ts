@@ -122,6 +122,15 @@ export class ReplicationLog {
     this.file.flushHeader();
   }
 
+  /**
+   * Appends the first pieces of a transaction too large to hold in memory at once (a seeded log):
+   * nothing is visible until `append` adds the piece ending in the commit frame, in the same
+   * synchronous run (no event-loop turn in between, so no header write or compaction interleaves).
+   */
+  appendPart(frames: readonly PageFrame[]): void {
+    this.file.appendTransaction(frames, { fsync: false, deferHeader: true, partial: true });
+  }
+
   /** flush() and fsync: durable across power loss. */
   sync(): void {
     this.file.sync();

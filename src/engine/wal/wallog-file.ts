@@ -153,13 +153,15 @@ export class WallogFile {
    * must be a commit frame (`sizeAfter` ≠ 0). With `fsync: false` both writes go to the page cache
    * only (durable against a process crash; call `sync()` before relying on it across power loss).
    */
-  appendTransaction(frames: readonly PageFrame[], options: { fsync?: boolean; deferHeader?: boolean } = {}): { firstFrameNo: bigint; lastFrameNo: bigint } {
+  appendTransaction(frames: readonly PageFrame[], options: { fsync?: boolean; deferHeader?: boolean; partial?: boolean } = {}): { firstFrameNo: bigint; lastFrameNo: bigint } {
     const durable = options.fsync ?? true;
     this.#checkOpen();
     if (this.#readOnly) throw new Error(`wallog ${this.path} is open read-only`);
     const last = frames.at(-1);
     if (last === undefined) throw new RangeError('a transaction needs at least one frame');
-    if (last.sizeAfter === 0) throw new RangeError('the last frame of a transaction must have sizeAfter > 0');
+    // `partial` (with deferHeader): a piece of a transaction too big to hold in memory; the caller
+    // appends the rest before the header is written, so readers never see it unfinished.
+    if (last.sizeAfter === 0 && !(options.partial && options.deferHeader)) throw new RangeError('the last frame of a transaction must have sizeAfter > 0');
     const firstFrameNo = this.nextFrameNo;
     for (const f of frames) {
       if (f.pageNo < 1) throw new RangeError(`invalid page number ${f.pageNo}`);

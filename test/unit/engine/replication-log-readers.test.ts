@@ -2,7 +2,7 @@ import { existsSync, statSync, truncateSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import { NeedSnapshotError } from '../../../src/engine/log/replication-log.js';
-import { EngineScope, framesOf, run } from '../../helpers/engine-log.js';
+import { bytes, EngineScope, framesOf, inspectFile, inspectPrimary, replayLog, run } from '../../helpers/engine-log.js';
 
 let scope: EngineScope;
 
@@ -118,5 +118,36 @@ describe('checkpoints in the commit path', () => {
     expect(consulted - before).toBeLessThanOrEqual(2);
     await run(reader, 'COMMIT');
     expect(frames.checkpoint()).toBe(true);
+  });
+});
+
+describe('seeding a new log', () => {
+  it('writes a database larger than one seeding piece as one transaction that replays to it', async () => {
+    scope = new EngineScope();
+    const dir = scope.tempDir();
+    const nsDir = join(dir, 'ns');
+    const first = scope.open(nsDir);
+    const conn = first.connect();
+    await run(conn, 'CREATE TABLE t (x)');
+    // ~6 MB: more than the 1024 pages read per seeding piece
+    await run(conn, 'BEGIN');
+    for (let i = 0; i < 1500; i++) await run(conn, 'INSERT INTO t VALUES (?)', [bytes(i, 4000)]);
+    await run(conn, 'COMMIT');
+    const oldLogId = framesOf(first).log.logId;
+    first.close();
+    truncateSync(join(nsDir, 'wallog'), 10); // unusable: a new log is seeded from the database
+
+    const second = scope.open(nsDir);
+    const log = framesOf(second).log;
+    expect(log.logId).not.toBe(oldLogId);
+    const pages = Number(inspectPrimary(second).pageCount);
+    expect(pages).toBeGreaterThan(1024);
+    // one transaction: only its last frame commits
+    const frames = log.readFrames(0n, pages + 10);
+    expect(frames).toHaveLength(pages);
+    expect(frames.filter((f) => f.sizeAfter !== 0).map((f) => f.frameNo)).toEqual([BigInt(pages - 1)]);
+    const out = join(dir, 'replayed.db');
+    replayLog(log, out);
+    expect(inspectFile(out).dump).toBe(inspectPrimary(second).dump);
   });
 });
