@@ -106,6 +106,7 @@ class Driver {
   private readerHeld = false;
   private columnSeq = 0;
   private guardWaiters: (() => void)[] = [];
+  private explicit = false;
   private readonly logId: string;
   private lastNext: bigint;
   private readonly removeGuard: () => void;
@@ -117,6 +118,9 @@ class Driver {
     this.logId = frames.log.logId;
     this.lastNext = frames.log.nextFrameNo;
     this.removeGuard = frames.addCheckpointGuard(() => {
+      // Consulted for every checkpoint attempt; outside explicitCheckpoint() it is the engine's own
+      // (in the commit path once the WAL is big, or by its retry timer).
+      if (!this.explicit) stats.autoCheckpoints += 1;
       for (const w of this.guardWaiters.splice(0)) w();
       return true;
     });
@@ -185,13 +189,17 @@ class Driver {
   }
 
   private explicitCheckpoint(): boolean {
-    return framesOf(this.ns).checkpoint();
+    this.explicit = true;
+    try {
+      return framesOf(this.ns).checkpoint();
+    } finally {
+      this.explicit = false;
+    }
   }
 
   /** Waits (on the checkpoint guard being consulted, not on time) until the engine checkpointed by itself. */
   private async awaitAutoCheckpoint(): Promise<void> {
     await this.releaseReader();
-    const due = pendingWal(this.ns) >= AUTO_CHECKPOINT_BYTES;
     for (let attempt = 0; attempt < 20 && pendingWal(this.ns) >= AUTO_CHECKPOINT_BYTES; attempt++) {
       let timer: NodeJS.Timeout | undefined;
       const consulted = new Promise<void>((resolve) => this.guardWaiters.push(resolve));
@@ -205,7 +213,6 @@ class Driver {
       }
     }
     expect(pendingWal(this.ns)).toBeLessThan(AUTO_CHECKPOINT_BYTES);
-    if (due) stats.autoCheckpoints += 1;
   }
 
   private async txn(body: Stmt[], commit: boolean, checkpointAfter: number): Promise<void> {
