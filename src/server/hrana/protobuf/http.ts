@@ -1,5 +1,5 @@
 import type { CursorEntry, HranaErrorBody } from '../protocol.js';
-import { emptyBatch, emptyStmt, readBatch, readStmt, writeBatchResult, writeCursorEntry, writeDescribeResult, writeError, writeErrorFields, writeStmtResult } from './shared.js';
+import { emptyBatch, emptyStmt, readBatch, readStmt, writeCursorEntry, writeError, writeErrorFields, writeStreamResponseBody } from './shared.js';
 import type { CursorRespBody, HttpStreamResponse, JsonObject, PipelineRespBody } from './shapes.js';
 import { ProtoReader, ProtoWriter } from './wire.js';
 
@@ -133,41 +133,20 @@ export function decodeCursorReqBody(data: Uint8Array): { baton: string | null; b
   return { baton, batch };
 }
 
+/** Oneof numbers of `hrana.http.StreamResponse`. */
+const STREAM_RESPONSE_FIELDS: Record<HttpStreamResponse['type'], number> = {
+  close: 1,
+  execute: 2,
+  batch: 3,
+  sequence: 4,
+  describe: 5,
+  store_sql: 6,
+  close_sql: 7,
+  get_autocommit: 8,
+};
+
 function writeStreamResponse(w: ProtoWriter, res: HttpStreamResponse): void {
-  switch (res.type) {
-    case 'close':
-      w.empty(1);
-      return;
-    case 'execute':
-      w.begin(2);
-      writeStmtResult(w, 1, res.result);
-      w.end();
-      return;
-    case 'batch':
-      w.begin(3);
-      writeBatchResult(w, 1, res.result);
-      w.end();
-      return;
-    case 'sequence':
-      w.empty(4);
-      return;
-    case 'describe':
-      w.begin(5);
-      writeDescribeResult(w, 1, res.result);
-      w.end();
-      return;
-    case 'store_sql':
-      w.empty(6);
-      return;
-    case 'close_sql':
-      w.empty(7);
-      return;
-    case 'get_autocommit':
-      w.begin(8);
-      if (res.is_autocommit) w.bool(1, true);
-      w.end();
-      return;
-  }
+  writeStreamResponseBody(w, STREAM_RESPONSE_FIELDS[res.type], res);
 }
 
 export function encodePipelineRespBody(body: PipelineRespBody): Buffer {

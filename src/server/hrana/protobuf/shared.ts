@@ -1,5 +1,5 @@
 import type { BatchResult, Col, CursorEntry, DescribeResult, HranaErrorBody, StmtResult, Value } from '../protocol.js';
-import type { JsonObject } from './shapes.js';
+import type { HttpStreamResponse, JsonObject } from './shapes.js';
 import { ProtoReader, ProtoWriter } from './wire.js';
 
 /**
@@ -309,4 +309,35 @@ export function readBatch(r: ProtoReader): JsonObject {
   }
   batch.steps = steps;
   return batch;
+}
+
+/**
+ * A stream response as the oneof member `field` (HTTP `StreamResponse` and WebSocket `Response` hold
+ * the same bodies under different numbers); responses without a body are empty messages.
+ */
+export function writeStreamResponseBody(w: ProtoWriter, field: number, res: HttpStreamResponse): void {
+  switch (res.type) {
+    case 'execute':
+      w.begin(field);
+      writeStmtResult(w, 1, res.result);
+      w.end();
+      return;
+    case 'batch':
+      w.begin(field);
+      writeBatchResult(w, 1, res.result);
+      w.end();
+      return;
+    case 'describe':
+      w.begin(field);
+      writeDescribeResult(w, 1, res.result);
+      w.end();
+      return;
+    case 'get_autocommit':
+      w.begin(field);
+      if (res.is_autocommit) w.bool(1, true);
+      w.end();
+      return;
+    default:
+      w.empty(field);
+  }
 }

@@ -1,4 +1,4 @@
-import { emptyBatch, emptyStmt, readBatch, readStmt, writeBatchResult, writeCursorEntry, writeDescribeResult, writeError, writeStmtResult } from './shared.js';
+import { emptyBatch, emptyStmt, readBatch, readStmt, writeCursorEntry, writeError, writeStreamResponseBody } from './shared.js';
 import type { JsonObject, WsResponse, WsServerMsg } from './shapes.js';
 import { ProtoReader, ProtoWriter } from './wire.js';
 
@@ -105,34 +105,20 @@ export function decodeWsClientMsg(data: Uint8Array): JsonObject {
 function writeResponse(w: ProtoWriter, res: WsResponse): void {
   const field = REQUEST_FIELDS.indexOf(res.type) + 2;
   switch (res.type) {
-    case 'execute':
-      w.begin(field);
-      writeStmtResult(w, 1, res.result);
-      w.end();
-      return;
-    case 'batch':
-      w.begin(field);
-      writeBatchResult(w, 1, res.result);
-      w.end();
-      return;
     case 'fetch_cursor':
       w.begin(field);
       for (const entry of res.entries) writeCursorEntry(w, 1, entry);
       if (res.done) w.bool(2, true);
       w.end();
       return;
-    case 'describe':
-      w.begin(field);
-      writeDescribeResult(w, 1, res.result);
-      w.end();
-      return;
-    case 'get_autocommit':
-      w.begin(field);
-      if (res.is_autocommit) w.bool(1, true);
-      w.end();
+    case 'open_stream':
+    case 'close_stream':
+    case 'open_cursor':
+    case 'close_cursor':
+      w.empty(field);
       return;
     default:
-      w.empty(field);
+      writeStreamResponseBody(w, field, res);
   }
 }
 
