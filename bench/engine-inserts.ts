@@ -6,7 +6,9 @@
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
+import { NamespacePaths } from '../src/engine/data-dir.js';
 import { NamespaceDb } from '../src/engine/namespace-db.js';
+import { PrimaryRole } from '../src/engine/roles/primary-role.js';
 import type { Benchmark, BenchOptions } from './types.js';
 import { benchTempDir, bracketed, bracketMean, fmtNumber, mean } from './util.js';
 
@@ -34,16 +36,16 @@ function plainRun(dir: string, count: number, synchronous: 'NORMAL' | 'FULL' = '
 
 async function engineRun(dir: string, count: number): Promise<number> {
   const ns = new NamespaceDb({
-    dir,
+    paths: new NamespacePaths(dir),
     name: 'default',
     txnTimeoutMs: 5000,
-    capture: {
-      checkpointIntervalS: null,
-      checkpointWalBytes: 4 * 1024 * 1024,
-      compaction: { maxFrames: 200_000_000n / 4120n, maxDurationMs: null, snapshotExec: null, dbPath: dir },
-    },
+    role: new PrimaryRole({
+      checkpoint: { intervalMs: null, walBytes: 4 * 1024 * 1024, prepareTimeoutMs: 5000 },
+      compaction: { maxFrames: 200_000_000n / 4120n, maxDurationMs: null, snapshotExec: null, scriptBackupDir: path.join(dir, 'script_backup') },
+      outsidePollMs: 1000,
+    }),
   });
-  ns.open();
+  await ns.open();
   try {
     const conn = ns.connect();
     const opts = { allowWrite: true, maxResponseBytes: 10_000_000 };
@@ -55,7 +57,7 @@ async function engineRun(dir: string, count: number): Promise<number> {
     if (frames < BigInt(count)) throw new Error(`capture is off: ${frames} frames for ${count} inserts`);
     return rate;
   } finally {
-    ns.close();
+    await ns.close();
   }
 }
 

@@ -56,11 +56,12 @@ const INSERT_RE = /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:insert|replace)\b/i;
  * Opens a server-side SQLite connection with the settings every connection must have
  * (`timeout: 0` is busy_timeout = 0: the engine's write lock does the waiting, never SQLite).
  */
-export function openSqlite(file: string, opts: { setJournalMode: boolean } = { setJournalMode: true }): Database.Database {
+export function openSqlite(file: string, opts: { journalMode: 'wal' | 'rollback' | null; wal: boolean } = { journalMode: 'wal', wal: true }): Database.Database {
   const db = new Database(file, { timeout: 0 });
-  // journal_mode is stored in the file: the maintenance connection sets it once per namespace.
-  if (opts.setJournalMode) db.pragma('journal_mode = WAL');
-  db.pragma('wal_autocheckpoint = 0');
+  // journal_mode is stored in the file: the maintenance connection sets it once per namespace. A
+  // replica's file stays in rollback mode (its pages are written by the frame applier).
+  if (opts.journalMode === 'wal') db.pragma('journal_mode = WAL');
+  if (opts.wal) db.pragma('wal_autocheckpoint = 0');
   db.pragma('synchronous = NORMAL');
   db.defaultSafeIntegers(true);
   return db;
@@ -120,6 +121,8 @@ export class SqlConnection implements LockHolder {
   private readonly sqlite: Database.Database;
   private readonlyTxn = false;
   private timedOut = false;
+  /** Set when the engine rolled back this connection's transaction (replica apply): the next statement fails with it. */
+  private aborted: SqlError | null = null;
   private closed = false;
 
   constructor(private readonly host: ConnectionHost) {
@@ -158,6 +161,19 @@ export class SqlConnection implements LockHolder {
     this.host.releaseWriteLock(this);
   }
 
+  /** Rolls back the open transaction for the engine (a replica applying frames); the next statement fails with `reason`. */
+  abortTransaction(reason: SqlError): void {
+    if (!this.sqlite.inTransaction) return;
+    try {
+      this.sqlite.exec('ROLLBACK');
+    } catch {
+      // the connection is unusable anyway; the next statement reports the error
+    }
+    this.readonlyTxn = false;
+    this.aborted = reason;
+    this.host.releaseWriteLock(this);
+  }
+
   /** Describes a statement without running it. */
   describe(sql: string): { params: (string | null)[]; columns: SqlColumn[]; isExplain: boolean; isReadonly: boolean } {
     const p = this.prepare(sql);
@@ -171,6 +187,11 @@ export class SqlConnection implements LockHolder {
 
   async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
     if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+    if (this.aborted) {
+      const reason = this.aborted;
+      this.aborted = null;
+      throw reason;
+    }
     const p = this.prepare(sql);
     if (p.refused && !opts.trusted) throw p.refused;
     if (p.taints) this.handle.dirty = true;

@@ -1,8 +1,12 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type Database from 'better-sqlite3';
 import { openSqlite, SqlConnection, SqliteHandle, type ConnectionHost } from './connection.js';
-import { FrameCapture, type CaptureOptions } from './log/frame-capture.js';
+import type { NamespacePaths } from './data-dir.js';
+import { noFaults, type FaultInjector } from './faults.js';
+import { SqliteFiles } from './files/sqlite-files.js';
+import { silentLogger, type Logger } from './logger.js';
+import { PrimaryRole } from './roles/primary-role.js';
+import type { DbRole, OpenTransaction, RoleHost } from './roles/role.js';
 import { PAGE_SIZE } from './wal/frame.js';
 import { WriteLock, type LockHolder } from './write-lock.js';
 
@@ -10,55 +14,66 @@ import { WriteLock, type LockHolder } from './write-lock.js';
 const MAX_IDLE_HANDLES = 32;
 
 export interface NamespaceDbOptions {
-  /** `<db-path>/dbs/<namespace>` */
-  dir: string;
+  paths: NamespacePaths;
   name: string;
   txnTimeoutMs: number;
-  /** Frame capture into the replication log (primary); null leaves the WAL alone (tests of the engine core). */
-  capture: CaptureOptions | null;
+  /** Primary (capture, checkpoints) or replica (applier); null leaves the WAL alone (engine-core tests). */
+  role: DbRole | null;
+  logger?: Logger;
+  faults?: FaultInjector;
 }
 
 /**
- * One namespace's database: the SQLite file, its write lock, the connections open on it and a
- * maintenance connection that stays open so SQLite never checkpoints behind the engine's back.
+ * One namespace's database: the SQLite file, the engine's descriptors of it, its write lock, the
+ * connections open on it, a maintenance connection that stays open so SQLite never checkpoints
+ * behind the engine's back, and its role. Teardown order: client connections, role, maintenance
+ * connection, descriptors (docs/ARCHITECTURE.md, "Who may touch which file").
  */
-export class NamespaceDb implements ConnectionHost {
+export class NamespaceDb implements ConnectionHost, RoleHost {
   readonly name: string;
-  readonly dir: string;
-  readonly dbFile: string;
+  readonly paths: NamespacePaths;
+  readonly logger: Logger;
+  readonly faults: FaultInjector;
+  readonly role: DbRole | null;
   private readonly lock: WriteLock;
   private readonly connections = new Set<SqlConnection>();
   private readonly idle: SqliteHandle[] = [];
   private main: Database.Database | null = null;
-  private capture: FrameCapture | null = null;
-  private closed = false;
+  private sqliteFiles: SqliteFiles | null = null;
+  private closing: Promise<void> | null = null;
 
-  constructor(private readonly opts: NamespaceDbOptions) {
+  constructor(opts: NamespaceDbOptions) {
     this.name = opts.name;
-    this.dir = opts.dir;
-    this.dbFile = path.join(opts.dir, 'data');
+    this.paths = opts.paths;
+    this.role = opts.role;
+    this.logger = opts.logger ?? silentLogger();
+    this.faults = opts.faults ?? noFaults;
     this.lock = new WriteLock(opts.txnTimeoutMs);
   }
 
-  /** Opens the database and, on a primary, recovers and continues its replication log before serving. */
-  open(): void {
-    fs.mkdirSync(this.dir, { recursive: true });
-    this.main = openSqlite(this.dbFile);
-    const pageSize = Number(this.main.pragma('page_size', { simple: true }));
-    if (pageSize !== PAGE_SIZE) {
-      this.main.close();
+  get dir(): string {
+    return this.paths.dir;
+  }
+
+  get dbFile(): string {
+    return this.paths.db;
+  }
+
+  /** Opens the database and runs its role's recovery before serving. */
+  async open(): Promise<void> {
+    fs.mkdirSync(this.paths.dir, { recursive: true });
+    this.sqliteFiles = SqliteFiles.open(this.paths);
+    try {
+      this.main = this.openConnection(true);
+      const pageSize = Number(this.main.pragma('page_size', { simple: true }));
+      if (pageSize !== PAGE_SIZE) throw new Error(`namespace ${this.name}: page size ${pageSize} is not supported (only ${PAGE_SIZE}, as sqld)`);
+      await this.role?.open(this);
+    } catch (err) {
+      this.main?.close();
       this.main = null;
-      throw new Error(`namespace ${this.name}: page size ${pageSize} is not supported (only ${PAGE_SIZE}, as sqld)`);
-    }
-    const capture = this.opts.capture;
-    if (capture) {
-      try {
-        this.capture = FrameCapture.open(this, capture);
-      } catch (err) {
-        this.main.close();
-        this.main = null;
-        throw err;
-      }
+      this.sqliteFiles.close();
+      this.sqliteFiles = null;
+      throw err;
     }
   }
 
@@ -68,22 +83,31 @@ export class NamespaceDb implements ConnectionHost {
     return this.main;
   }
 
-  /** The frame capture (replication log, checkpoints) of a primary namespace. */
-  get frames(): FrameCapture | null {
-    return this.capture;
+  get files(): SqliteFiles {
+    if (!this.sqliteFiles) throw new Error(`namespace ${this.name} is not open`);
+    return this.sqliteFiles;
+  }
+
+  /** The primary role (frame capture, checkpoints, frame sources), or null on a replica. */
+  get frames(): PrimaryRole | null {
+    return this.role instanceof PrimaryRole ? this.role : null;
+  }
+
+  openInternalConnection(): Database.Database {
+    return this.openConnection(false);
   }
 
   takeHandle(): SqliteHandle {
-    return this.idle.pop() ?? new SqliteHandle(openSqlite(this.dbFile, { setJournalMode: false }));
+    return this.idle.pop() ?? new SqliteHandle(this.openConnection(false));
   }
 
   returnHandle(handle: SqliteHandle): void {
-    if (this.closed || handle.dirty || this.idle.length >= MAX_IDLE_HANDLES || handle.sqlite.inTransaction) handle.close();
+    if (this.closing || handle.dirty || this.idle.length >= MAX_IDLE_HANDLES || handle.sqlite.inTransaction) handle.close();
     else this.idle.push(handle);
   }
 
   connect(): SqlConnection {
-    if (this.closed) throw new Error(`namespace ${this.name} is closed`);
+    if (this.closing) throw new Error(`namespace ${this.name} is closed`);
     const conn = new SqlConnection(this);
     this.connections.add(conn);
     return conn;
@@ -93,8 +117,12 @@ export class NamespaceDb implements ConnectionHost {
     return this.connections.size;
   }
 
+  *openTransactions(): Iterable<OpenTransaction> {
+    for (const conn of this.connections) if (!conn.isAutocommit) yield conn;
+  }
+
   replicationIndex(): bigint | null {
-    return this.capture?.replicationIndex() ?? null;
+    return this.role?.replicationIndex() ?? null;
   }
 
   acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void> {
@@ -114,29 +142,42 @@ export class NamespaceDb implements ConnectionHost {
   }
 
   beforeWrite(): void {
-    this.capture?.beforeWrite();
+    this.role?.beforeWrite();
   }
 
   afterCommit(): void {
-    this.capture?.afterCommit();
+    this.role?.afterCommit();
   }
 
   onConnectionClosed(conn: SqlConnection): void {
     this.connections.delete(conn);
   }
 
-  /** Closes client connections (rolling back open transactions), then capture (final checkpoint) and the database. */
-  close(): void {
-    if (this.closed) return;
-    this.closed = true;
+  /**
+   * Closes client connections (rolling back open transactions), then the role (final capture and
+   * checkpoint), then the maintenance connection, and only then the engine's file descriptors.
+   */
+  close(): Promise<void> {
+    this.closing ??= this.doClose();
+    return this.closing;
+  }
+
+  private async doClose(): Promise<void> {
     this.lock.close(new Error(`namespace ${this.name} is closing`));
     for (const conn of [...this.connections]) conn.close();
     for (const handle of this.idle.splice(0)) handle.close();
     try {
-      this.capture?.close();
+      await this.role?.close();
     } finally {
       this.main?.close();
       this.main = null;
+      this.sqliteFiles?.close();
+      this.sqliteFiles = null;
     }
+  }
+
+  private openConnection(maintenance: boolean): Database.Database {
+    const mode = this.role?.journalMode ?? 'wal';
+    return openSqlite(this.paths.db, { journalMode: maintenance ? mode : null, wal: mode === 'wal' });
   }
 }

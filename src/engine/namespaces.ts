@@ -1,57 +1,98 @@
-import path from 'node:path';
 import { NotFoundError } from '../errors.js';
-import { NamespaceDb, type NamespaceDbOptions } from './namespace-db.js';
+import type { DataDirPaths } from './data-dir.js';
+import type { FaultInjector } from './faults.js';
+import type { Logger } from './logger.js';
+import { NamespaceDb } from './namespace-db.js';
+import { NamespaceRegistry } from './registry/namespace-registry.js';
+import type { DbRole } from './roles/role.js';
 
 export interface NamespacesOptions {
-  /** `--db-path` */
-  dbPath: string;
+  dataDir: DataDirPaths;
   txnTimeoutMs: number;
-  /** Frame capture settings for every namespace (null: no replication log). */
-  capture: NamespaceDbOptions['capture'];
-  /** Called once for every namespace database right after it opened (frame capture, backup). */
+  /** Builds each namespace's role (primary or replica); null = no role (engine-core tests). */
+  role: (name: string) => DbRole | null;
+  logger: Logger;
+  faults?: FaultInjector;
+  /** Called once for every namespace database right after it opened (backups, metrics). */
   onOpen?: (db: NamespaceDb) => void;
 }
 
 export const DEFAULT_NAMESPACE = 'default';
 
-/** The set of namespace databases under `<db-path>/dbs/`, opened lazily and kept open. */
+/**
+ * The namespaces of a data directory: which exist is the registry's word; databases are opened
+ * lazily (concurrent first requests share one open) and kept open until close().
+ */
 export class Namespaces {
   private readonly open = new Map<string, NamespaceDb>();
+  private readonly opening = new Map<string, Promise<NamespaceDb>>();
+  private closing: Promise<void> | null = null;
+  readonly registry: NamespaceRegistry;
 
-  constructor(private readonly opts: NamespacesOptions) {}
+  constructor(private readonly opts: NamespacesOptions) {
+    this.registry = NamespaceRegistry.load(opts.dataDir);
+  }
 
   /** Returns the namespace, opening it on first use. Only `default` is created implicitly. */
-  get(name: string): NamespaceDb {
+  get(name: string): Promise<NamespaceDb> {
     const existing = this.open.get(name);
-    if (existing) return existing;
-    if (name !== DEFAULT_NAMESPACE) {
-      throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`);
+    if (existing) return Promise.resolve(existing);
+    if (this.closing) return Promise.reject(new Error('the server is shutting down'));
+    if (name !== DEFAULT_NAMESPACE && !this.registry.has(name)) {
+      return Promise.reject(new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`));
     }
-    return this.openNamespace(name);
+    let pending = this.opening.get(name);
+    if (!pending) {
+      pending = this.openNamespace(name).finally(() => this.opening.delete(name));
+      this.opening.set(name, pending);
+    }
+    return pending;
+  }
+
+  /** An already open namespace, without opening it. */
+  peek(name: string): NamespaceDb | undefined {
+    return this.open.get(name);
   }
 
   list(): NamespaceDb[] {
     return [...this.open.values()];
   }
 
-  private openNamespace(name: string): NamespaceDb {
-    const db = new NamespaceDb({ dir: path.join(this.opts.dbPath, 'dbs', name), name, txnTimeoutMs: this.opts.txnTimeoutMs, capture: this.opts.capture });
-    db.open();
-    this.opts.onOpen?.(db);
+  private async openNamespace(name: string): Promise<NamespaceDb> {
+    this.registry.add(name);
+    const db = new NamespaceDb({
+      paths: this.opts.dataDir.namespace(name),
+      name,
+      txnTimeoutMs: this.opts.txnTimeoutMs,
+      role: this.opts.role(name),
+      logger: this.opts.logger.child({ namespace: name }),
+      ...(this.opts.faults ? { faults: this.opts.faults } : {}),
+    });
+    await db.open();
+    if (this.closing) {
+      await db.close();
+      throw new Error('the server is shutting down');
+    }
     this.open.set(name, db);
+    try {
+      this.opts.onOpen?.(db);
+    } catch (err) {
+      this.open.delete(name);
+      await db.close();
+      throw err;
+    }
     return db;
   }
 
-  close(): void {
-    const errors: unknown[] = [];
-    for (const db of this.open.values()) {
-      try {
-        db.close();
-      } catch (err) {
-        errors.push(err);
-      }
-    }
-    this.open.clear();
-    if (errors.length > 0) throw errors[0];
+  /** Closes every namespace (waiting for those still opening); throws the first error at the end. */
+  close(): Promise<void> {
+    this.closing ??= (async () => {
+      await Promise.allSettled([...this.opening.values()]);
+      const results = await Promise.allSettled([...this.open.values()].map((db) => db.close()));
+      this.open.clear();
+      const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+      if (failed) throw failed.reason;
+    })();
+    return this.closing;
   }
 }

@@ -1,4 +1,5 @@
 import type { ServeConfig } from '../config/serve-config.js';
+import type { Logger } from '../engine/logger.js';
 import type { Namespaces } from '../engine/namespaces.js';
 import type { ConnectionSlots } from './admission.js';
 import type { AuthStrategy } from './auth/strategy.js';
@@ -8,6 +9,8 @@ import type { ResponseBudget } from './response-budget.js';
 /** Everything request handlers share; built once by createServer. */
 export interface ServerContext {
   config: ServeConfig;
+  /** The server's one logger (also fastify's). */
+  logger: Logger;
   namespaces: Namespaces;
   auth: AuthStrategy;
   slots: ConnectionSlots;

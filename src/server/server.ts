@@ -1,7 +1,12 @@
 import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config/serve-config.js';
 import { DataDirLock } from '../engine/data-dir-lock.js';
+import { DataDirPaths } from '../engine/data-dir.js';
+import type { FaultInjector } from '../engine/faults.js';
+import { createLogger, type Logger } from '../engine/logger.js';
 import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
+import { PrimaryRole } from '../engine/roles/primary-role.js';
+import { Teardown } from '../engine/teardown.js';
 import { ConnectionSlots } from './admission.js';
 import { createAuthStrategy } from './auth/strategy.js';
 import type { ServerContext } from './context.js';
@@ -13,6 +18,16 @@ import { attachHranaWebSocket } from './ws/hrana-ws.js';
 
 /** Checkpoint once the WAL reaches about SQLite's own auto-checkpoint size (1000 pages). */
 const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
+/** Longest a checkpoint participant's preparation may delay a checkpoint. */
+const CHECKPOINT_PREPARE_TIMEOUT_MS = 5000;
+/** How often frames committed by other processes are looked for while no writer of ours runs. */
+const OUTSIDE_POLL_MS = 1000;
+
+/** Parts a caller may supply instead of the defaults (tests: a logger to read, injected faults). */
+export interface ServerOverrides {
+  logger?: Logger;
+  faults?: FaultInjector;
+}
 
 export interface RunningServer {
   /** The address the user port listens on (the real port when 0 was asked for). */
@@ -30,34 +45,46 @@ export interface RunningServer {
  * The composition root of `serve`: builds every part from the resolved config, listens, and returns
  * a handle whose close() tears down in reverse order. Signals are handled by the command, not here.
  */
-export async function startServer(config: ServeConfig): Promise<RunningServer> {
+export async function startServer(config: ServeConfig, overrides: ServerOverrides = {}): Promise<RunningServer> {
   const lock = DataDirLock.acquire(config.dbPath);
   try {
-    return await start(config, lock);
+    return await start(config, lock, overrides);
   } catch (err) {
     lock.release();
     throw err;
   }
 }
 
-async function start(config: ServeConfig, lock: DataDirLock): Promise<RunningServer> {
+async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOverrides): Promise<RunningServer> {
+  const logger = overrides.logger ?? createLogger();
+  const dataDir = new DataDirPaths(config.dbPath);
+  // Teardown runs in reverse: HTTP listeners, then streams, then databases, then the data-dir lock.
+  const teardown = new Teardown();
+  teardown.register('data directory lock', () => lock.release());
   const namespaces = new Namespaces({
-    dbPath: config.dbPath,
+    dataDir,
     txnTimeoutMs: config.limits.txnTimeoutMs,
-    capture: {
-      checkpointIntervalS: config.checkpointIntervalS,
-      checkpointWalBytes: CHECKPOINT_WAL_BYTES,
-      compaction: { maxFrames: config.log.maxLogFrames, maxDurationMs: config.log.maxLogDurationMs, snapshotExec: config.log.snapshotExec, dbPath: config.dbPath },
-    },
+    logger,
+    ...(overrides.faults ? { faults: overrides.faults } : {}),
+    role: () =>
+      new PrimaryRole({
+        compaction: { maxFrames: config.log.maxLogFrames, maxDurationMs: config.log.maxLogDurationMs, snapshotExec: config.log.snapshotExec, scriptBackupDir: dataDir.scriptBackup },
+        checkpoint: {
+          intervalMs: config.checkpointIntervalS === null ? null : config.checkpointIntervalS * 1000,
+          walBytes: CHECKPOINT_WAL_BYTES,
+          prepareTimeoutMs: CHECKPOINT_PREPARE_TIMEOUT_MS,
+        },
+        outsidePollMs: OUTSIDE_POLL_MS,
+      }),
   });
-  if (!config.namespaces.enabled) namespaces.get(DEFAULT_NAMESPACE);
+  teardown.register('namespaces', () => namespaces.close());
 
   let idleTimer: NodeJS.Timeout | null = null;
-  let closing: Promise<void> | null = null;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   const ctx: ServerContext = {
     config,
+    logger,
     namespaces,
     auth: createAuthStrategy(config.auth),
     slots: new ConnectionSlots({
@@ -68,53 +95,48 @@ async function start(config: ServeConfig, lock: DataDirLock): Promise<RunningSer
     httpStreams: new HttpStreams(config.limits.streamExpiryMs),
     responses: new ResponseBudget(config.limits.maxTotalResponseBytes),
     touch: () => idleTimer?.refresh(),
-    isClosing: () => closing !== null,
+    isClosing: () => teardown.started,
   };
+  teardown.register('Hrana HTTP streams', () => ctx.httpStreams.closeAll());
 
   const app = buildUserApp(ctx);
   const ws = attachHranaWebSocket(app.server, ctx);
   let hranaWs: HranaWsListener | null = null;
   try {
+    if (!config.namespaces.enabled) await namespaces.get(DEFAULT_NAMESPACE);
     await app.listen({ host: config.http.host, port: config.http.port }).catch((err: unknown) => {
       throw listenError(err, config.http, '--http-listen-addr');
     });
-    if (config.hranaWs) hranaWs = await startHranaWsListener(ctx, config.hranaWs);
+    teardown.register('user HTTP port', async () => {
+      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutS * 1000);
+      force.unref();
+      try {
+        ws.close();
+        await app.close();
+      } finally {
+        clearTimeout(force);
+      }
+    });
+    if (config.hranaWs) {
+      const listener = await startHranaWsListener(ctx, config.hranaWs);
+      hranaWs = listener;
+      teardown.register('Hrana WebSocket listener', () => listener.close());
+    }
   } catch (err) {
     ws.close();
     await app.close();
-    ctx.httpStreams.closeAll();
-    namespaces.close();
+    await teardown.close().catch((closeErr: unknown) => logger.error({ err: closeErr }, 'teardown after a failed start failed'));
     throw err;
   }
   const address = app.server.address() as AddressInfo;
 
   const close = (): Promise<void> => {
-    closing ??= (async () => {
-      if (idleTimer) clearTimeout(idleTimer);
-      const force = setTimeout(() => app.server.closeAllConnections(), config.shutdownTimeoutS * 1000);
-      force.unref();
-      try {
-        ws.close();
-        await Promise.all([app.close(), hranaWs?.close()]);
-      } finally {
-        clearTimeout(force);
-        try {
-          ctx.httpStreams.closeAll();
-        } finally {
-          try {
-            namespaces.close();
-          } finally {
-            lock.release();
-            resolveStopped();
-          }
-        }
-      }
-    })();
-    return closing;
+    if (idleTimer) clearTimeout(idleTimer);
+    return teardown.close().finally(() => resolveStopped());
   };
 
   if (config.idleShutdownTimeoutS !== null) {
-    idleTimer = setTimeout(() => void close(), config.idleShutdownTimeoutS * 1000);
+    idleTimer = setTimeout(() => void close().catch((err: unknown) => logger.error({ err }, 'shutdown failed')), config.idleShutdownTimeoutS * 1000);
   }
 
   return { httpAddress: { host: address.address, port: address.port }, hranaWsAddress: hranaWs?.address ?? null, context: ctx, stopped, close };

@@ -62,7 +62,7 @@ export function authHeader(headers: IncomingHttpHeaders): string | undefined {
  */
 export async function resolveSession(ctx: ServerContext, headers: IncomingHttpHeaders, credential = authHeader(headers)): Promise<Session> {
   const namespace = namespaceFromHeaders(ctx, headers);
-  const db = ctx.namespaces.get(namespace);
+  const db = await ctx.namespaces.get(namespace);
   const principal = await ctx.auth.authenticateHttp(credential);
   if (!principal.canRead(namespace)) {
     throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);

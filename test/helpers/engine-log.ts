@@ -7,9 +7,12 @@ import { closeSync, ftruncateSync, mkdtempSync, openSync, rmSync, constants } fr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { SqlConnection } from '../../src/engine/connection.js';
-import type { FrameCapture } from '../../src/engine/log/frame-capture.js';
+import { NamespacePaths } from '../../src/engine/data-dir.js';
+import type { FaultInjector } from '../../src/engine/faults.js';
 import type { ReplicationLog } from '../../src/engine/log/replication-log.js';
+import type { Logger } from '../../src/engine/logger.js';
 import { NamespaceDb } from '../../src/engine/namespace-db.js';
+import { PrimaryRole } from '../../src/engine/roles/primary-role.js';
 import type { ExecResult, SqlValue } from '../../src/engine/values.js';
 import { PAGE_SIZE, type Frame } from '../../src/engine/wal/frame.js';
 import { replayIntoFile, type ReplayFrame } from '../../src/engine/wal/replay.js';
@@ -23,7 +26,12 @@ export interface NsOptions {
   snapshotExec?: string | null;
   /** `<db-path>` for snapshot-exec links (default: the parent of the namespace dir). */
   dbPath?: string;
-  beforeAppend?: () => void;
+  faults?: FaultInjector;
+  logger?: Logger;
+  /** Outside-writer poll interval (default: off). */
+  outsidePollMs?: number | null;
+  /** Checkpoint participants' preparation bound (default 5 s). */
+  prepareTimeoutMs?: number;
 }
 
 const NEVER_FRAMES = 1n << 50n;
@@ -41,25 +49,26 @@ export class EngineScope {
   }
 
   /** Creates and opens a capturing namespace in `nsDir`. */
-  open(nsDir: string, opts: NsOptions = {}): NamespaceDb {
+  async open(nsDir: string, opts: NsOptions = {}): Promise<NamespaceDb> {
     const ns = new NamespaceDb({
-      dir: nsDir,
+      paths: new NamespacePaths(nsDir),
       name: 'test-ns',
       txnTimeoutMs: 60_000,
-      capture: {
-        checkpointIntervalS: null,
-        checkpointWalBytes: opts.checkpointWalBytes ?? NEVER_BYTES,
+      role: new PrimaryRole({
+        checkpoint: { intervalMs: null, walBytes: opts.checkpointWalBytes ?? NEVER_BYTES, prepareTimeoutMs: opts.prepareTimeoutMs ?? 5000 },
         compaction: {
           maxFrames: opts.maxFrames ?? NEVER_FRAMES,
           maxDurationMs: null,
           snapshotExec: opts.snapshotExec ?? null,
-          dbPath: opts.dbPath ?? join(nsDir, '..'),
+          scriptBackupDir: join(opts.dbPath ?? join(nsDir, '..'), 'script_backup'),
         },
-        ...(opts.beforeAppend ? { beforeAppend: opts.beforeAppend } : {}),
-      },
+        outsidePollMs: opts.outsidePollMs ?? null,
+      }),
+      ...(opts.logger ? { logger: opts.logger } : {}),
+      ...(opts.faults ? { faults: opts.faults } : {}),
     });
     this.dbs.push(ns);
-    ns.open();
+    await ns.open();
     return ns;
   }
 
@@ -67,8 +76,8 @@ export class EngineScope {
     const errors: unknown[] = [];
     for (const ns of this.dbs.splice(0)) {
       try {
-        await ns.frames?.log.drain();
-        ns.close();
+        if (ns.frames && !ns.frames.writeRefusal) await ns.frames.log.drain();
+        await ns.close();
       } catch (err) {
         errors.push(err);
       }
@@ -78,7 +87,7 @@ export class EngineScope {
   }
 }
 
-export function framesOf(ns: NamespaceDb): FrameCapture {
+export function framesOf(ns: NamespaceDb): PrimaryRole {
   const frames = ns.frames;
   if (!frames) throw new Error('namespace has no frame capture');
   return frames;

@@ -222,7 +222,7 @@ describe('interactive transactions', () => {
     });
     second.catch(() => undefined);
     // wait until tx2's stream exists on the server (its connection is open), so it really is queued
-    const db = srv.server.context.namespaces.get('default');
+    const db = await srv.server.context.namespaces.get('default');
     await vi.waitFor(() => expect(db.openConnections).toBe(2), { timeout: 5000, interval: 10 });
     await tx1.execute("INSERT INTO conc VALUES ('one', 2)");
     expect(firstRow(await tx1.execute('SELECT count(*) FROM conc'))).toEqual([2n]);

@@ -113,7 +113,7 @@ describe('GET /dump', () => {
 
   beforeAll(async () => {
     srv = await startTestServer();
-    conn = srv.server.context.namespaces.get('default').connect();
+    conn = (await srv.server.context.namespaces.get('default')).connect();
     for (const sql of SETUP) await run(sql);
     await run('BEGIN');
     for (const v of VALUES) await run('INSERT INTO vals (v) VALUES (?)', v);

@@ -29,9 +29,9 @@ describe('statements that would undermine the engine are refused, as sqld refuse
   it('refuses switching the journal mode and keeps capturing frames', async () => {
     expect(await codeOf(client.execute('PRAGMA journal_mode = DELETE'))).toBe('SQL_PARSE_ERROR');
     expect((await client.execute('PRAGMA journal_mode')).rows[0]?.[0]).toBe('wal');
-    const before = server.server.context.namespaces.get('default').replicationIndex();
+    const before = (await server.server.context.namespaces.get('default')).replicationIndex();
     await client.execute('INSERT INTO t VALUES (1)');
-    const after = server.server.context.namespaces.get('default').replicationIndex();
+    const after = (await server.server.context.namespaces.get('default')).replicationIndex();
     expect(after).not.toBeNull();
     expect(after! > (before ?? -1n)).toBe(true);
   });

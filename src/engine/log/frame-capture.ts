@@ -1,203 +1,165 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import type Database from 'better-sqlite3';
+import type { NamespacePaths } from '../data-dir.js';
+import type { FaultInjector } from '../faults.js';
+import type { SqliteFiles } from '../files/sqlite-files.js';
+import { errorMessage, type Logger } from '../logger.js';
+import type { FramePublisher } from '../pipeline/publisher.js';
+import type { CheckpointedEvent, CommittedTransaction } from '../pipeline/transactions.js';
 import { SqlError } from '../sql-error.js';
-import { WalReader } from '../wal/sqlite-wal.js';
-import { WAL_HEADER_SIZE } from '../wal/sqlite-wal.js';
-import { warn } from '../warn.js';
-import type { LockHolder } from '../write-lock.js';
-import { writeCaptureState } from './capture-state.js';
-import { recoverLog, toPageFrames } from './log-recovery.js';
+import { decodeFrame, FRAME_SIZE, type Frame } from '../wal/frame.js';
+import { WAL_HEADER_SIZE, WalReader, type WalTransaction } from '../wal/sqlite-wal.js';
+import { writeCaptureState, type CaptureState } from './capture-state.js';
+import { dbIdentity } from './db-identity.js';
+import { recoverLog, toPageFrames, type RecoveryInput } from './log-recovery.js';
 import type { CompactionPolicy, ReplicationLog } from './replication-log.js';
 
 /** What frame capture needs from its namespace database. */
 export interface CaptureHost {
   readonly name: string;
-  readonly dir: string;
-  readonly dbFile: string;
+  readonly paths: NamespacePaths;
+  readonly files: SqliteFiles;
+  readonly logger: Logger;
+  readonly faults: FaultInjector;
   readonly maintenance: Database.Database;
-  tryAcquireWriteLock(holder: LockHolder): boolean;
-  releaseWriteLock(holder: LockHolder): void;
+  openInternalConnection(): Database.Database;
 }
 
-export interface CaptureOptions {
-  compaction: CompactionPolicy;
-  /** `--checkpoint-interval-s`, null = only on WAL size and at shutdown. */
-  checkpointIntervalS: number | null;
-  /** Checkpoint once the WAL is this large (bytes). */
-  checkpointWalBytes: number;
-  /** Test seam for faults that cannot be caused otherwise (disk full during capture). */
-  beforeAppend?: () => void;
-}
-
-/** Returns false to hold a checkpoint back (bottomless, until it has taken the frames). */
-export type CheckpointGuard = () => boolean;
-
-const SENTINEL = '.sentinel';
-const RETRY_MIN_MS = 50;
-const RETRY_MAX_MS = 2000;
+/** Compaction that failed is tried again after this long, not on every commit. */
+const COMPACT_RETRY_MS = 1000;
 
 /**
- * Captures committed WAL frames into the replication log right after each write transaction, and
- * owns checkpoints (docs/REPLICATION_LOG.md). Called under the namespace write lock.
+ * Captures committed WAL frames into the replication log and publishes them (docs/REPLICATION_LOG.md).
+ * Every method runs under the namespace write lock, so commits and captures are strictly ordered.
+ *
+ * A *read guard* — a read transaction kept open on an internal connection — stops other processes
+ * from checkpointing frames we have not captured and from restarting the WAL: it is released only
+ * for our own checkpoint, which holds SQLite's WAL write lock meanwhile so nobody commits between
+ * the last capture and the checkpoint.
  */
-export class FrameCapture implements LockHolder {
+export class FrameCapture {
   private reader: WalReader;
-  private generation: { salt1: number; salt2: number } | null;
+  private state: CaptureState;
   private failure: Error | null = null;
-  /** True from a successful checkpoint until new frames are captured. */
+  /** True from a complete checkpoint until new frames are captured. */
   private checkpointed = false;
-  private readonly guards = new Set<CheckpointGuard>();
-  private retryTimer: NodeJS.Timeout | null = null;
-  private retryDelay = RETRY_MIN_MS;
-  private readonly interval: NodeJS.Timeout | null;
+  private compactAfter = 0;
+  private guardConn: Database.Database;
   private closed = false;
-  readonly log: ReplicationLog;
-  /** True when the previous run did not shut down cleanly. */
-  readonly uncleanShutdown: boolean;
+  log: ReplicationLog;
+  /** Why the current log was started at open (null: it continued). */
+  readonly newLogReason: string | null;
 
   private constructor(
     private readonly host: CaptureHost,
-    private readonly opts: CaptureOptions,
+    private readonly policy: CompactionPolicy,
+    private readonly publisher: FramePublisher,
+    private readonly onFailure: (err: Error | null) => void,
   ) {
-    const sentinel = path.join(host.dir, SENTINEL);
-    this.uncleanShutdown = fs.existsSync(sentinel);
-    if (this.uncleanShutdown) warn(`namespace ${host.name}: the previous run did not shut down cleanly; recovering`);
-    fs.writeFileSync(sentinel, '');
-    const recovered = recoverLog(host.dir, host.name, this.walPath, host.maintenance, opts.compaction);
+    this.reader = new WalReader(host.files.wal);
+    const recovered = recoverLog(this.recoveryInput());
     this.log = recovered.log;
-    this.reader = recovered.reader;
-    this.generation = recovered.generation;
-    if (recovered.recoveredFrames > 0) warn(`namespace ${host.name}: captured ${recovered.recoveredFrames} WAL frames missing from the log`);
-    this.interval = opts.checkpointIntervalS === null ? null : setInterval(() => this.periodic(), opts.checkpointIntervalS * 1000);
-    this.interval?.unref();
+    this.state = recovered.state;
+    this.newLogReason = recovered.newLogReason;
+    if (recovered.recoveredFrames > 0) host.logger.warn(`namespace ${host.name}: captured ${recovered.recoveredFrames} WAL frames missing from the log`);
+    this.guardConn = host.openInternalConnection();
+    this.beginGuard();
   }
 
-  static open(host: CaptureHost, opts: CaptureOptions): FrameCapture {
-    return new FrameCapture(host, opts);
+  /** Recovers (or seeds) the log; throws when that fails (e.g. disk full). */
+  static open(host: CaptureHost, policy: CompactionPolicy, publisher: FramePublisher, onFailure: (err: Error | null) => void): FrameCapture {
+    return new FrameCapture(host, policy, publisher, onFailure);
   }
 
-  private get walPath(): string {
-    return `${this.host.dbFile}-wal`;
+  get logId(): string {
+    return this.log.logId;
+  }
+
+  get failed(): Error | null {
+    return this.failure;
   }
 
   replicationIndex(): bigint | null {
     return this.log.replicationIndex;
   }
 
-  addCheckpointGuard(guard: CheckpointGuard): () => void {
-    this.guards.add(guard);
-    return () => this.guards.delete(guard);
+  /** WAL generation counter of the frames being captured now. */
+  get walGeneration(): number {
+    return this.state.walGeneration;
   }
 
-  /** After a commit (write lock held): the new frames must reach the log, or the writer hears of it. */
+  /** After a commit: the new frames must reach the log, or the writer hears of it. */
   afterCommit(): void {
     try {
       this.capture();
-      this.failure = null;
     } catch (err) {
-      this.failure = err instanceof Error ? err : new Error(String(err));
-      warn(`namespace ${this.host.name}: frame capture failed, writes are refused until it recovers: ${this.failure.message}`);
-      throw new SqlError('SQLITE_IOERR', `SQLite error: the transaction committed but its frames could not be logged: ${this.failure.message}`, { cause: err });
+      this.fail(err);
+      throw new SqlError('SQLITE_IOERR', `SQLite error: the transaction committed but its frames could not be logged: ${errorMessage(err)}`, { cause: err });
     }
-    // A refused checkpoint is retried by its timer (with backoff), not again on every commit.
-    if (this.pendingWalBytes() >= this.opts.checkpointWalBytes && this.retryTimer === null) {
-      // The committing connection still holds the write lock: checkpoint right here, in the commit
-      // path, as SQLite's own auto-checkpoint would. Refused (readers, guards) → retried later.
-      let done = false;
-      try {
-        done = this.checkpointLocked();
-      } catch (err) {
-        warn(`namespace ${this.host.name}: checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      if (!done) this.scheduleCheckpoint(0);
-    }
+    if (this.failure) this.recovered();
+    this.compactIfDue();
   }
 
-  /** Before a write transaction starts (write lock held): re-captures after a failure, or refuses. */
+  /** Before a write transaction starts: re-captures after a failure, or refuses. */
   beforeWrite(): void {
     if (!this.failure) return;
     try {
       this.capture();
-      this.failure = null;
-      warn(`namespace ${this.host.name}: frame capture recovered`);
+      this.log.flush();
     } catch (err) {
-      throw new SqlError('SQLITE_IOERR', `SQLite error: writes are refused until the replication log catches up: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+      throw new SqlError('SQLITE_IOERR', `SQLite error: writes are refused until the replication log catches up: ${errorMessage(err)}`, { cause: err });
     }
+    this.recovered();
   }
 
-  /** Checkpoints now if possible; false when refused (writer active, guard, busy readers, failure). */
-  checkpoint(): boolean {
-    if (this.closed || this.failure) return false;
-    if (!this.host.tryAcquireWriteLock(this)) return false;
-    try {
-      return this.checkpointLocked();
-    } finally {
-      this.host.releaseWriteLock(this);
-    }
+  /** The deferred log header write failed: writes are refused until a flush succeeds again. */
+  flushFailed(err: unknown): void {
+    this.fail(err);
   }
 
-  /** The checkpoint itself; the caller holds the namespace write lock (so no commit can interleave). */
-  private checkpointLocked(): boolean {
-    if (this.closed || this.failure) return false;
-    for (const guard of this.guards) if (!guard()) return false;
+  /** Captures frames other processes committed (write lock held, no writer of ours active). */
+  captureOutside(): void {
+    if (this.failure || this.closed) return;
     try {
       this.capture();
-      // Page cache only, like SQLite's own WAL under synchronous=NORMAL: after a power loss the log
-      // may miss frames the database has, which recovery detects (new log); no fsync per checkpoint.
-      this.log.flush();
-      // RESTART, not TRUNCATE: the WAL file keeps its size and SQLite overwrites it from the start
-      // (growing a file again after every checkpoint costs writers about a quarter of their speed).
-      const [row] = this.host.maintenance.pragma('wal_checkpoint(RESTART)') as { busy: number }[];
-      if (row?.busy) return false;
-      // The capture state still describes the WAL generation on disk, which stays valid until the
-      // next writer restarts the WAL; the reader notices that restart by its new salts.
-      this.checkpointed = true;
-      return true;
     } catch (err) {
-      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return false;
-      throw err;
+      this.fail(err);
     }
   }
 
-  /** Internal lock holder: a checkpoint never overstays, nothing to preempt. */
-  preempt(): void {}
-
-  /** Final capture and checkpoint; removes the sentinel only when everything is in the log. */
-  close(): void {
-    if (this.closed) return;
-    if (this.retryTimer) clearTimeout(this.retryTimer);
-    if (this.interval) clearInterval(this.interval);
-    let clean = false;
+  /**
+   * The checkpoint itself (write lock held): capture, then a PASSIVE checkpoint while our internal
+   * connection holds SQLite's WAL write lock, then the boundary is persisted. Returns the event, or
+   * null when refused (failure, another process mid-transaction, readers pinning old frames).
+   */
+  checkpointLocked(): { event: CheckpointedEvent; complete: boolean } | null {
+    if (this.closed || this.failure) return null;
+    this.endGuard();
     try {
-      clean = this.checkpoint();
-    } catch (err) {
-      warn(`namespace ${this.host.name}: final checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
-    } finally {
-      this.closed = true;
-      this.reader.close();
-      this.log.close();
-    }
-    if (clean) fs.rmSync(path.join(this.host.dir, SENTINEL), { force: true });
-  }
-
-  private capture(): void {
-    const saved = this.reader.state;
-    try {
-      const { transactions } = this.reader.readCommitted({ copyPages: false });
-      if (transactions.length === 0) return;
-      const gen = this.reader.salts!;
-      if (!this.generation || this.generation.salt1 !== gen.salt1 || this.generation.salt2 !== gen.salt2) {
-        writeCaptureState(this.host.dir, { logId: this.log.logId, salt1: gen.salt1, salt2: gen.salt2, genStartFrameNo: this.log.nextFrameNo });
-        this.generation = { salt1: gen.salt1, salt2: gen.salt2 };
+      try {
+        this.guardConn.exec('BEGIN IMMEDIATE');
+      } catch (err) {
+        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return null;
+        throw err;
       }
-      this.opts.beforeAppend?.();
-      this.log.append(toPageFrames(transactions));
-      this.checkpointed = false;
+      try {
+        this.capture();
+        this.log.flush();
+        const [row] = this.host.maintenance.pragma('wal_checkpoint(PASSIVE)') as { busy: bigint; log: bigint; checkpointed: bigint }[];
+        const complete = row !== undefined && Number(row.busy) === 0 && Number(row.log) === Number(row.checkpointed);
+        const frames = this.reader.framesConsumed;
+        this.state = { ...this.state, checkpointedFrames: frames, dbIdentity: dbIdentity(this.host.files) };
+        writeCaptureState(this.host.paths.captureState, this.state, this.host.faults);
+        if (complete) this.checkpointed = true;
+        return { event: { logId: this.log.logId, walGeneration: this.state.walGeneration, lastFrameIndex: frames, lastFrameNo: this.log.replicationIndex }, complete };
+      } finally {
+        this.guardConn.exec('ROLLBACK');
+      }
     } catch (err) {
-      this.reader.close();
-      this.reader = new WalReader(this.walPath, saved);
+      this.fail(err);
       throw err;
+    } finally {
+      this.beginGuard();
     }
   }
 
@@ -206,28 +168,166 @@ export class FrameCapture implements LockHolder {
     return this.checkpointed ? 0 : Math.max(0, this.reader.offset - WAL_HEADER_SIZE);
   }
 
-  private periodic(): void {
-    if (this.pendingWalBytes() > 0) this.scheduleCheckpoint(0);
-    this.log.maybeCompact();
+  /**
+   * Starts a new log from the database as it is now (new `log_id`; write lock held): restore, fork
+   * and dump loading call this through the namespace, and capture when the WAL was restarted or the
+   * database replaced behind our back. Frame sources of the old log end with LOG_CHANGED.
+   */
+  startNewLog(reason: string): void {
+    this.host.logger.warn(`namespace ${this.host.name}: starting a new replication log: ${reason}`);
+    this.endGuard();
+    try {
+      const old = this.log;
+      const recovered = recoverLog(this.recoveryInput(), reason);
+      old.close();
+      this.log = recovered.log;
+      this.state = recovered.state;
+      this.checkpointed = true;
+      if (this.failure) this.recovered();
+    } finally {
+      this.beginGuard();
+    }
+    this.publisher.newLog(this.log.logId, reason);
   }
 
-  private scheduleCheckpoint(delay: number): void {
-    if (this.retryTimer || this.closed) return;
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      let done = false;
-      try {
-        done = this.checkpoint();
-      } catch (err) {
-        warn(`namespace ${this.host.name}: checkpoint failed: ${err instanceof Error ? err.message : String(err)}`);
-      }
-      if (done) {
-        this.retryDelay = RETRY_MIN_MS;
-      } else if (!this.closed) {
-        this.retryDelay = Math.min(this.retryDelay * 2, RETRY_MAX_MS);
-        this.scheduleCheckpoint(this.retryDelay);
-      }
-    }, delay);
-    this.retryTimer.unref();
+  /** Final flush; the log and the guard close. Returns true when everything was captured. */
+  close(): boolean {
+    if (this.closed) return this.failure === null;
+    let clean = this.failure === null;
+    try {
+      if (clean) this.capture();
+    } catch (err) {
+      clean = false;
+      this.host.logger.error({ err }, `namespace ${this.host.name}: final capture failed: ${errorMessage(err)}`);
+    }
+    this.closed = true;
+    this.endGuard();
+    this.guardConn.close();
+    this.reader.close();
+    try {
+      this.log.close();
+    } catch (err) {
+      clean = false;
+      this.host.logger.error({ err }, `namespace ${this.host.name}: closing the replication log failed: ${errorMessage(err)}`);
+    }
+    return clean;
   }
+
+  private recoveryInput(): RecoveryInput {
+    const h = this.host;
+    return {
+      log: { paths: h.paths, namespace: h.name, policy: this.policy, logger: h.logger, faults: h.faults, onFlushError: (err) => this.flushFailed(err) },
+      files: h.files,
+      main: h.maintenance,
+      reader: this.reader,
+    };
+  }
+
+  private fail(err: unknown): void {
+    const first = this.failure === null;
+    this.failure = err instanceof Error ? err : new Error(String(err));
+    if (first) this.host.logger.error({ err }, `namespace ${this.host.name}: frame capture failed, writes are refused until it recovers: ${this.failure.message}`);
+    this.onFailure(this.failure);
+  }
+
+  private recovered(): void {
+    this.failure = null;
+    this.host.logger.warn(`namespace ${this.host.name}: frame capture recovered, writes accepted again`);
+    this.onFailure(null);
+  }
+
+  private compactIfDue(): void {
+    if (Date.now() < this.compactAfter) return;
+    try {
+      this.log.maybeCompact();
+    } catch (err) {
+      // The current log stays as it is (nothing logged twice); tried again a little later.
+      this.compactAfter = Date.now() + COMPACT_RETRY_MS;
+      this.host.logger.error({ err }, `namespace ${this.host.name}: log compaction failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private beginGuard(): void {
+    if (this.closed || this.guardConn.inTransaction) return;
+    this.guardConn.exec('BEGIN');
+    this.guardConn.prepare('SELECT 1 FROM sqlite_master LIMIT 1').all();
+  }
+
+  private endGuard(): void {
+    if (this.guardConn.inTransaction) this.guardConn.exec('COMMIT');
+  }
+
+  /** Reads new committed WAL frames, appends them to the log, publishes them. */
+  private capture(): void {
+    const saved = this.reader.state;
+    const consumedBefore = this.reader.framesConsumed;
+    const coveredBefore = this.state.salt1 === null ? Infinity : (this.state.checkpointedFrames ?? 0);
+    let transactions: WalTransaction[];
+    let range: ReturnType<ReplicationLog['append']>;
+    try {
+      const read = this.reader.readCommitted({ copyPages: false });
+      if (read.restarted && consumedBefore > coveredBefore) {
+        // The WAL restarted although our last checkpoint did not cover frames we had read: someone
+        // else checkpointed and restarted it. Continuing would hide what we may have missed.
+        this.reader.restore(saved);
+        this.startNewLog('the WAL was restarted behind the server');
+        return;
+      }
+      transactions = read.transactions;
+      if (transactions.length === 0) return;
+      const gen = this.reader.salts!;
+      if (this.state.salt1 !== gen.salt1 || this.state.salt2 !== gen.salt2) {
+        const next: CaptureState = {
+          ...this.state,
+          salt1: gen.salt1,
+          salt2: gen.salt2,
+          genStartFrameNo: this.log.nextFrameNo,
+          walGeneration: this.state.walGeneration + 1,
+          checkpointedFrames: null,
+        };
+        writeCaptureState(this.host.paths.captureState, next, this.host.faults);
+        this.state = next;
+      }
+      range = this.log.append(toPageFrames(transactions), this.publisher.active);
+      this.checkpointed = false;
+    } catch (err) {
+      this.reader.restore(saved);
+      throw err;
+    }
+    if (range.encoded) this.publish(transactions, range.firstFrameNo, range.encoded);
+  }
+
+  private publish(transactions: readonly WalTransaction[], firstFrameNo: bigint, encoded: Buffer): void {
+    const gen = this.reader.state.generation!;
+    let at = 0;
+    let frameNo = firstFrameNo;
+    for (const t of transactions) {
+      const frames: Frame[] = [];
+      for (let i = 0; i < t.frames.length; i++, at += FRAME_SIZE) frames.push(decodeFrame(encoded, at));
+      const txn: CommittedTransaction = {
+        logId: this.log.logId,
+        firstFrameNo: frameNo,
+        lastFrameNo: frameNo + BigInt(frames.length) - 1n,
+        sizeAfter: t.sizeAfter,
+        frames,
+        wal: {
+          generation: this.state.walGeneration,
+          salt1: gen.salt1,
+          salt2: gen.salt2,
+          bigEndian: gen.bigEndian,
+          checkpointSeq: gen.checkpointSeq,
+          headerChecksum: gen.headerChecksum,
+          checksumBefore: t.checksumBefore,
+          firstFrameIndex: t.firstFrameIndex,
+        },
+      };
+      frameNo = txn.lastFrameNo + 1n;
+      this.publisher.publish(txn);
+    }
+  }
+}
+
+/** Removes the sentinel after a clean close. */
+export function removeSentinel(paths: NamespacePaths): void {
+  fs.rmSync(paths.sentinel, { force: true });
 }

@@ -1,21 +1,29 @@
-import fs from 'node:fs';
 import type Database from 'better-sqlite3';
+import type { SqliteFiles } from '../files/sqlite-files.js';
 import { PAGE_SIZE, type PageFrame } from '../wal/frame.js';
 import { WallogCorruptError } from '../wal/errors.js';
 import { newLogId } from '../wal/log-id.js';
-import { WalReader, type WalTransaction } from '../wal/sqlite-wal.js';
-import { warn } from '../warn.js';
-import { readCaptureState, writeCaptureState, type CaptureState } from './capture-state.js';
-import { ReplicationLog, type CompactionPolicy } from './replication-log.js';
+import type { WalReader, WalTransaction } from '../wal/sqlite-wal.js';
+import { readCaptureState, sameIdentity, writeCaptureState, type CaptureState } from './capture-state.js';
+import { dbIdentity } from './db-identity.js';
+import { ReplicationLog, type LogContext } from './replication-log.js';
 
 /** Pages read and appended at a time when a new log is seeded from the database. */
 const SEED_PIECE_PAGES = 1024;
 
+export interface RecoveryInput {
+  log: LogContext;
+  files: SqliteFiles;
+  /** The maintenance connection. */
+  main: Database.Database;
+  /** A reader on the engine's WalFile, at its initial state. */
+  reader: WalReader;
+}
+
 export interface RecoveredLog {
   log: ReplicationLog;
-  reader: WalReader;
-  /** The WAL generation the capture state describes (null: the next one starts at the log's end). */
-  generation: { salt1: number; salt2: number } | null;
+  /** The capture state now on disk. */
+  state: CaptureState;
   /** Why a new log was started, or null when the old one continued. */
   newLogReason: string | null;
   /** WAL frames appended to the log during recovery. */
@@ -29,21 +37,31 @@ export function toPageFrames(txns: readonly WalTransaction[]): PageFrame[] {
 }
 
 /**
- * Continues the existing log when the WAL can be placed in it exactly, capturing committed WAL frames
- * the log does not hold yet. Returns null when that is not possible (the caller starts a new log).
+ * Continues the existing log when the database file is the one the log last saw and the WAL can be
+ * placed in the log exactly, capturing committed WAL frames the log does not hold yet. Returns why
+ * not otherwise (the caller starts a new log).
  */
-function tryContinue(dir: string, walPath: string, log: ReplicationLog, state: CaptureState | null): RecoveredLog | string {
+function tryContinue(input: RecoveryInput, log: ReplicationLog, state: CaptureState | null): RecoveredLog | string {
   if (!state) return 'no capture state';
+  if (state.logId !== log.logId) return 'capture state belongs to another log';
+  if (state.dbIdentity && !sameIdentity(state.dbIdentity, dbIdentity(input.files))) {
+    return 'the database file changed behind the server (replaced, restored, or checkpointed by another process)';
+  }
   const snapshotProblem = log.checkSnapshots();
   if (snapshotProblem) return `a log snapshot is unusable (${snapshotProblem})`;
-  if (state.logId !== log.logId) return 'capture state belongs to another log';
   if (state.salt1 === null && state.genStartFrameNo !== log.nextFrameNo) return 'log and capture state disagree';
-  const reader = new WalReader(walPath);
+  const { reader } = input;
   const { transactions } = reader.readCommitted();
   const gen = reader.state.generation;
   const sameGen = gen !== null && state.salt1 === gen.salt1 && state.salt2 === gen.salt2;
-  // A WAL generation the state does not name began after our last checkpoint (only the engine
-  // checkpoints, and only once everything is captured), so none of its frames are in the log yet.
+  if (!sameGen && gen !== null && state.salt1 !== null) {
+    // Only the engine checkpoints, and a WAL restarts only after a checkpoint: a generation the state
+    // does not name is fine only when our last checkpoint covered everything logged before it.
+    const logged = log.nextFrameNo - state.genStartFrameNo;
+    if (state.checkpointedFrames === null || BigInt(state.checkpointedFrames) < logged) return 'the WAL was restarted behind the server';
+  }
+  // A WAL generation the state does not name began after our last checkpoint, so none of its
+  // frames are in the log yet.
   const genStart = sameGen ? state.genStartFrameNo : log.nextFrameNo;
   const captured = log.nextFrameNo - genStart;
   if (captured < 0n) return 'log is shorter than the capture state says';
@@ -59,69 +77,89 @@ function tryContinue(dir: string, walPath: string, log: ReplicationLog, state: C
     if (!lastLog || lastLog.pageNo !== lastWal.pageNo || !lastLog.page.equals(lastWal.page)) return 'WAL content differs from the log';
   }
   const missing = toPageFrames(transactions.slice(i));
-  let generation: RecoveredLog['generation'] = sameGen ? { salt1: gen.salt1, salt2: gen.salt2 } : null;
-  if (missing.length > 0 && gen !== null) {
-    if (!sameGen) writeCaptureState(dir, { logId: log.logId, salt1: gen.salt1, salt2: gen.salt2, genStartFrameNo: genStart });
-    generation = { salt1: gen.salt1, salt2: gen.salt2 };
-    log.append(missing);
+  let next = state;
+  if (gen !== null && !sameGen && transactions.length > 0) {
+    next = { ...state, salt1: gen.salt1, salt2: gen.salt2, genStartFrameNo: genStart, walGeneration: state.walGeneration + 1, checkpointedFrames: null };
+    writeCaptureState(input.log.paths.captureState, next, input.log.faults);
   }
-  return { log, reader, generation, newLogReason: null, recoveredFrames: missing.length };
+  if (missing.length > 0) log.append(missing);
+  return { log, state: next, newLogReason: null, recoveredFrames: missing.length };
 }
 
-/** A new log (new log_id) holding every page of the checkpointed database as one transaction. */
-function seedNewLog(dir: string, namespace: string, walPath: string, main: Database.Database, policy: CompactionPolicy, reason: string): RecoveredLog {
+/**
+ * A new log (new log_id) holding every page of the checkpointed database as one transaction. The
+ * pages are read through the engine's descriptor inside a read transaction on a fully checkpointed
+ * WAL (read lock 0), which keeps any other process from checkpointing into the file meanwhile.
+ */
+export function seedNewLog(input: RecoveryInput, reason: string): RecoveredLog {
+  const { main, files } = input;
   const result = main.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-  if (result[0]?.busy) throw new Error('cannot checkpoint the database to start a new replication log');
-  const log = ReplicationLog.create(dir, namespace, policy, newLogId());
-  const pageCount = Number(main.pragma('page_count', { simple: true }));
-  if (pageCount > 0) {
+  if (result[0]?.busy) throw new Error('cannot checkpoint the database to start a new replication log (another process holds it)');
+  const log = ReplicationLog.create(input.log, newLogId());
+  main.exec('BEGIN');
+  try {
+    main.prepare('SELECT 1 FROM sqlite_master LIMIT 1').all();
+    const pageCount = Number(main.pragma('page_count', { simple: true }));
     // One transaction holding every page, read and appended in pieces (databases can be large).
-    const fd = fs.openSync(main.name, 'r');
-    try {
-      for (let first = 1; first <= pageCount; first += SEED_PIECE_PAGES) {
-        const last = Math.min(pageCount, first + SEED_PIECE_PAGES - 1);
-        const frames: PageFrame[] = [];
-        for (let p = first; p <= last; p++) {
-          const page = Buffer.alloc(PAGE_SIZE);
-          fs.readSync(fd, page, 0, PAGE_SIZE, (p - 1) * PAGE_SIZE);
-          frames.push({ pageNo: p, sizeAfter: p === pageCount ? pageCount : 0, page });
-        }
-        if (last === pageCount) log.append(frames);
-        else log.appendPart(frames);
+    for (let first = 1; first <= pageCount; first += SEED_PIECE_PAGES) {
+      const last = Math.min(pageCount, first + SEED_PIECE_PAGES - 1);
+      const frames: PageFrame[] = [];
+      for (let p = first; p <= last; p++) {
+        const page = Buffer.alloc(PAGE_SIZE);
+        files.readDb(page, (p - 1) * PAGE_SIZE);
+        frames.push({ pageNo: p, sizeAfter: p === pageCount ? pageCount : 0, page });
       }
-    } finally {
-      fs.closeSync(fd);
+      if (last === pageCount) log.append(frames);
+      else log.appendPart(frames);
     }
+    log.sync();
+    const state: CaptureState = {
+      logId: log.logId,
+      salt1: null,
+      salt2: null,
+      genStartFrameNo: log.nextFrameNo,
+      walGeneration: 0,
+      checkpointedFrames: null,
+      dbIdentity: dbIdentity(files),
+    };
+    writeCaptureState(input.log.paths.captureState, state, input.log.faults, true);
+    input.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
+    return { log, state, newLogReason: reason, recoveredFrames: 0 };
+  } catch (err) {
+    log.close();
+    throw err;
+  } finally {
+    main.exec('COMMIT');
   }
-  log.sync();
-  writeCaptureState(dir, { logId: log.logId, salt1: null, salt2: null, genStartFrameNo: log.nextFrameNo }, true);
-  return { log, reader: new WalReader(walPath), generation: null, newLogReason: reason, recoveredFrames: 0 };
 }
 
 /**
  * Opens a namespace's replication log before it serves (docs/REPLICATION_LOG.md): continues it when
- * the log and the WAL agree, otherwise starts a new log from the database. Never serves bad frames.
+ * the log, the database file and the WAL agree, otherwise starts a new log from the database. Never
+ * serves bad frames. `forceNew` starts a new log whatever is on disk (restore, fork, dump loading).
  */
-export function recoverLog(dir: string, namespace: string, walPath: string, main: Database.Database, policy: CompactionPolicy): RecoveredLog {
+export function recoverLog(input: RecoveryInput, forceNew: string | null = null): RecoveredLog {
+  const { logger, namespace } = input.log;
+  input.log.faults.at('startup');
+  if (forceNew) return seedNewLog(input, forceNew);
   let log: ReplicationLog | null = null;
   try {
-    log = ReplicationLog.open(dir, namespace, policy);
+    log = ReplicationLog.open(input.log);
   } catch (err) {
     if (!(err instanceof WallogCorruptError)) throw err;
-    warn(`namespace ${namespace}: replication log is corrupt (${err.message}); starting a new log from the database`);
+    logger.warn(`namespace ${namespace}: replication log is corrupt (${err.message}); starting a new log from the database`);
   }
-  if (log) {
-    let outcome: RecoveredLog | string;
-    try {
-      outcome = tryContinue(dir, walPath, log, readCaptureState(dir));
-    } catch (err) {
-      log.close();
-      throw err;
-    }
-    if (typeof outcome !== 'string') return outcome;
-    warn(`namespace ${namespace}: cannot continue the replication log (${outcome}); starting a new log from the database`);
+  if (!log) return seedNewLog(input, 'no replication log');
+  let outcome: RecoveredLog | string;
+  try {
+    outcome = tryContinue(input, log, readCaptureState(input.log.paths.captureState));
+  } catch (err) {
     log.close();
-    return seedNewLog(dir, namespace, walPath, main, policy, outcome);
+    throw err;
   }
-  return seedNewLog(dir, namespace, walPath, main, policy, 'no replication log');
+  if (typeof outcome !== 'string') return outcome;
+  logger.warn(`namespace ${namespace}: cannot continue the replication log (${outcome}); starting a new log from the database`);
+  log.close();
+  input.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
+  return seedNewLog(input, outcome);
 }

@@ -1,12 +1,13 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { randomUUID } from 'node:crypto';
 import { LibsqlctlError } from '../../errors.js';
+import type { NamespacePaths } from '../data-dir.js';
+import type { FaultInjector } from '../faults.js';
+import { errorMessage, type Logger } from '../logger.js';
 import type { Frame, PageFrame } from '../wal/frame.js';
 import { WallogFile } from '../wal/wallog-file.js';
-import { buildSnapshot, parseSnapshotFileName, readSnapshot, snapshotFileName } from '../wal/snapshot-file.js';
+import { buildSnapshot, parseSnapshotFileName, readSnapshot, readSnapshotHeader, snapshotFileName } from '../wal/snapshot-file.js';
 import { runSnapshotExec } from './snapshot-exec.js';
-import { warn } from '../warn.js';
 
 /** The requested frames were compacted away: the reader needs a snapshot first (gRPC NEED_SNAPSHOT). */
 export class NeedSnapshotError extends LibsqlctlError {
@@ -22,8 +23,8 @@ export interface CompactionPolicy {
   maxDurationMs: number | null;
   /** `--snapshot-exec` command, run for each new snapshot. */
   snapshotExec: string | null;
-  /** `<db-path>`: snapshot-exec hard links live in `<db-path>/script_backup/`. */
-  dbPath: string;
+  /** `<db-path>/script_backup/`: where snapshot-exec hard links live. */
+  scriptBackupDir: string;
 }
 
 export interface SnapshotInfo {
@@ -32,17 +33,27 @@ export interface SnapshotInfo {
   endFrameNo: bigint;
 }
 
+export interface LogContext {
+  paths: NamespacePaths;
+  namespace: string;
+  policy: CompactionPolicy;
+  logger: Logger;
+  faults: FaultInjector;
+  /** The deferred header write failed: the log is behind what was acknowledged (capture must know). */
+  onFlushError: (err: unknown) => void;
+}
+
 interface Waiter {
   frameNo: bigint;
   resolve: () => void;
+  signal: AbortSignal | undefined;
+  onAbort: (() => void) | undefined;
 }
-
-export const WALLOG = 'wallog';
-const WALLOG_NEW = 'wallog.new';
 
 /**
  * A namespace's replication log: sqld's `wallog` plus its compacted snapshots. Frame numbers are
- * global and never restart for a given `log_id`. Readers can wait for new frames.
+ * global and never restart for a given `log_id`. Readers can wait for new frames. Only frame capture
+ * writes it; consumers read it through a FrameSource.
  */
 export class ReplicationLog {
   private waiters: Waiter[] = [];
@@ -52,29 +63,27 @@ export class ReplicationLog {
   private closed = false;
 
   private constructor(
-    readonly dir: string,
-    readonly namespace: string,
+    private readonly ctx: LogContext,
     private file: WallogFile,
-    private readonly policy: CompactionPolicy,
   ) {}
 
-  /** Opens `<dir>/wallog` (finishing an interrupted compaction swap); throws WallogCorruptError. */
-  static open(dir: string, namespace: string, policy: CompactionPolicy): ReplicationLog | null {
-    const logPath = path.join(dir, WALLOG);
-    const newPath = path.join(dir, WALLOG_NEW);
-    if (!fs.existsSync(logPath) && fs.existsSync(newPath)) fs.renameSync(newPath, logPath);
-    if (!fs.existsSync(logPath)) return null;
-    const log = new ReplicationLog(dir, namespace, WallogFile.open(logPath), policy);
+  /** Opens `wallog` (finishing an interrupted compaction swap); throws WallogCorruptError. */
+  static open(ctx: LogContext): ReplicationLog | null {
+    const { wallog, wallogNew } = ctx.paths;
+    if (!fs.existsSync(wallog) && fs.existsSync(wallogNew)) fs.renameSync(wallogNew, wallog);
+    if (!fs.existsSync(wallog)) return null;
+    const log = new ReplicationLog(ctx, WallogFile.open(wallog));
     log.finishPendingCompactions();
     return log;
   }
 
   /** Starts a new, empty log with a fresh `log_id`; old snapshots and pending compactions are removed. */
-  static create(dir: string, namespace: string, policy: CompactionPolicy, logId: string): ReplicationLog {
-    for (const sub of ['snapshots', 'to_compact']) fs.rmSync(path.join(dir, sub), { recursive: true, force: true });
-    for (const name of [WALLOG, WALLOG_NEW]) fs.rmSync(path.join(dir, name), { force: true });
-    const file = WallogFile.create(path.join(dir, WALLOG), { logId, startFrameNo: 0n, startChecksum: 0n });
-    return new ReplicationLog(dir, namespace, file, policy);
+  static create(ctx: LogContext, logId: string): ReplicationLog {
+    const p = ctx.paths;
+    for (const dir of [p.snapshots, p.toCompact]) fs.rmSync(dir, { recursive: true, force: true });
+    for (const file of [p.wallog, p.wallogNew]) fs.rmSync(file, { force: true });
+    const file = WallogFile.create(p.wallog, { logId, startFrameNo: 0n, startChecksum: 0n });
+    return new ReplicationLog(ctx, file);
   }
 
   get logId(): string {
@@ -89,6 +98,10 @@ export class ReplicationLog {
     return this.file.nextFrameNo;
   }
 
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
   /**
    * frame_no of the last frame of the last committed transaction; null only when nothing was ever
    * logged (a log emptied by compaction still continues from `startFrameNo - 1`).
@@ -100,25 +113,31 @@ export class ReplicationLog {
   }
 
   /**
-   * Appends whole transactions, wakes waiters, maybe compacts. Frames go to the page cache at once;
-   * the header's frame_count is written once per event-loop turn (a crash before that leaves a torn
-   * tail, which recovery cuts and re-captures from the WAL — see docs/REPLICATION_LOG.md).
+   * Appends whole transactions and wakes waiters. Frames go to the page cache at once; the header's
+   * frame_count is written once per event-loop turn (a crash before that leaves a torn tail, which
+   * recovery cuts and re-captures from the WAL — docs/REPLICATION_LOG.md). Never compacts: that runs
+   * after the commit (`maybeCompact`), so a failing compaction cannot make capture log twice.
+   * `collect`: also return a copy of the encoded frames (for the log's live readers).
    */
-  append(frames: readonly PageFrame[]): { firstFrameNo: bigint; lastFrameNo: bigint } {
-    const range = this.file.appendTransaction(frames, { fsync: false, deferHeader: true });
-    if (!this.headerFlush) {
-      this.headerFlush = setImmediate(() => {
-        this.headerFlush = null;
-        if (!this.closed) this.file.flushHeader();
-      });
-    }
+  append(frames: readonly PageFrame[], collect = false): { firstFrameNo: bigint; lastFrameNo: bigint; encoded: Buffer | null } {
+    this.ctx.faults.at('log-append');
+    const range = this.file.appendTransaction(frames, { fsync: false, deferHeader: true, collect });
+    this.headerFlush ??= setImmediate(() => {
+      this.headerFlush = null;
+      if (this.closed) return;
+      try {
+        this.flush();
+      } catch (err) {
+        this.ctx.onFlushError(err);
+      }
+    });
     this.wake();
-    this.maybeCompact();
     return range;
   }
 
   /** Writes everything appended so far (frames, then the header) to the file; no fsync. */
   flush(): void {
+    this.ctx.faults.at('log-flush');
     this.file.flushHeader();
   }
 
@@ -133,6 +152,7 @@ export class ReplicationLog {
 
   /** flush() and fsync: durable across power loss. */
   sync(): void {
+    this.ctx.faults.at('log-flush');
     this.file.sync();
   }
 
@@ -142,33 +162,46 @@ export class ReplicationLog {
     return this.file.readFrames(frameNo, max);
   }
 
-  /** Resolves once frame `frameNo` exists (at once if it already does). */
+  /** Resolves once frame `frameNo` exists (at once if it already does) or the log closes. */
   waitFor(frameNo: bigint, signal?: AbortSignal): Promise<void> {
-    if (frameNo < this.file.nextFrameNo) return Promise.resolve();
+    if (frameNo < this.file.nextFrameNo || this.closed) return Promise.resolve();
+    if (signal?.aborted) return Promise.reject(abortReason(signal));
     return new Promise<void>((resolve, reject) => {
-      const waiter: Waiter = { frameNo, resolve };
-      this.waiters.push(waiter);
-      signal?.addEventListener(
-        'abort',
-        () => {
+      const waiter: Waiter = { frameNo, resolve, signal, onAbort: undefined };
+      if (signal) {
+        waiter.onAbort = () => {
           this.waiters = this.waiters.filter((w) => w !== waiter);
           reject(abortReason(signal));
-        },
-        { once: true },
-      );
+        };
+        signal.addEventListener('abort', waiter.onAbort, { once: true });
+      }
+      this.waiters.push(waiter);
     });
+  }
+
+  /** Number of pending waiters (tests: no growth). */
+  get waiterCount(): number {
+    return this.waiters.length;
   }
 
   /** Snapshot files in ascending frame order. */
   snapshots(): SnapshotInfo[] {
-    const dir = path.join(this.dir, 'snapshots');
+    const dir = this.ctx.paths.snapshots;
     if (!fs.existsSync(dir)) return [];
     const out: SnapshotInfo[] = [];
     for (const name of fs.readdirSync(dir)) {
       const parsed = parseSnapshotFileName(name);
-      if (parsed && parsed.logId === this.logId) out.push({ path: path.join(dir, name), startFrameNo: parsed.startFrameNo, endFrameNo: parsed.endFrameNo });
+      if (parsed && parsed.logId === this.logId) out.push({ path: this.ctx.paths.snapshot(name), startFrameNo: parsed.startFrameNo, endFrameNo: parsed.endFrameNo });
     }
     return out.sort((a, b) => (a.startFrameNo < b.startFrameNo ? -1 : 1));
+  }
+
+  /** The snapshot holding `frameNo` with its header, or null. */
+  snapshotFor(frameNo: bigint): (SnapshotInfo & { sizeAfter: number; frameCount: bigint }) | null {
+    const snap = this.snapshots().find((s) => s.startFrameNo <= frameNo && frameNo <= s.endFrameNo);
+    if (!snap) return null;
+    const header = readSnapshotHeader(snap.path);
+    return { ...snap, sizeAfter: header.sizeAfter, frameCount: header.frameCount };
   }
 
   /**
@@ -181,16 +214,16 @@ export class ReplicationLog {
       try {
         const { header, frames } = readSnapshot(snap.path);
         if (header.logId !== this.logId || header.startFrameNo !== snap.startFrameNo || header.endFrameNo !== snap.endFrameNo) {
-          return `snapshot ${path.basename(snap.path)} does not match its name`;
+          return `snapshot ${snap.path} does not match its name`;
         }
         for (const frame of frames) void frame;
       } catch (err) {
-        return err instanceof Error ? err.message : String(err);
+        return errorMessage(err);
       }
       if (snap.startFrameNo > expected) return `snapshots miss frames ${expected}..${snap.startFrameNo - 1n}`;
       expected = snap.endFrameNo + 1n;
     }
-    const pending = path.join(this.dir, 'to_compact');
+    const pending = this.ctx.paths.toCompact;
     const compacting = fs.existsSync(pending) && fs.readdirSync(pending).length > 0;
     if (!compacting && expected < this.startFrameNo) return `snapshots miss frames ${expected}..${this.startFrameNo - 1n}`;
     return null;
@@ -201,29 +234,41 @@ export class ReplicationLog {
     await this.compacting;
   }
 
-  /** Checks the compaction policy now (also called periodically for `--max-log-duration`). */
+  /** Checks the compaction policy (after commits and periodically); compacts when due. */
   maybeCompact(now = Date.now()): void {
+    if (this.closed) return;
     const count = this.file.frameCount;
     if (count === 0n) return;
-    const tooBig = count > this.policy.maxFrames;
-    const tooOld = this.policy.maxDurationMs !== null && now - this.startedAt > this.policy.maxDurationMs;
+    const tooBig = count > this.ctx.policy.maxFrames;
+    const tooOld = this.ctx.policy.maxDurationMs !== null && now - this.startedAt > this.ctx.policy.maxDurationMs;
     if (tooBig || tooOld) this.compact();
   }
 
-  /** Swaps in a new empty log continuing the numbering; the old one becomes a snapshot in the background. */
+  /**
+   * Swaps in a new empty log continuing the numbering; the old one becomes a snapshot in the
+   * background. A failure before the swap leaves the current log as it was (it keeps growing).
+   */
   compact(): void {
     const last = this.file.lastCommittedFrameNo;
     if (last === null) return;
-    const pending = path.join(this.dir, 'to_compact');
-    fs.mkdirSync(pending, { recursive: true });
-    const newPath = path.join(this.dir, WALLOG_NEW);
-    fs.rmSync(newPath, { force: true });
-    const next = WallogFile.create(newPath, { logId: this.file.logId, startFrameNo: last + 1n, startChecksum: this.file.lastChecksum });
-    this.file.sync();
+    const p = this.ctx.paths;
+    this.ctx.faults.at('compaction');
+    this.flush();
+    fs.mkdirSync(p.toCompact, { recursive: true });
+    fs.rmSync(p.wallogNew, { force: true });
+    const next = WallogFile.create(p.wallogNew, { logId: this.file.logId, startFrameNo: last + 1n, startChecksum: this.file.lastChecksum });
+    const oldPath = p.pendingCompaction(randomUUID());
+    try {
+      this.file.sync();
+      fs.renameSync(p.wallog, oldPath);
+    } catch (err) {
+      next.close();
+      fs.rmSync(p.wallogNew, { force: true });
+      throw err;
+    }
+    // From here the swap completes at the next open even if this process dies (wallog.new → wallog).
     this.file.close();
-    const oldPath = path.join(pending, randomUUID());
-    fs.renameSync(path.join(this.dir, WALLOG), oldPath);
-    fs.renameSync(newPath, path.join(this.dir, WALLOG));
+    fs.renameSync(p.wallogNew, p.wallog);
     this.file = next;
     this.startedAt = Date.now();
     this.scheduleSnapshot(oldPath);
@@ -233,10 +278,18 @@ export class ReplicationLog {
     if (this.closed) return;
     this.closed = true;
     if (this.headerFlush) clearImmediate(this.headerFlush);
-    for (const w of this.waiters) w.resolve();
-    this.waiters = [];
-    this.file.sync();
-    this.file.close();
+    this.headerFlush = null;
+    for (const w of this.waiters.splice(0)) this.settle(w);
+    try {
+      this.file.sync();
+    } finally {
+      this.file.close();
+    }
+  }
+
+  private settle(w: Waiter): void {
+    if (w.onAbort) w.signal?.removeEventListener('abort', w.onAbort);
+    w.resolve();
   }
 
   private wake(): void {
@@ -245,23 +298,24 @@ export class ReplicationLog {
     const ready = this.waiters.filter((w) => w.frameNo < next);
     if (ready.length === 0) return;
     this.waiters = this.waiters.filter((w) => w.frameNo >= next);
-    for (const w of ready) w.resolve();
+    for (const w of ready) this.settle(w);
   }
 
   private finishPendingCompactions(): void {
-    const pending = path.join(this.dir, 'to_compact');
+    const pending = this.ctx.paths.toCompact;
     if (!fs.existsSync(pending)) return;
-    for (const name of fs.readdirSync(pending)) this.scheduleSnapshot(path.join(pending, name));
+    for (const name of fs.readdirSync(pending)) this.scheduleSnapshot(this.ctx.paths.pendingCompaction(name));
   }
 
   private scheduleSnapshot(oldLogPath: string): void {
     this.compacting = this.compacting
       .then(() => new Promise<void>((resolve) => setImmediate(resolve)))
       .then(() => this.turnIntoSnapshot(oldLogPath))
-      .catch((err: unknown) => warn(`compaction of ${oldLogPath} failed: ${err instanceof Error ? err.message : String(err)}`));
+      .catch((err: unknown) => this.ctx.logger.error({ err }, `namespace ${this.ctx.namespace}: compaction of ${oldLogPath} failed (retried at the next start): ${errorMessage(err)}`));
   }
 
   private async turnIntoSnapshot(oldLogPath: string): Promise<void> {
+    this.ctx.faults.at('compaction');
     const old = WallogFile.open(oldLogPath, { readOnly: true });
     let snapPath: string;
     let start: bigint;
@@ -273,16 +327,16 @@ export class ReplicationLog {
         fs.rmSync(oldLogPath, { force: true });
         return;
       }
-      const dir = path.join(this.dir, 'snapshots');
-      fs.mkdirSync(dir, { recursive: true });
-      snapPath = path.join(dir, snapshotFileName(old.logId, start, end));
+      fs.mkdirSync(this.ctx.paths.snapshots, { recursive: true });
+      snapPath = this.ctx.paths.snapshot(snapshotFileName(old.logId, start, end));
       buildSnapshot({ wallog: old }, snapPath);
     } finally {
       old.close();
     }
     fs.rmSync(oldLogPath, { force: true });
-    if (this.policy.snapshotExec) {
-      await runSnapshotExec(this.policy.snapshotExec, { snapshotPath: snapPath, dbPath: this.policy.dbPath, namespace: this.namespace, logId: this.logId, start, end });
+    const { snapshotExec, scriptBackupDir } = this.ctx.policy;
+    if (snapshotExec) {
+      await runSnapshotExec(snapshotExec, { snapshotPath: snapPath, scriptBackupDir, namespace: this.ctx.namespace, logId: this.logId, start, end, logger: this.ctx.logger });
     }
   }
 }

@@ -1,15 +1,17 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
-import { warn } from '../warn.js';
+import type { Logger } from '../logger.js';
 
 export interface SnapshotExecArgs {
   snapshotPath: string;
-  dbPath: string;
+  /** `<db-path>/script_backup/` */
+  scriptBackupDir: string;
   namespace: string;
   logId: string;
   start: bigint;
   end: bigint;
+  logger: Logger;
 }
 
 const MAX_ATTEMPTS = 5;
@@ -18,11 +20,11 @@ function hex20(n: bigint): string {
   return n.toString(16).padStart(20, '0');
 }
 
-function runOnce(cmd: string, args: string[]): Promise<number> {
+function runOnce(cmd: string, args: string[], logger: Logger): Promise<number> {
   return new Promise((resolve) => {
     const child = spawn(cmd, args, { stdio: 'inherit' });
     child.once('error', (err) => {
-      warn(`snapshot-exec: cannot run ${cmd}: ${err.message}`);
+      logger.warn(`snapshot-exec: cannot run ${cmd}: ${err.message}`);
       resolve(-1);
     });
     child.once('exit', (code) => resolve(code ?? -1));
@@ -35,19 +37,19 @@ function runOnce(cmd: string, args: string[]): Promise<number> {
  * non-zero exit with backoff; the link is removed once the command succeeded.
  */
 export async function runSnapshotExec(cmd: string, a: SnapshotExecArgs): Promise<void> {
-  const dir = path.join(a.dbPath, 'script_backup');
+  const dir = a.scriptBackupDir;
   fs.mkdirSync(dir, { recursive: true });
   const link = path.join(dir, `${a.namespace}:${a.logId}:${hex20(a.start)}-${hex20(a.end)}.snap`);
   fs.rmSync(link, { force: true });
   fs.linkSync(a.snapshotPath, link);
   const args = [link, a.namespace, a.start.toString(), a.end.toString(), a.logId];
   for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-    const code = await runOnce(cmd, args);
+    const code = await runOnce(cmd, args, a.logger);
     if (code === 0) {
       fs.rmSync(link, { force: true });
       return;
     }
-    warn(`snapshot-exec: ${cmd} exited with ${code} (attempt ${attempt}/${MAX_ATTEMPTS})`);
+    a.logger.warn(`snapshot-exec: ${cmd} exited with ${code} (attempt ${attempt}/${MAX_ATTEMPTS})`);
     if (attempt < MAX_ATTEMPTS) await new Promise((r) => setTimeout(r, 200 * 2 ** attempt));
   }
 }

@@ -6,6 +6,7 @@
  * makes the reader start again at offset 32 of the new generation.
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
+import type { WalFile } from '../files/sqlite-files.js';
 import { readFully } from './fs-util.js';
 import {
   parseWalHeader,
@@ -37,6 +38,8 @@ export interface WalTransaction {
   sizeAfter: number;
   /** 1-based index, within its WAL generation, of the transaction's first frame. */
   firstFrameIndex: number;
+  /** The running checksum just before the transaction's first frame. */
+  checksumBefore: WalChecksum;
 }
 
 /** The identity of the WAL generation being read. */
@@ -46,6 +49,8 @@ export interface WalGeneration {
   bigEndian: boolean;
   pageSize: number;
   checkpointSeq: number;
+  /** The header's own checksum (the seed of the first frame's checksum). */
+  headerChecksum: WalChecksum;
 }
 
 /** Everything needed to resume reading where the previous reader stopped (plain data). */
@@ -72,7 +77,7 @@ function initialState(): WalReaderState {
 }
 
 function copyState(s: WalReaderState): WalReaderState {
-  const generation = s.generation === null ? null : { ...s.generation };
+  const generation = s.generation === null ? null : { ...s.generation, headerChecksum: [s.generation.headerChecksum[0], s.generation.headerChecksum[1]] as WalChecksum };
   return { generation, offset: s.offset, checksum: [s.checksum[0], s.checksum[1]] };
 }
 
@@ -80,18 +85,59 @@ function isNotFound(err: unknown): boolean {
   return err instanceof Error && (err as NodeJS.ErrnoException).code === 'ENOENT';
 }
 
+/**
+ * A `-wal` file opened by path, for files no live SQLite connection of this process uses (tests,
+ * offline tools). The engine passes SqliteFiles' long-lived WalFile instead.
+ */
+class PathWalFile implements WalFile {
+  #fd: number | null = null;
+  constructor(readonly path: string) {}
+  fd(): number | null {
+    if (this.#fd !== null) return this.#fd;
+    try {
+      this.#fd = openSync(this.path, 'r');
+    } catch (err) {
+      if (isNotFound(err)) return null;
+      throw err;
+    }
+    return this.#fd;
+  }
+  replaced(): boolean {
+    if (this.#fd === null || fstatSync(this.#fd).nlink > 0) return false;
+    this.close();
+    return true;
+  }
+  close(): void {
+    if (this.#fd !== null) closeSync(this.#fd);
+    this.#fd = null;
+  }
+}
+
+function checksum0(c: WalChecksum): WalChecksum {
+  return [c[0], c[1]];
+}
+
 export class WalReader {
   readonly walPath: string;
+  readonly #file: WalFile;
+  readonly #ownsFile: PathWalFile | null;
   #state: WalReaderState;
-  #fd: number | null = null;
   /** Read buffer reused across calls (pages are copied out of it). */
   #chunk: Buffer | null = null;
   /** false: pages are views into the read buffer, valid only until the next call (capture copies them at once). */
   #copyPages = true;
 
-  constructor(walPath: string, state?: WalReaderState) {
-    this.walPath = walPath;
+  /** `file`: the engine's long-lived WalFile, or a path (the reader then owns its descriptor). */
+  constructor(file: WalFile | string, state?: WalReaderState) {
+    this.#ownsFile = typeof file === 'string' ? new PathWalFile(file) : null;
+    this.#file = this.#ownsFile ?? (file as WalFile);
+    this.walPath = this.#file.path;
     this.#state = state === undefined ? initialState() : copyState(state);
+  }
+
+  /** Goes back to a state taken earlier (a capture that failed after reading). */
+  restore(state: WalReaderState): void {
+    this.#state = copyState(state);
   }
 
   /** A copy of the resumable state. */
@@ -122,33 +168,21 @@ export class WalReader {
    */
   readCommitted(options: { copyPages?: boolean } = {}): WalReadResult {
     this.#copyPages = options.copyPages ?? true;
-    let fd = this.#fd;
+    let fd = this.#file.fd();
     if (fd !== null && this.#state.generation !== null) {
       // Fast path (after every commit): frames that verify against the known generation's salts
       // and running checksum cannot belong to a restarted or recreated WAL: no header, no stat.
       const transactions = this.#scan(fd, Number.MAX_SAFE_INTEGER);
       if (transactions.length > 0) return { transactions, restarted: false };
     }
-    if (fd !== null && fstatSync(fd).nlink === 0) {
-      this.close();
-      fd = null;
-    }
-    if (fd === null) {
-      try {
-        fd = openSync(this.walPath, 'r');
-      } catch (err) {
-        if (isNotFound(err)) return { transactions: [], restarted: this.#forgetGeneration() };
-        throw err;
-      }
-      this.#fd = fd;
-    }
+    if (fd !== null && this.#file.replaced()) fd = this.#file.fd();
+    if (fd === null) return { transactions: [], restarted: this.#forgetGeneration() };
     return this.#readFrom(fd);
   }
 
-  /** Closes the file handle (a later read reopens it). */
+  /** Closes the descriptor when the reader opened it by path (the engine's WalFile stays open). */
   close(): void {
-    if (this.#fd !== null) closeSync(this.#fd);
-    this.#fd = null;
+    this.#ownsFile?.close();
   }
 
   /** The WAL is gone or has no valid header: a later header starts a new generation. */
@@ -178,6 +212,7 @@ export class WalReader {
           bigEndian: header.bigEndian,
           pageSize: header.pageSize,
           checkpointSeq: header.checkpointSeq,
+          headerChecksum: header.checksum,
         },
         offset: WAL_HEADER_SIZE,
         checksum: header.checksum,
@@ -194,6 +229,7 @@ export class WalReader {
     const transactions: WalTransaction[] = [];
     let pending: WalFrame[] = [];
     let pendingFirst = 0;
+    let pendingBefore: WalChecksum = checksum0(this.#state.checksum);
     let pos = this.#state.offset;
     let checksum: WalChecksum = this.#state.checksum;
     const available = Math.floor((size - pos) / frameSize);
@@ -214,9 +250,12 @@ export class WalReader {
         const at = i * frameSize;
         const next = verifyWalFrame(chunk, at, gen, checksum);
         if (next === null) break scan;
-        checksum = next;
         const frameIndex = (pos - WAL_HEADER_SIZE) / frameSize + 1;
-        if (pending.length === 0) pendingFirst = frameIndex;
+        if (pending.length === 0) {
+          pendingFirst = frameIndex;
+          pendingBefore = checksum;
+        }
+        checksum = next;
         const sizeAfter = chunk.readUInt32BE(at + 4);
         pending.push({
           pageNo: chunk.readUInt32BE(at),
@@ -225,7 +264,7 @@ export class WalReader {
         });
         pos += frameSize;
         if (sizeAfter !== 0) {
-          transactions.push({ frames: pending, sizeAfter, firstFrameIndex: pendingFirst });
+          transactions.push({ frames: pending, sizeAfter, firstFrameIndex: pendingFirst, checksumBefore: pendingBefore });
           pending = [];
           this.#state.offset = pos;
           this.#state.checksum = checksum;

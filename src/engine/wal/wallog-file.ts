@@ -153,7 +153,10 @@ export class WallogFile {
    * must be a commit frame (`sizeAfter` ≠ 0). With `fsync: false` both writes go to the page cache
    * only (durable against a process crash; call `sync()` before relying on it across power loss).
    */
-  appendTransaction(frames: readonly PageFrame[], options: { fsync?: boolean; deferHeader?: boolean; partial?: boolean } = {}): { firstFrameNo: bigint; lastFrameNo: bigint } {
+  appendTransaction(
+    frames: readonly PageFrame[],
+    options: { fsync?: boolean; deferHeader?: boolean; partial?: boolean; collect?: boolean } = {},
+  ): { firstFrameNo: bigint; lastFrameNo: bigint; encoded: Buffer | null } {
     const durable = options.fsync ?? true;
     this.#checkOpen();
     if (this.#readOnly) throw new Error(`wallog ${this.path} is open read-only`);
@@ -168,28 +171,46 @@ export class WallogFile {
       if (f.page.length !== PAGE_SIZE) throw new RangeError(`page must be ${PAGE_SIZE} bytes, got ${f.page.length}`);
     }
     if (!options.deferHeader) this.#flushFrames();
+    // `collect`: a copy of the encoded frames for the caller (published to the log's readers).
+    const out: Buffer[] | null = options.collect ? [] : null;
+    let txnStart = this.#wbUsed;
+    const wbUsedBefore = this.#wbUsed;
+    let flushedDuring = false;
     let hi = Number(this.#lastChecksum >> 32n);
     let lo = Number(this.#lastChecksum & 0xffff_ffffn);
     let frameNo = Number(firstFrameNo);
     let index = this.#header.frameCount;
-    for (const f of frames) {
-      // Frames are encoded straight into the write-behind buffer (flushed when full or on demand).
-      if (this.#wbUsed + FRAME_SIZE > this.#wb.length) this.#flushFrames();
-      if (this.#wbUsed === 0) this.#wbFrom = index;
-      [hi, lo] = crc64ChainWords(hi, lo, f.page);
-      const at = this.#wbUsed;
-      const wb = this.#wb;
-      wb.writeUInt32LE(frameNo % 0x1_0000_0000, at);
-      wb.writeUInt32LE(Math.floor(frameNo / 0x1_0000_0000), at + 4);
-      wb.writeUInt32LE(lo, at + 8);
-      wb.writeUInt32LE(hi, at + 12);
-      wb.writeUInt32LE(f.pageNo, at + 16);
-      wb.writeUInt32LE(f.sizeAfter, at + 20);
-      wb.set(f.page, at + FRAME_HEADER_SIZE);
-      this.#wbUsed += FRAME_SIZE;
-      frameNo += 1;
-      index += 1n;
+    try {
+      for (const f of frames) {
+        // Frames are encoded straight into the write-behind buffer (flushed when full or on demand).
+        if (this.#wbUsed + FRAME_SIZE > this.#wb.length) {
+          out?.push(Buffer.from(this.#wb.subarray(txnStart, this.#wbUsed)));
+          this.#flushFrames();
+          txnStart = 0;
+          flushedDuring = true;
+        }
+        if (this.#wbUsed === 0) this.#wbFrom = index;
+        [hi, lo] = crc64ChainWords(hi, lo, f.page);
+        const at = this.#wbUsed;
+        const wb = this.#wb;
+        wb.writeUInt32LE(frameNo % 0x1_0000_0000, at);
+        wb.writeUInt32LE(Math.floor(frameNo / 0x1_0000_0000), at + 4);
+        wb.writeUInt32LE(lo, at + 8);
+        wb.writeUInt32LE(hi, at + 12);
+        wb.writeUInt32LE(f.pageNo, at + 16);
+        wb.writeUInt32LE(f.sizeAfter, at + 20);
+        wb.set(f.page, at + FRAME_HEADER_SIZE);
+        this.#wbUsed += FRAME_SIZE;
+        frameNo += 1;
+        index += 1n;
+      }
+    } catch (err) {
+      // Nothing of this transaction counts: frames written past frame_count are a tail the next
+      // append overwrites; frames still buffered are dropped (earlier transactions' were flushed).
+      this.#wbUsed = flushedDuring ? 0 : wbUsedBefore;
+      throw err;
     }
+    out?.push(Buffer.from(this.#wb.subarray(txnStart, this.#wbUsed)));
     this.#header = { ...this.#header, frameCount: index };
     this.#lastChecksum = (BigInt(hi) << 32n) | BigInt(lo);
     if (options.deferHeader) {
@@ -201,7 +222,8 @@ export class WallogFile {
       this.#headerDirty = false;
       if (durable) fsyncSync(this.#fd);
     }
-    return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n };
+    const encoded = out === null ? null : out.length === 1 ? out[0]! : Buffer.concat(out);
+    return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n, encoded };
   }
 
   /**

@@ -1,4 +1,4 @@
-import Fastify, { type FastifyInstance } from 'fastify';
+import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
 import type { ServerContext } from '../context.js';
 import { permissiveCors } from './cors.js';
 import { httpErrorAnswer } from './error-map.js';
@@ -18,7 +18,8 @@ const BODY_LIMIT = 64 * 1024 * 1024;
  * type (sqld ignores it) and parsed by each route, so malformed JSON gets sqld's answer.
  */
 export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInstance) => void)[] = []): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: BODY_LIMIT, return503OnClosing: true });
+  const loggerInstance: FastifyBaseLogger = ctx.logger;
+  const app = Fastify({ loggerInstance, disableRequestLogging: true, bodyLimit: BODY_LIMIT, return503OnClosing: true });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', (_req, _reply, done) => {

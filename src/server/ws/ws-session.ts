@@ -109,7 +109,7 @@ export class WsSession {
       throw new ProtocolError('Repeated hello message is only supported in protocol version hrana2 and higher');
     }
     // A namespace that cannot be loaded is a server error (1011), not an authentication failure.
-    const db: NamespaceDb = this.ctx.namespaces.get(this.namespace);
+    const db: NamespaceDb = await this.ctx.namespaces.get(this.namespace);
     let principal: Principal;
     try {
       principal = await this.ctx.auth.authenticateHello(jwt);

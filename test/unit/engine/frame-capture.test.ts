@@ -2,7 +2,8 @@
  * Frame capture (docs/REPLICATION_LOG.md): restarts, crash recovery from a copied namespace dir,
  * damaged logs, capture failures, checkpoint refusals and --snapshot-exec.
  */
-import { appendFileSync, chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { DiskFullFaults } from '../../../src/engine/faults.js';
+import { appendFileSync, chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { SqlConnection } from '../../../src/engine/connection.js';
@@ -67,7 +68,13 @@ function expectLogReplaysToPrimary(ns: NamespaceDb, dir: string, label = 'replay
 
 function copyNsFiles(from: string, to: string, names: readonly string[]): void {
   mkdirSync(to, { recursive: true });
-  for (const name of names) copyFileSync(join(from, name), join(to, name));
+  // Like a crash would leave them: same bytes and modification times (the capture state compares
+  // the database file's mtime with the one it recorded).
+  for (const name of names) {
+    copyFileSync(join(from, name), join(to, name));
+    const st = statSync(join(from, name));
+    utimesSync(join(to, name), st.atimeMs / 1000, st.mtimeMs / 1000);
+  }
 }
 
 function wallogFrameCount(path: string): bigint {
@@ -83,7 +90,7 @@ describe('frame capture: restarts', () => {
   it('(a) continues the same log after a clean shutdown', async () => {
     const dir = scope.tempDir();
     const nsDir = join(dir, 'ns');
-    const first = scope.open(nsDir);
+    const first = await scope.open(nsDir);
     const conn = first.connect();
     await writeTxns(conn, 3);
     const log1 = framesOf(first).log;
@@ -92,10 +99,10 @@ describe('frame capture: restarts', () => {
     expect(next).toBeGreaterThan(0n);
     expect(framesOf(first).uncleanShutdown).toBe(false);
     const before = inspectPrimary(first).dump;
-    first.close();
+    await first.close();
     expect(existsSync(join(nsDir, SENTINEL))).toBe(false);
 
-    const second = scope.open(nsDir);
+    const second = await scope.open(nsDir);
     const frames = framesOf(second);
     expect(frames.uncleanShutdown).toBe(false);
     expect(frames.log.logId).toBe(logId);
@@ -126,15 +133,15 @@ describe('frame capture: unclean shutdown (namespace dir copied while open)', ()
       const dir = scope.tempDir();
       const src = join(dir, 'src');
       const dst = join(dir, 'dst');
-      const primary = scope.open(src);
+      const primary = await scope.open(src);
       const conn = primary.connect();
       const log = framesOf(primary).log;
       await writeTxns(conn, 3);
       if (c.checkpoint === 'before-a2') {
-        expect(framesOf(primary).checkpoint()).toBe(true);
+        expect(framesOf(primary).checkpointNow()).toBe(true);
         await writeTxns(conn, 2);
       }
-      if (c.checkpoint === 'at-copy') expect(framesOf(primary).checkpoint()).toBe(true);
+      if (c.checkpoint === 'at-copy') expect(framesOf(primary).checkpointNow()).toBe(true);
       // The log as a crash would leave it: the transactions committed after this point are only in the WAL.
       copyNsFiles(src, dst, c.stateWithLog ? ['wallog', 'wallog-capture'] : ['wallog']);
       const copiedNext = log.nextFrameNo;
@@ -149,7 +156,7 @@ describe('frame capture: unclean shutdown (namespace dir copied while open)', ()
       expect(wallogFrameCount(join(dst, 'wallog'))).toBeLessThanOrEqual(copiedNext);
       const expected = inspectPrimary(primary).dump;
 
-      const recovered = scope.open(dst);
+      const recovered = await scope.open(dst);
       const frames = framesOf(recovered);
       expect(frames.uncleanShutdown).toBe(true);
       expect(frames.log.logId).toBe(log.logId);
@@ -179,7 +186,7 @@ describe('frame capture: unclean shutdown (namespace dir copied while open)', ()
     const dir = scope.tempDir();
     const src = join(dir, 'src');
     const dst = join(dir, 'dst');
-    const primary = scope.open(src, { maxFrames: 20n });
+    const primary = await scope.open(src, { maxFrames: 20n });
     const conn = primary.connect();
     const log = framesOf(primary).log;
     // Transactions until one pushes the log past its budget: compaction then swaps in an empty log.
@@ -190,8 +197,10 @@ describe('frame capture: unclean shutdown (namespace dir copied while open)', ()
     expect(pendingWal(primary)).toBeGreaterThan(0);
     const expected = inspectPrimary(primary).dump;
     cpSync(src, dst, { recursive: true, filter: (p) => !p.endsWith('-shm') });
+    const st = statSync(join(src, 'data'));
+    utimesSync(join(dst, 'data'), st.atimeMs / 1000, st.mtimeMs / 1000);
 
-    const recovered = scope.open(dst, { maxFrames: 20n });
+    const recovered = await scope.open(dst, { maxFrames: 20n });
     const frames = framesOf(recovered);
     expect(frames.uncleanShutdown).toBe(true);
     expect(frames.log.logId).toBe(log.logId);
@@ -230,14 +239,14 @@ describe('frame capture: damaged logs', () => {
     it(`(c) starts a new log from the database after ${c.name} (clean shutdown)`, async () => {
       const dir = scope.tempDir();
       const nsDir = join(dir, 'ns');
-      const first = scope.open(nsDir);
+      const first = await scope.open(nsDir);
       await writeTxns(first.connect(), 4);
       const oldId = framesOf(first).log.logId;
       const expected = inspectPrimary(first).dump;
-      first.close();
+      await first.close();
       c.apply(join(nsDir, 'wallog'));
 
-      const second = scope.open(nsDir);
+      const second = await scope.open(nsDir);
       const frames = framesOf(second);
       expect(frames.uncleanShutdown).toBe(false);
       expect(frames.log.logId).not.toBe(oldId);
@@ -254,17 +263,17 @@ describe('frame capture: damaged logs', () => {
     const dir = scope.tempDir();
     const src = join(dir, 'src');
     const dst = join(dir, 'dst');
-    const primary = scope.open(src);
+    const primary = await scope.open(src);
     const conn = primary.connect();
     await writeTxns(conn, 3);
-    expect(framesOf(primary).checkpoint()).toBe(true);
+    expect(framesOf(primary).checkpointNow()).toBe(true);
     await writeTxns(conn, 3);
     expect(pendingWal(primary)).toBeGreaterThan(0);
     copyNsFiles(src, dst, NS_FILES);
     const expected = inspectPrimary(primary).dump;
     corruptions[0]!.apply(join(dst, 'wallog'));
 
-    const recovered = scope.open(dst);
+    const recovered = await scope.open(dst);
     const frames = framesOf(recovered);
     expect(frames.uncleanShutdown).toBe(true);
     expect(frames.log.logId).not.toBe(framesOf(primary).log.logId);
@@ -275,17 +284,17 @@ describe('frame capture: damaged logs', () => {
   it('(d) cuts a torn tail past frame_count and keeps the log', async () => {
     const dir = scope.tempDir();
     const nsDir = join(dir, 'ns');
-    const first = scope.open(nsDir);
+    const first = await scope.open(nsDir);
     await writeTxns(first.connect(), 3);
     const { logId, nextFrameNo } = framesOf(first).log;
     const expected = inspectPrimary(first).dump;
-    first.close();
+    await first.close();
     const wallog = join(nsDir, 'wallog');
     const goodSize = statSync(wallog).size;
     expect(goodSize).toBe(WALLOG_HEADER_SIZE + Number(nextFrameNo) * FRAME_SIZE);
     appendFileSync(wallog, bytes(99, FRAME_SIZE + 1234)); // a whole frame's worth and a partial one
 
-    const second = scope.open(nsDir);
+    const second = await scope.open(nsDir);
     const frames = framesOf(second);
     expect(frames.log.logId).toBe(logId);
     expect(frames.log.nextFrameNo).toBe(nextFrameNo);
@@ -300,7 +309,7 @@ describe('frame capture: damaged logs', () => {
     const dir = scope.tempDir();
     const src = join(dir, 'src');
     const dst = join(dir, 'dst');
-    const primary = scope.open(src);
+    const primary = await scope.open(src);
     const conn = primary.connect();
     await writeTxns(conn, 2);
     copyNsFiles(src, dst, ['wallog']);
@@ -309,7 +318,7 @@ describe('frame capture: damaged logs', () => {
     appendFileSync(join(dst, 'wallog'), bytes(5, 3000));
     const expected = inspectPrimary(primary).dump;
 
-    const recovered = scope.open(dst);
+    const recovered = await scope.open(dst);
     const frames = framesOf(recovered);
     expect(frames.uncleanShutdown).toBe(true);
     expect(frames.log.logId).toBe(framesOf(primary).log.logId);
@@ -322,12 +331,8 @@ describe('frame capture: damaged logs', () => {
 describe('frame capture: failures and checkpoints', () => {
   it('(e) a capture failure refuses writes, keeps reads, blocks checkpoints, and leaves no gap once cleared', async () => {
     const dir = scope.tempDir();
-    let diskFull = false;
-    const ns = scope.open(join(dir, 'ns'), {
-      beforeAppend: () => {
-        if (diskFull) throw new Error('ENOSPC: no space left on device');
-      },
-    });
+    const faults = new DiskFullFaults();
+    const ns = await scope.open(join(dir, 'ns'), { faults });
     const frames = framesOf(ns);
     const conn = ns.connect();
     const reader = ns.connect();
@@ -335,7 +340,7 @@ describe('frame capture: failures and checkpoints', () => {
     const rowsBefore = await count(conn);
     const nextBefore = frames.log.nextFrameNo;
 
-    diskFull = true;
+    faults.arm('log-append');
     // The transaction commits in SQLite, but its frames cannot be logged: the writer hears of it.
     const failed = await run(conn, 'INSERT INTO t (v, b) VALUES (?, ?)', ['committed-unlogged', bytes(1, 9000)]).then(
       () => null,
@@ -362,10 +367,10 @@ describe('frame capture: failures and checkpoints', () => {
     expect(await count(reader)).toBe(rowsBefore + 1n);
     expect(await count(conn)).toBe(rowsBefore + 1n);
     const walBefore = pendingWal(ns);
-    expect(frames.checkpoint()).toBe(false);
+    expect(frames.checkpointNow()).toBe(false);
     expect(pendingWal(ns)).toBe(walBefore);
 
-    diskFull = false;
+    faults.disarm();
     await run(conn, "INSERT INTO t (v) VALUES ('after-recovery')");
     expect(await count(reader)).toBe(rowsBefore + 2n);
     const refusedRows = await run(reader, "SELECT count(*) FROM t WHERE v LIKE 'refused%'");
@@ -373,13 +378,13 @@ describe('frame capture: failures and checkpoints', () => {
     expect(frames.log.nextFrameNo).toBeGreaterThan(nextBefore);
     expect(frames.replicationIndex()).toBe(frames.log.nextFrameNo - 1n);
     expectLogReplaysToPrimary(ns, dir);
-    expect(frames.checkpoint()).toBe(true);
+    expect(frames.checkpointNow()).toBe(true);
     expect(pendingWal(ns)).toBe(0);
   });
 
   it('(f) a checkpoint is refused while a reader holds an old snapshot, and succeeds once it ends', async () => {
     const dir = scope.tempDir();
-    const ns = scope.open(join(dir, 'ns'));
+    const ns = await scope.open(join(dir, 'ns'));
     const frames = framesOf(ns);
     const writer = ns.connect();
     const reader = ns.connect();
@@ -390,12 +395,12 @@ describe('frame capture: failures and checkpoints', () => {
     const wal = pendingWal(ns);
     expect(wal).toBeGreaterThan(0);
 
-    expect(frames.checkpoint()).toBe(false);
+    expect(frames.checkpointNow()).toBe(false);
     expect(pendingWal(ns)).toBe(wal);
     expect(await count(reader)).toBe(seen); // the reader's snapshot is intact
     await run(reader, 'COMMIT');
 
-    expect(frames.checkpoint()).toBe(true);
+    expect(frames.checkpointNow()).toBe(true);
     expect(pendingWal(ns)).toBe(0);
     expect(await count(reader)).toBe(seen + 4n);
     expectLogReplaysToPrimary(ns, dir);
@@ -403,7 +408,7 @@ describe('frame capture: failures and checkpoints', () => {
 
   it('(g) a checkpoint guard holds checkpoints back until it agrees', async () => {
     const dir = scope.tempDir();
-    const ns = scope.open(join(dir, 'ns'));
+    const ns = await scope.open(join(dir, 'ns'));
     const frames = framesOf(ns);
     await writeTxns(ns.connect(), 2);
     let allow = false;
@@ -414,19 +419,19 @@ describe('frame capture: failures and checkpoints', () => {
     });
     const wal = pendingWal(ns);
     expect(wal).toBeGreaterThan(0);
-    expect(frames.checkpoint()).toBe(false);
+    expect(frames.checkpointNow()).toBe(false);
     expect(asked).toBe(1);
     expect(pendingWal(ns)).toBe(wal);
     allow = true;
-    expect(frames.checkpoint()).toBe(true);
+    expect(frames.checkpointNow()).toBe(true);
     expect(pendingWal(ns)).toBe(0);
     await writeTxns(ns.connect(), 1);
     allow = false;
     const held = frames.addCheckpointGuard(() => false);
     remove();
-    expect(frames.checkpoint()).toBe(false);
+    expect(frames.checkpointNow()).toBe(false);
     held();
-    expect(frames.checkpoint()).toBe(true);
+    expect(frames.checkpointNow()).toBe(true);
     expectLogReplaysToPrimary(ns, dir);
   });
 
@@ -440,7 +445,7 @@ describe('frame capture: failures and checkpoints', () => {
       `#!/bin/sh\nprintf '%s %s %s %s %s\\n' "$1" "$2" "$3" "$4" "$5" >> '${record}'\ncp "$1" '${dir}/copy-'"$3"'-'"$4"'.snap'\n`,
     );
     chmodSync(script, 0o755);
-    const ns = scope.open(join(dbPath, 'dbs', 'test-ns'), { maxFrames: 10n, snapshotExec: script, dbPath });
+    const ns = await scope.open(join(dbPath, 'dbs', 'test-ns'), { maxFrames: 10n, snapshotExec: script, dbPath });
     const log = framesOf(ns).log;
     for (let i = 0; i < 50 && log.startFrameNo === 0n; i++) await writeTxns(ns.connect(), 1);
     await writeTxns(ns.connect(), 3);

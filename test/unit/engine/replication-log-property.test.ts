@@ -191,7 +191,7 @@ class Driver {
   private explicitCheckpoint(): boolean {
     this.explicit = true;
     try {
-      return framesOf(this.ns).checkpoint();
+      return framesOf(this.ns).checkpointNow();
     } finally {
       this.explicit = false;
     }
@@ -278,7 +278,7 @@ async function withPrimary(ops: Op[], maxFrames: bigint | undefined, check: (ns:
   const scope = new EngineScope();
   try {
     const dir = scope.tempDir();
-    const ns = scope.open(join(dir, 'ns'), { checkpointWalBytes: AUTO_CHECKPOINT_BYTES, ...(maxFrames === undefined ? {} : { maxFrames }) });
+    const ns = await scope.open(join(dir, 'ns'), { checkpointWalBytes: AUTO_CHECKPOINT_BYTES, ...(maxFrames === undefined ? {} : { maxFrames }) });
     const driver = new Driver(ns);
     await driver.setup();
     for (const op of ops) await driver.apply(op);
@@ -345,7 +345,7 @@ describe('replication log (property)', () => {
       fc.asyncProperty(opsArb, async (ops) => {
         const scope = new EngineScope();
         try {
-          const ns = scope.open(join(scope.tempDir(), 'ns'), { checkpointWalBytes: AUTO_CHECKPOINT_BYTES, maxFrames: 20n });
+          const ns = await scope.open(join(scope.tempDir(), 'ns'), { checkpointWalBytes: AUTO_CHECKPOINT_BYTES, maxFrames: 20n });
           const frames = framesOf(ns);
           const driver = new Driver(ns);
           await driver.setup();

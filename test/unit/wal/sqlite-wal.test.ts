@@ -85,7 +85,10 @@ describe('WalReader on WAL files written by SQLite', () => {
     const ours = readAll(writeAt(f.dir, 'be-wal', be));
     const reference = readAll(writeAt(f.dir, 'le-wal', f.wal));
     expect(ours.length).toBe(reference.length);
-    expect(ours).toEqual(reference);
+    // Same transactions; only the running checksums differ (they are computed in the other byte order).
+    const strip = (ts: typeof ours) => ts.map(({ checksumBefore: _c, ...t }) => t);
+    expect(strip(ours)).toEqual(strip(reference));
+    expect(ours[1]!.checksumBefore).not.toEqual(reference[1]!.checksumBefore);
     // Converting back reproduces SQLite's bytes exactly.
     expect(rewriteByteOrder(be, false).equals(f.wal)).toBe(true);
 

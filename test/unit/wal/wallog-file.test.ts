@@ -54,8 +54,8 @@ describe('WallogFile', () => {
     expect(log.nextFrameNo).toBe(0n);
     const t1 = txn([1, 2, 3], 3);
     const t2 = txn([2, 4], 4);
-    expect(log.appendTransaction(t1)).toEqual({ firstFrameNo: 0n, lastFrameNo: 2n });
-    expect(log.appendTransaction(t2)).toEqual({ firstFrameNo: 3n, lastFrameNo: 4n });
+    expect(log.appendTransaction(t1)).toEqual({ firstFrameNo: 0n, lastFrameNo: 2n, encoded: null });
+    expect(log.appendTransaction(t2)).toEqual({ firstFrameNo: 3n, lastFrameNo: 4n, encoded: null });
     expect(log.frameCount).toBe(5n);
     expect(log.lastCommittedFrameNo).toBe(4n);
     const frames = log.readFrames(0n, 100);
@@ -88,7 +88,7 @@ describe('WallogFile', () => {
   it('continues numbering and the chain from a compaction start', () => {
     const { log } = withLog(100n, 0xdead_beefn);
     const t = txn([1, 2], 2);
-    expect(log.appendTransaction(t)).toEqual({ firstFrameNo: 100n, lastFrameNo: 101n });
+    expect(log.appendTransaction(t)).toEqual({ firstFrameNo: 100n, lastFrameNo: 101n, encoded: null });
     const [first] = log.readFrames(100n, 1);
     expect(first?.checksum).toBe(crc64Chain(0xdead_beefn, t[0]?.page ?? Buffer.alloc(0)));
     expect(() => log.readFrames(99n, 1)).toThrow(RangeError);
