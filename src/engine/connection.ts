@@ -17,8 +17,8 @@ export interface ConnectionHost {
   acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void>;
   releaseWriteLock(holder: LockHolder): void;
   holdsWriteLock(holder: LockHolder): boolean;
-  /** Called when a write transaction is about to start, with the lock held; throws to refuse writes. */
-  beforeWrite(): void;
+  /** Called when a write transaction is about to start, with the lock held; throws (or rejects) to refuse writes. */
+  beforeWrite(): void | Promise<void>;
   /** Called after a write transaction committed, while the lock is still held. */
   afterCommit(): void;
   onConnectionClosed(conn: SqlConnection): void;
@@ -207,7 +207,9 @@ export class SqlConnection implements LockHolder {
       await this.host.acquireWriteLock(this, opts.signal);
       try {
         if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
-        this.host.beforeWrite();
+        const check = this.host.beforeWrite();
+        if (check) await check;
+        if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
       } catch (err) {
         if (!this.sqlite.inTransaction || this.closed) this.host.releaseWriteLock(this);
         throw err;

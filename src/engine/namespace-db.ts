@@ -141,8 +141,8 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     return this.lock.isHeldBy(holder);
   }
 
-  beforeWrite(): void {
-    this.role?.beforeWrite();
+  beforeWrite(): void | Promise<void> {
+    return this.role?.beforeWrite();
   }
 
   afterCommit(): void {

@@ -1,4 +1,3 @@
-import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import type { NamespacePaths } from '../data-dir.js';
 import type { FaultInjector } from '../faults.js';
@@ -11,7 +10,7 @@ import { decodeFrame, FRAME_SIZE, type Frame } from '../wal/frame.js';
 import { WAL_HEADER_SIZE, WalReader, type WalTransaction } from '../wal/sqlite-wal.js';
 import { writeCaptureState, type CaptureState } from './capture-state.js';
 import { dbIdentity } from './db-identity.js';
-import { recoverLog, toPageFrames, type RecoveryInput } from './log-recovery.js';
+import { recoverLog, seedNewLog, toPageFrames, type RecoveredLog, type RecoveryInput } from './log-recovery.js';
 import type { CompactionPolicy, ReplicationLog } from './replication-log.js';
 
 /** What frame capture needs from its namespace database. */
@@ -55,20 +54,30 @@ export class FrameCapture {
     private readonly policy: CompactionPolicy,
     private readonly publisher: FramePublisher,
     private readonly onFailure: (err: Error | null) => void,
+    reader: WalReader,
+    recovered: RecoveredLog,
   ) {
-    this.reader = new WalReader(host.files.wal);
-    const recovered = recoverLog(this.recoveryInput());
+    this.reader = reader;
     this.log = recovered.log;
     this.state = recovered.state;
     this.newLogReason = recovered.newLogReason;
     if (recovered.recoveredFrames > 0) host.logger.warn(`namespace ${host.name}: captured ${recovered.recoveredFrames} WAL frames missing from the log`);
-    this.guardConn = host.openInternalConnection();
+    try {
+      this.guardConn = host.openInternalConnection();
+    } catch (err) {
+      this.log.close();
+      throw err;
+    }
     this.beginGuard();
   }
 
   /** Recovers (or seeds) the log; throws when that fails (e.g. disk full). */
-  static open(host: CaptureHost, policy: CompactionPolicy, publisher: FramePublisher, onFailure: (err: Error | null) => void): FrameCapture {
-    return new FrameCapture(host, policy, publisher, onFailure);
+  static async open(host: CaptureHost, policy: CompactionPolicy, publisher: FramePublisher, onFailure: (err: Error | null) => void): Promise<FrameCapture> {
+    const reader = new WalReader(host.files.wal);
+    const recovered = await recoverLog(recoveryInput(host, policy, reader, (err) => capture?.flushFailed(err)));
+    let capture: FrameCapture | null = null;
+    capture = new FrameCapture(host, policy, publisher, onFailure, reader, recovered);
+    return capture;
   }
 
   get logId(): string {
@@ -178,7 +187,8 @@ export class FrameCapture {
     this.endGuard();
     try {
       const old = this.log;
-      const recovered = recoverLog(this.recoveryInput(), reason);
+      this.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
+      const recovered = seedNewLog(recoveryInput(this.host, this.policy, this.reader, (err) => this.flushFailed(err)), reason);
       old.close();
       this.log = recovered.log;
       this.state = recovered.state;
@@ -211,16 +221,6 @@ export class FrameCapture {
       this.host.logger.error({ err }, `namespace ${this.host.name}: closing the replication log failed: ${errorMessage(err)}`);
     }
     return clean;
-  }
-
-  private recoveryInput(): RecoveryInput {
-    const h = this.host;
-    return {
-      log: { paths: h.paths, namespace: h.name, policy: this.policy, logger: h.logger, faults: h.faults, onFlushError: (err) => this.flushFailed(err) },
-      files: h.files,
-      main: h.maintenance,
-      reader: this.reader,
-    };
   }
 
   private fail(err: unknown): void {
@@ -327,7 +327,11 @@ export class FrameCapture {
   }
 }
 
-/** Removes the sentinel after a clean close. */
-export function removeSentinel(paths: NamespacePaths): void {
-  fs.rmSync(paths.sentinel, { force: true });
+function recoveryInput(host: CaptureHost, policy: CompactionPolicy, reader: WalReader, onFlushError: (err: unknown) => void): RecoveryInput {
+  return {
+    log: { paths: host.paths, namespace: host.name, policy, logger: host.logger, faults: host.faults, onFlushError },
+    files: host.files,
+    main: host.maintenance,
+    reader,
+  };
 }

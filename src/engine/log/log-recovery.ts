@@ -136,15 +136,14 @@ export function seedNewLog(input: RecoveryInput, reason: string): RecoveredLog {
 /**
  * Opens a namespace's replication log before it serves (docs/REPLICATION_LOG.md): continues it when
  * the log, the database file and the WAL agree, otherwise starts a new log from the database. Never
- * serves bad frames. `forceNew` starts a new log whatever is on disk (restore, fork, dump loading).
+ * serves bad frames.
  */
-export function recoverLog(input: RecoveryInput, forceNew: string | null = null): RecoveredLog {
+export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
   const { logger, namespace } = input.log;
   input.log.faults.at('startup');
-  if (forceNew) return seedNewLog(input, forceNew);
   let log: ReplicationLog | null = null;
   try {
-    log = ReplicationLog.open(input.log);
+    log = await ReplicationLog.open(input.log);
   } catch (err) {
     if (!(err instanceof WallogCorruptError)) throw err;
     logger.warn(`namespace ${namespace}: replication log is corrupt (${err.message}); starting a new log from the database`);

@@ -67,12 +67,15 @@ export class ReplicationLog {
     private file: WallogFile,
   ) {}
 
-  /** Opens `wallog` (finishing an interrupted compaction swap); throws WallogCorruptError. */
-  static open(ctx: LogContext): ReplicationLog | null {
+  /**
+   * Opens `wallog` (finishing an interrupted compaction swap), verifying it without stalling the
+   * event loop; throws WallogCorruptError.
+   */
+  static async open(ctx: LogContext): Promise<ReplicationLog | null> {
     const { wallog, wallogNew } = ctx.paths;
     if (!fs.existsSync(wallog) && fs.existsSync(wallogNew)) fs.renameSync(wallogNew, wallog);
     if (!fs.existsSync(wallog)) return null;
-    const log = new ReplicationLog(ctx, WallogFile.open(wallog));
+    const log = new ReplicationLog(ctx, await WallogFile.openAsync(wallog));
     log.finishPendingCompactions();
     return log;
   }

@@ -79,6 +79,7 @@ export class LogFrameSource implements FrameSource {
         changed = reason;
         wake.notify();
       },
+      onClose: () => wake.notify(),
     });
     const onClose = (): void => wake.notify();
     signal?.addEventListener('abort', onClose, { once: true });

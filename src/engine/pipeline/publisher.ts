@@ -53,4 +53,17 @@ export class FramePublisher {
       }
     }
   }
+
+  /** The namespace closes: every subscriber hears of it once, then the list is empty. */
+  close(): void {
+    const all = [...this.subscribers];
+    this.subscribers.clear();
+    for (const s of all) {
+      try {
+        s.onClose?.();
+      } catch (err) {
+        this.logger.error({ err }, `namespace ${this.namespace}: subscriber ${s.name} failed on close: ${errorMessage(err)}`);
+      }
+    }
+  }
 }

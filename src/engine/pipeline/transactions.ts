@@ -58,6 +58,8 @@ export interface TransactionSubscriber {
   onTransaction(txn: CommittedTransaction): void;
   /** A new log began (new `log_id`): everything received before belongs to the old one. */
   onNewLog?(logId: string, reason: string): void;
+  /** The namespace closed: no more transactions will come. */
+  onClose?(): void;
   /** An isolated subscriber threw; it may want to resynchronise from the frame source. */
   onError?(err: unknown, txn: CommittedTransaction): void;
 }

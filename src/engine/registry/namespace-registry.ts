@@ -41,7 +41,11 @@ export class NamespaceRegistry {
       const existing = fs.existsSync(paths.dbs) ? fs.readdirSync(paths.dbs, { withFileTypes: true }) : [];
       for (const d of existing) if (d.isDirectory()) entries.set(d.name, { createdAt: new Date().toISOString(), config: {} });
       const registry = new NamespaceRegistry(paths, entries);
-      if (entries.size > 0) registry.save();
+      try {
+        if (entries.size > 0) registry.save();
+      } catch {
+        // A full disk must not stop the server from serving what it has: written at the next change.
+      }
       return registry;
     }
     let parsed: RegistryFile;

@@ -55,7 +55,7 @@ export class PrimaryRole implements DbRole, LockHolder {
     this.checkpointer = new Checkpointer(this.checkpointTarget(), this.opts.checkpoint, host.logger, host.name);
     try {
       fs.writeFileSync(sentinel, '');
-      this.openCapture();
+      await this.openCapture();
     } catch (err) {
       if (!isResourceError(err)) throw err;
       this.startupError = err instanceof Error ? err : new Error(String(err));
@@ -64,7 +64,6 @@ export class PrimaryRole implements DbRole, LockHolder {
     if (this.opts.outsidePollMs !== null) {
       this.poll = guardedInterval(host.logger, `namespace ${host.name}: outside-writer poll`, this.opts.outsidePollMs, () => this.pollOutside());
     }
-    await Promise.resolve();
   }
 
   get logger(): Logger {
@@ -90,16 +89,20 @@ export class PrimaryRole implements DbRole, LockHolder {
     return this.startupError ?? this.capture?.failed ?? null;
   }
 
-  beforeWrite(): void {
-    if (!this.capture) {
-      try {
-        this.openCapture();
-        this.startupError = null;
-        this.host.logger.warn(`namespace ${this.host.name}: replication log opened, writes accepted`);
-      } catch (err) {
-        throw new SqlError('SQLITE_IOERR', `SQLite error: writes are refused until the replication log can be opened: ${errorMessage(err)}`, { cause: err });
-      }
+  beforeWrite(): void | Promise<void> {
+    if (this.capture) return this.capture.beforeWrite();
+    return this.retryOpen();
+  }
+
+  /** Start-up could not open the log: the write that asks for it retries (write lock held). */
+  private async retryOpen(): Promise<void> {
+    try {
+      await this.openCapture();
+    } catch (err) {
+      throw new SqlError('SQLITE_IOERR', `SQLite error: writes are refused until the replication log can be opened: ${errorMessage(err)}`, { cause: err });
     }
+    this.startupError = null;
+    this.host.logger.warn(`namespace ${this.host.name}: replication log opened, writes accepted`);
     this.capture!.beforeWrite();
   }
 
@@ -169,12 +172,13 @@ export class PrimaryRole implements DbRole, LockHolder {
     if (this.poll) clearInterval(this.poll);
     const checkpointed = await this.checkpointer.close();
     this.closed = true;
+    this.publisher.close();
     const clean = this.capture?.close() ?? false;
     if (clean && checkpointed) fs.rmSync(this.host.paths.sentinel, { force: true });
   }
 
-  private openCapture(): void {
-    this.capture = FrameCapture.open(this.host, this.opts.compaction, this.publisher, () => {});
+  private async openCapture(): Promise<void> {
+    this.capture = await FrameCapture.open(this.host, this.opts.compaction, this.publisher, () => {});
   }
 
   private requireCapture(): FrameCapture {

@@ -43,8 +43,8 @@ export interface DbRole {
   readonly journalMode: JournalMode;
   /** Runs before the namespace serves (recovery); the host's maintenance connection is open. */
   open(host: RoleHost): Promise<void>;
-  /** A write transaction is about to start (write lock held): throws to refuse it. */
-  beforeWrite(): void;
+  /** A write transaction is about to start (write lock held): throws (or rejects) to refuse it. */
+  beforeWrite(): void | Promise<void>;
   /** A write transaction committed (write lock still held). */
   afterCommit(): void;
   /** The namespace's replication index (primary: last logged commit; replica: last applied). */

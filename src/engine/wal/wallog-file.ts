@@ -93,27 +93,23 @@ export class WallogFile {
 
   /** Opens an existing log, cutting a torn tail and verifying every committed frame. */
   static open(path: string, options: WallogOpenOptions = {}): WallogFile {
-    const readOnly = options.readOnly ?? false;
-    const fd = openSync(path, readOnly ? 'r' : 'r+');
+    const { fd, header, tail, readOnly } = openHeader(path, options);
     try {
-      const size = fstatSync(fd).size;
-      const headerBuf = Buffer.alloc(WALLOG_HEADER_SIZE);
-      if (readFully(fd, headerBuf, 0, WALLOG_HEADER_SIZE, 0) < WALLOG_HEADER_SIZE) {
-        throw new WallogCorruptError(path, 'truncated_header', `file is ${size} bytes, shorter than its header`);
-      }
-      const decoded = decodeWallogHeader(headerBuf);
-      if ('problem' in decoded) throw new WallogCorruptError(path, decoded.problem, decoded.detail);
-      const expected = frameOffset(decoded.frameCount);
-      if (size < expected) {
-        throw new WallogCorruptError(path, 'missing_frames', `header counts ${decoded.frameCount} frames but the file is ${size} bytes`);
-      }
-      const tail = size - expected;
-      if (tail > 0 && !readOnly) {
-        ftruncateSync(fd, expected);
-        fsyncSync(fd);
-      }
-      const lastChecksum = verifyChain(path, fd, decoded);
-      return new WallogFile(path, fd, decoded, lastChecksum, readOnly, tail);
+      return new WallogFile(path, fd, header, verifyChain(path, fd, header), readOnly, tail);
+    } catch (err) {
+      closeSync(fd);
+      throw err;
+    }
+  }
+
+  /**
+   * `open`, verifying the frames in slices with a turn of the event loop between them, so a large
+   * log does not stall the server while a namespace opens.
+   */
+  static async openAsync(path: string, options: WallogOpenOptions = {}): Promise<WallogFile> {
+    const { fd, header, tail, readOnly } = openHeader(path, options);
+    try {
+      return new WallogFile(path, fd, header, await verifyChain(path, fd, header, YIELD_EVERY_CHUNKS), readOnly, tail);
     } catch (err) {
       closeSync(fd);
       throw err;
@@ -325,8 +321,58 @@ function checkFrames(path: string, buf: Buffer, count: number, firstFrameNo: big
   return frames;
 }
 
-/** Verifies every committed frame of an opened file; returns the last checksum. */
-function verifyChain(path: string, fd: number, header: WallogHeader): bigint {
+/** Opens the file and reads its header, cutting a torn tail (unless read-only). */
+function openHeader(path: string, options: WallogOpenOptions): { fd: number; header: WallogHeader; tail: number; readOnly: boolean } {
+  const readOnly = options.readOnly ?? false;
+  const fd = openSync(path, readOnly ? 'r' : 'r+');
+  try {
+    const size = fstatSync(fd).size;
+    const headerBuf = Buffer.alloc(WALLOG_HEADER_SIZE);
+    if (readFully(fd, headerBuf, 0, WALLOG_HEADER_SIZE, 0) < WALLOG_HEADER_SIZE) {
+      throw new WallogCorruptError(path, 'truncated_header', `file is ${size} bytes, shorter than its header`);
+    }
+    const decoded = decodeWallogHeader(headerBuf);
+    if ('problem' in decoded) throw new WallogCorruptError(path, decoded.problem, decoded.detail);
+    const expected = frameOffset(decoded.frameCount);
+    if (size < expected) {
+      throw new WallogCorruptError(path, 'missing_frames', `header counts ${decoded.frameCount} frames but the file is ${size} bytes`);
+    }
+    const tail = size - expected;
+    if (tail > 0 && !readOnly) {
+      ftruncateSync(fd, expected);
+      fsyncSync(fd);
+    }
+    return { fd, header: decoded, tail, readOnly };
+  } catch (err) {
+    closeSync(fd);
+    throw err;
+  }
+}
+
+/** Chunks verified between two turns of the event loop by `openAsync` (64 × 64 frames ≈ 17 MB). */
+const YIELD_EVERY_CHUNKS = 64;
+
+/**
+ * Verifies every committed frame of an opened file; returns the last checksum. With `yieldEvery`,
+ * gives the event loop a turn after that many chunks (and returns a promise).
+ */
+function verifyChain(path: string, fd: number, header: WallogHeader): bigint;
+function verifyChain(path: string, fd: number, header: WallogHeader, yieldEvery: number): Promise<bigint>;
+function verifyChain(path: string, fd: number, header: WallogHeader, yieldEvery?: number): bigint | Promise<bigint> {
+  const steps = verifySteps(path, fd, header);
+  if (yieldEvery === undefined) {
+    for (let r = steps.next(); ; r = steps.next()) if (r.done) return r.value;
+  }
+  return (async () => {
+    for (let i = 1, r = steps.next(); ; r = steps.next(), i++) {
+      if (r.done) return r.value;
+      if (i % yieldEvery === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  })();
+}
+
+/** The verification, one chunk per step. */
+function* verifySteps(path: string, fd: number, header: WallogHeader): Generator<void, bigint> {
   let checksum = header.startChecksum;
   const buf = Buffer.allocUnsafe(VERIFY_CHUNK * FRAME_SIZE);
   let lastSizeAfter = 0;
@@ -343,6 +389,7 @@ function verifyChain(path: string, fd: number, header: WallogHeader): bigint {
       lastSizeAfter = last.sizeAfter;
     }
     index += BigInt(count);
+    yield;
   }
   if (header.frameCount > 0n && lastSizeAfter === 0) {
     const lastNo = header.startFrameNo + header.frameCount - 1n;

@@ -18,8 +18,9 @@ const BODY_LIMIT = 64 * 1024 * 1024;
  * type (sqld ignores it) and parsed by each route, so malformed JSON gets sqld's answer.
  */
 export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInstance) => void)[] = []): FastifyInstance {
-  const loggerInstance: FastifyBaseLogger = ctx.logger;
-  const app = Fastify({ loggerInstance, disableRequestLogging: true, bodyLimit: BODY_LIMIT, return503OnClosing: true });
+  // fastify's own request lines stay below the level we log at (a request log is a later, debug-level addition).
+  const loggerInstance: FastifyBaseLogger = ctx.logger.child({}, { level: 'warn' });
+  const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT, return503OnClosing: true });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', (_req, _reply, done) => {
