@@ -1,6 +1,7 @@
 import fs from 'node:fs/promises';
 import path from 'node:path';
 import { ConfigError } from '../errors.js';
+import { parseCrashAt, type ApplierCrashPoint } from '../engine/replica/crash-points.js';
 import { parseJwtKeys, type JwtKey } from '../server/auth/jwt-keys.js';
 import type { AuthConfig } from '../server/auth/strategy.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
@@ -22,6 +23,7 @@ export interface ServeFlags {
   'checkpoint-interval-s'?: number | undefined;
   'idle-shutdown-timeout-s'?: number | undefined;
   'shutdown-timeout': number;
+  'replica-read-grace-ms'?: number | undefined;
   'max-log-size'?: number | undefined;
   'max-log-duration'?: string | number | undefined;
   'snapshot-exec'?: string | undefined;
@@ -66,10 +68,29 @@ export interface ServeConfig {
   idleShutdownTimeoutS: number | null;
   /** `--shutdown-timeout`: seconds in-flight requests get to finish on SIGINT/SIGTERM. Default 30. */
   shutdownTimeoutS: number;
+  /** Replica role settings (used once the server runs as a replica). */
+  replica: {
+    /** `--replica-read-grace-ms`: an open read transaction may hold up applying frames this long. Default 200. */
+    readGraceMs: number;
+  };
+  /** Test-only hooks, from the environment (never set in production). */
+  testHooks: {
+    /** `LIBSQLCTL_TEST_APPLIER_CRASH_AT=<point>[:<n>]`: the replica applier kills the process there. */
+    applierCrashAt: { point: ApplierCrashPoint; after: number } | null;
+  };
 }
 
 export interface ServeEnv {
   SQLD_AUTH_JWT_KEY?: string | undefined;
+  LIBSQLCTL_TEST_APPLIER_CRASH_AT?: string | undefined;
+}
+
+function crashAt(value: string | undefined): ServeConfig['testHooks']['applierCrashAt'] {
+  try {
+    return parseCrashAt(value);
+  } catch (err) {
+    throw new ConfigError('CONFIG_TEST_HOOK', `LIBSQLCTL_TEST_APPLIER_CRASH_AT: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+  }
 }
 
 /** Parses JWT keys, naming where they came from in the error. */
@@ -133,5 +154,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     },
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
+    replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },
+    testHooks: { applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT) },
   };
 }

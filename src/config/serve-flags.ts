@@ -22,6 +22,11 @@ export const serveFlags = {
   'max-log-duration': Flags.string({ env: 'SQLD_MAX_LOG_DURATION', description: 'Compact the replication log after this many seconds.' }),
   'snapshot-exec': Flags.string({ env: 'SQLD_SNAPSHOT_EXEC', description: 'Command run for each new log snapshot: <cmd> <snapshot> <namespace> <start> <end> <log_id>.' }),
   'idle-shutdown-timeout-s': Flags.integer({ env: 'SQLD_IDLE_SHUTDOWN_TIMEOUT_S', description: 'Shut down after this many seconds without requests.' }),
+  'replica-read-grace-ms': Flags.integer({
+    env: 'LIBSQLCTL_REPLICA_READ_GRACE_MS',
+    default: 200,
+    description: 'Replicas: how long an open read transaction may hold up applying new frames before it is rolled back (ms).',
+  }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
 };
 
