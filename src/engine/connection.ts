@@ -211,7 +211,9 @@ export class SqlConnection implements LockHolder {
         if (check) await check;
         if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
       } catch (err) {
-        if (!this.sqlite.inTransaction || this.closed) this.host.releaseWriteLock(this);
+        // This call took the lock and nothing was written under it: give it back, also inside an
+        // open (deferred) transaction, or a retry would skip the refusal.
+        this.host.releaseWriteLock(this);
         throw err;
       }
     }

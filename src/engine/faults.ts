@@ -11,7 +11,7 @@ export type FaultPoint =
   | 'log-flush'
   /** Swapping in a new log and building a snapshot from the old one. */
   | 'compaction'
-  /** A periodic engine timer (checkpoint interval, outside-writer poll). */
+  /** The engine's periodic outside-writer poll (stands for any engine timer: they share one error boundary). */
   | 'timer'
   /** Opening or recovering the replication log at start-up. */
   | 'startup'

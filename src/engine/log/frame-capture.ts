@@ -105,7 +105,16 @@ export class FrameCapture {
       this.fail(err);
       throw new SqlError('SQLITE_IOERR', `SQLite error: the transaction committed but its frames could not be logged: ${errorMessage(err)}`, { cause: err });
     }
-    if (this.failure) this.recovered();
+    if (this.failure) {
+      // Recovered only once the log is written out again (a failed header write set the failure);
+      // if it still fails, this commit's frames are in the log all the same, and writes stay refused.
+      try {
+        this.log.flush();
+        this.recovered();
+      } catch (err) {
+        this.fail(err);
+      }
+    }
     this.compactIfDue();
   }
 
@@ -236,7 +245,8 @@ export class FrameCapture {
     this.onFailure(null);
   }
 
-  private compactIfDue(): void {
+  /** Compacts the log when the policy says so; a failure is logged and retried a second later. */
+  compactIfDue(): void {
     if (Date.now() < this.compactAfter) return;
     try {
       this.log.maybeCompact();

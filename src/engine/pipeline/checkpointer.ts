@@ -117,6 +117,9 @@ export class Checkpointer implements LockHolder {
     if (this.closed || this.needsPreparation() || !this.target.tryAcquireWriteLock(this)) return false;
     try {
       return this.checkpointWithLock();
+    } catch (err) {
+      this.logger.error({ err }, `namespace ${this.namespace}: checkpoint failed: ${errorMessage(err)}`);
+      return false;
     } finally {
       this.target.releaseWriteLock(this);
     }

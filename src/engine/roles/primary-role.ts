@@ -200,11 +200,7 @@ export class PrimaryRole implements DbRole, LockHolder {
       }
     }
     // --max-log-duration is checked here too, so an idle log still compacts on time.
-    try {
-      capture.log.maybeCompact();
-    } catch (err) {
-      this.host.logger.error({ err }, `namespace ${this.host.name}: log compaction failed: ${errorMessage(err)}`);
-    }
+    capture.compactIfDue();
   }
 
   private checkpointTarget(): ConstructorParameters<typeof Checkpointer>[0] {
