@@ -183,7 +183,8 @@ export class Checkpointer implements LockHolder {
       await Promise.all(
         preparing.map((p) =>
           Promise.race([
-            p.prepare?.(upTo, timeout.signal),
+            // Through a promise, so a prepare that throws synchronously is caught like one that rejects.
+            Promise.resolve().then(() => p.prepare?.(upTo, timeout.signal)),
             new Promise<void>((resolve) => timeout.signal.addEventListener('abort', () => resolve(), { once: true })),
           ]).catch((err: unknown) => this.logger.warn({ err }, `namespace ${this.namespace}: checkpoint participant ${p.name} failed to prepare: ${errorMessage(err)}`)),
         ),

@@ -85,6 +85,7 @@ export class LogFrameSource implements FrameSource {
     signal?.addEventListener('abort', onClose, { once: true });
     try {
       let next = from;
+      const ahead: ReadAhead = { frames: [], pos: 0 };
       for (;;) {
         if (signal?.aborted) throw signal.reason instanceof Error ? signal.reason : new Error('aborted');
         if (this.access.isClosed()) return;
@@ -101,7 +102,7 @@ export class LogFrameSource implements FrameSource {
         }
         if (next < log.nextFrameNo) {
           overflow = false;
-          const txn = this.readTransaction(log, next);
+          const txn = this.readTransaction(log, next, ahead);
           if (txn) {
             yield txn;
             next = txn.lastFrameNo + 1n;
@@ -120,20 +121,34 @@ export class LogFrameSource implements FrameSource {
     return this.access.currentLog();
   }
 
-  /** One whole transaction (or the rest of one) from the log starting at `from`. */
-  private readTransaction(log: ReplicationLog, from: bigint): LoggedTransaction | null {
+  /**
+   * One whole transaction (or the rest of one) from the log starting at `from`. Frames read ahead
+   * stay in `ahead` for the next call, so a backfill reads each log frame once.
+   */
+  private readTransaction(log: ReplicationLog, from: bigint, ahead: ReadAhead): LoggedTransaction | null {
     const frames: Frame[] = [];
     let at = from;
     for (;;) {
-      const batch = log.readFrames(at, BACKFILL_FRAMES);
-      if (batch.length === 0) return null;
-      for (const f of batch) {
+      if (ahead.pos >= ahead.frames.length || ahead.frames[ahead.pos]!.frameNo !== at) {
+        const batch = log.readFrames(at, BACKFILL_FRAMES);
+        if (batch.length === 0) return null;
+        ahead.frames = batch;
+        ahead.pos = 0;
+      }
+      while (ahead.pos < ahead.frames.length) {
+        const f = ahead.frames[ahead.pos++]!;
         frames.push(f);
+        at = f.frameNo + 1n;
         if (f.sizeAfter !== 0) return { firstFrameNo: from, lastFrameNo: f.frameNo, sizeAfter: f.sizeAfter, frames };
       }
-      at += BigInt(batch.length);
     }
   }
+}
+
+/** Frames an iterator read from the log but has not yielded yet. */
+interface ReadAhead {
+  frames: Frame[];
+  pos: number;
 }
 
 function sliceFrom(txn: LoggedTransaction, from: bigint): LoggedTransaction {

@@ -120,6 +120,11 @@ export class PrimaryRole implements DbRole, LockHolder {
     return new LogFrameSource({ currentLog: () => this.requireCapture().log, publisher: this.publisher, isClosed: () => this.closed });
   }
 
+  /** Subscribers now (frame-source iterators included): tests check none is left behind. */
+  get subscriberCount(): number {
+    return this.publisher.count;
+  }
+
   subscribe(subscriber: TransactionSubscriber): () => void {
     return this.publisher.subscribe(subscriber);
   }
