@@ -44,6 +44,8 @@ export class FrameCapture {
   private checkpointed = false;
   private compactAfter = 0;
   private guardConn: Database.Database;
+  /** Holds SQLite's WAL write lock during our checkpoints. */
+  private ckptConn: Database.Database;
   private closed = false;
   log: ReplicationLog;
   /** Why the current log was started at open (null: it continued). */
@@ -64,6 +66,7 @@ export class FrameCapture {
     if (recovered.recoveredFrames > 0) host.logger.warn(`namespace ${host.name}: captured ${recovered.recoveredFrames} WAL frames missing from the log`);
     try {
       this.guardConn = host.openInternalConnection();
+      this.ckptConn = host.openInternalConnection();
     } catch (err) {
       this.log.close();
       throw err;
@@ -152,31 +155,33 @@ export class FrameCapture {
    */
   checkpointLocked(): { event: CheckpointedEvent; complete: boolean } | null {
     if (this.closed || this.failure) return null;
+    // SQLite's WAL write lock is taken before the guard lets go, so no other process can commit or
+    // checkpoint in between.
+    try {
+      this.ckptConn.exec('BEGIN IMMEDIATE');
+    } catch (err) {
+      if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return null;
+      throw err;
+    }
     this.endGuard();
     try {
-      try {
-        this.guardConn.exec('BEGIN IMMEDIATE');
-      } catch (err) {
-        if ((err as { code?: string }).code?.startsWith('SQLITE_BUSY')) return null;
-        throw err;
-      }
-      try {
-        this.capture();
-        this.log.flush();
-        const [row] = this.host.maintenance.pragma('wal_checkpoint(PASSIVE)') as { busy: bigint; log: bigint; checkpointed: bigint }[];
-        const complete = row !== undefined && Number(row.busy) === 0 && Number(row.log) === Number(row.checkpointed);
-        const frames = this.reader.framesConsumed;
-        this.state = { ...this.state, checkpointedFrames: frames, dbIdentity: dbIdentity(this.host.files) };
-        writeCaptureState(this.host.paths.captureState, this.state, this.host.faults);
-        if (complete) this.checkpointed = true;
-        return { event: { logId: this.log.logId, walGeneration: this.state.walGeneration, lastFrameIndex: frames, lastFrameNo: this.log.replicationIndex }, complete };
-      } finally {
-        this.guardConn.exec('ROLLBACK');
-      }
+      this.capture();
+      this.log.flush();
+      const [row] = this.host.maintenance.pragma('wal_checkpoint(PASSIVE)') as { busy: bigint; log: bigint; checkpointed: bigint }[];
+      const backfilled = row === undefined ? 0 : Math.max(0, Number(row.checkpointed));
+      const complete = row !== undefined && Number(row.busy) === 0 && Number(row.log) === backfilled;
+      const consumed = this.reader.framesConsumed;
+      // What the database file now holds of this generation (a partial checkpoint holds less).
+      const covered = Math.min(consumed, backfilled);
+      this.state = { ...this.state, checkpointedFrames: covered, dbIdentity: dbIdentity(this.host.files) };
+      writeCaptureState(this.host.paths.captureState, this.state, this.host.faults);
+      if (complete) this.checkpointed = true;
+      return { event: { logId: this.log.logId, walGeneration: this.state.walGeneration, lastFrameIndex: covered, lastFrameNo: this.log.replicationIndex }, complete };
     } catch (err) {
       this.fail(err);
       throw err;
     } finally {
+      this.releaseWalWriteLock();
       this.beginGuard();
     }
   }
@@ -193,7 +198,10 @@ export class FrameCapture {
    */
   startNewLog(reason: string): void {
     this.host.logger.warn(`namespace ${this.host.name}: starting a new replication log: ${reason}`);
+    // Seeding checkpoints with TRUNCATE: neither our guard nor our hold of the WAL write lock may stand.
+    this.releaseWalWriteLock();
     this.endGuard();
+    const saved = this.reader.state;
     try {
       const old = this.log;
       this.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
@@ -203,6 +211,11 @@ export class FrameCapture {
       this.state = recovered.state;
       this.checkpointed = true;
       if (this.failure) this.recovered();
+    } catch (err) {
+      // Refused (another process holds the database) or failed: the old log goes on exactly where
+      // it was, so nothing is captured twice.
+      this.reader.restore(saved);
+      throw err;
     } finally {
       this.beginGuard();
     }
@@ -221,7 +234,9 @@ export class FrameCapture {
     }
     this.closed = true;
     this.endGuard();
+    this.releaseWalWriteLock();
     this.guardConn.close();
+    this.ckptConn.close();
     this.reader.close();
     try {
       this.log.close();
@@ -261,6 +276,10 @@ export class FrameCapture {
     if (this.closed || this.guardConn.inTransaction) return;
     this.guardConn.exec('BEGIN');
     this.guardConn.prepare('SELECT 1 FROM sqlite_master LIMIT 1').all();
+  }
+
+  private releaseWalWriteLock(): void {
+    if (this.ckptConn.inTransaction) this.ckptConn.exec('ROLLBACK');
   }
 
   private endGuard(): void {

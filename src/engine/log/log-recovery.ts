@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { LibsqlctlError } from '../../errors.js';
 import type { SqliteFiles } from '../files/sqlite-files.js';
 import { PAGE_SIZE, type PageFrame } from '../wal/frame.js';
 import { WallogCorruptError } from '../wal/errors.js';
@@ -54,6 +55,12 @@ function tryContinue(input: RecoveryInput, log: ReplicationLog, state: CaptureSt
   const { transactions } = reader.readCommitted();
   const gen = reader.state.generation;
   const sameGen = gen !== null && state.salt1 === gen.salt1 && state.salt2 === gen.salt2;
+  if (gen === null && state.salt1 !== null) {
+    // No WAL on disk: fine only when the database already holds everything the log has of the
+    // generation the state names (someone removed a WAL that held logged frames otherwise).
+    const logged = log.nextFrameNo - state.genStartFrameNo;
+    if (logged > 0n && (state.checkpointedFrames === null || BigInt(state.checkpointedFrames) < logged)) return 'the WAL holding logged frames is missing';
+  }
   if (!sameGen && gen !== null && state.salt1 !== null) {
     // Only the engine checkpoints, and a WAL restarts only after a checkpoint: a generation the state
     // does not name is fine only when our last checkpoint covered everything logged before it.
@@ -94,7 +101,9 @@ function tryContinue(input: RecoveryInput, log: ReplicationLog, state: CaptureSt
 export function seedNewLog(input: RecoveryInput, reason: string): RecoveredLog {
   const { main, files } = input;
   const result = main.pragma('wal_checkpoint(TRUNCATE)') as { busy: number }[];
-  if (result[0]?.busy) throw new Error('cannot checkpoint the database to start a new replication log (another process holds it)');
+  if (result[0]?.busy) {
+    throw new LibsqlctlError('SQLITE_BUSY', 'cannot checkpoint the database to start a new replication log: another process holds it (retried at the next write)');
+  }
   const log = ReplicationLog.create(input.log, newLogId());
   main.exec('BEGIN');
   try {

@@ -18,11 +18,13 @@ export interface PrimaryOptions {
   outsidePollMs: number | null;
 }
 
-/** Errors of the machine rather than the data (disk full, I/O): the namespace serves reads and retries. */
+/** Errors of the machine rather than the data (disk full, I/O, a lock held elsewhere): the namespace serves reads and retries. */
 function isResourceError(err: unknown): boolean {
   const code = (err as { code?: unknown }).code;
   if (typeof code !== 'string') return false;
-  return ['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EMFILE', 'ENFILE'].includes(code) || code.startsWith('SQLITE_FULL') || code.startsWith('SQLITE_IOERR');
+  if (['ENOSPC', 'EDQUOT', 'EIO', 'EROFS', 'EMFILE', 'ENFILE'].includes(code)) return true;
+  // SQLITE_BUSY: another process holds the database while a new log must be seeded.
+  return code.startsWith('SQLITE_FULL') || code.startsWith('SQLITE_IOERR') || code.startsWith('SQLITE_BUSY');
 }
 
 /**
