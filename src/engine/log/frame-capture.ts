@@ -7,7 +7,7 @@ import type { FramePublisher } from '../pipeline/publisher.js';
 import type { CheckpointedEvent, CommittedTransaction } from '../pipeline/transactions.js';
 import { SqlError } from '../sql-error.js';
 import { decodeFrame, FRAME_SIZE, type Frame } from '../wal/frame.js';
-import { WAL_HEADER_SIZE, WalReader, type WalTransaction } from '../wal/sqlite-wal.js';
+import { WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WalReader, type WalReaderState, type WalTransaction } from '../wal/sqlite-wal.js';
 import { writeCaptureState, type CaptureState } from './capture-state.js';
 import { dbIdentity } from './db-identity.js';
 import { recoverLog, seedNewLog, toPageFrames, type RecoveredLog, type RecoveryInput } from './log-recovery.js';
@@ -288,14 +288,12 @@ export class FrameCapture {
 
   /** Reads new committed WAL frames, appends them to the log, publishes them. */
   private capture(): void {
-    const saved = this.reader.state;
-    const consumedBefore = this.reader.framesConsumed;
-    const coveredBefore = this.state.salt1 === null ? Infinity : (this.state.checkpointedFrames ?? 0);
+    const saved = this.reader.mark();
     let transactions: WalTransaction[];
     let range: ReturnType<ReplicationLog['append']>;
     try {
       const read = this.reader.readCommitted({ copyPages: false });
-      if (read.restarted && consumedBefore > coveredBefore) {
+      if (read.restarted && this.restartedBehindUs(saved)) {
         // The WAL restarted although our last checkpoint did not cover frames we had read: someone
         // else checkpointed and restarted it. Continuing would hide what we may have missed.
         this.reader.restore(saved);
@@ -324,6 +322,14 @@ export class FrameCapture {
       throw err;
     }
     if (range.encoded) this.publish(transactions, range.firstFrameNo, range.encoded);
+  }
+
+  /** The WAL restarted: did our last checkpoint cover every frame we had read of the old generation? */
+  private restartedBehindUs(before: WalReaderState): boolean {
+    if (this.state.salt1 === null || before.generation === null) return false;
+    const frameSize = WAL_FRAME_HEADER_SIZE + before.generation.pageSize;
+    const consumed = (before.offset - WAL_HEADER_SIZE) / frameSize;
+    return consumed > (this.state.checkpointedFrames ?? 0);
   }
 
   private publish(transactions: readonly WalTransaction[], firstFrameNo: bigint, encoded: Buffer): void {
