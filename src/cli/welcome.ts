@@ -1,5 +1,7 @@
 import path from 'node:path';
 import type { ServeConfig } from '../config/serve-config.js';
+import { DataDirPaths } from '../engine/data-dir.js';
+import { DEFAULT_NAMESPACE } from '../engine/namespaces.js';
 import { SERVER_VERSION } from '../version.js';
 
 /** Relative to the working directory when inside it, absolute otherwise. */
@@ -18,7 +20,7 @@ export function welcomeBanner(config: ServeConfig, http: { host: string; port: n
     `libsqlctl serve — libSQL server (sqld ${SERVER_VERSION} compatible)`,
     `  listening on   http://${hostPort(http)}  (Hrana over HTTP and ws://, legacy API)`,
     ...(hranaWs ? [`  Hrana over ws  ws://${hostPort(hranaWs)}  (WebSocket only)`] : []),
-    `  data in        ${displayPath(path.join(config.dbPath, 'dbs', 'default', 'data'))}`,
+    `  data in        ${displayPath(new DataDirPaths(config.dbPath).namespace(DEFAULT_NAMESPACE).db)}`,
     `  auth           ${auth}`,
     '  Ctrl-C to stop',
   ].join('\n');

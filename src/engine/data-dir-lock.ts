@@ -1,8 +1,7 @@
 import fs from 'node:fs';
-import path from 'node:path';
 import { LibsqlctlError } from '../errors.js';
+import { DataDirPaths } from './data-dir.js';
 
-const LOCK_FILE = '.libsqlctl.lock';
 /** Lock files this process holds (a lock naming our own pid but not in here is a previous run's). */
 const held = new Set<string>();
 
@@ -25,7 +24,7 @@ export class DataDirLock {
 
   static acquire(dbPath: string): DataDirLock {
     fs.mkdirSync(dbPath, { recursive: true });
-    const file = path.join(dbPath, LOCK_FILE);
+    const file = new DataDirPaths(dbPath).lockFile;
     if (held.has(file)) {
       throw new LibsqlctlError('DATA_DIR_IN_USE', `the data directory ${dbPath} is in use by this process`, { hint: 'Give each server its own --db-path.' });
     }

@@ -90,6 +90,11 @@ export class DataDirPaths {
   get scriptBackup(): string {
     return path.join(this.root, 'script_backup');
   }
+  /** sqld's name for a snapshot's hard link: `<ns>:<log_id>:<start as 20 hex>-<end as 20 hex>.snap`. */
+  static scriptBackupLink(dir: string, namespace: string, logId: string, start: bigint, end: bigint): string {
+    const hex20 = (n: bigint): string => n.toString(16).padStart(20, '0');
+    return path.join(dir, `${namespace}:${logId}:${hex20(start)}-${hex20(end)}.snap`);
+  }
   get dbs(): string {
     return path.join(this.root, 'dbs');
   }

@@ -1,5 +1,7 @@
+import fs from 'node:fs';
 import type Database from 'better-sqlite3';
 import { LibsqlctlError } from '../../errors.js';
+import type { NamespacePaths } from '../data-dir.js';
 import type { SqliteFiles } from '../files/sqlite-files.js';
 import { PAGE_SIZE, type PageFrame } from '../wal/frame.js';
 import { WallogCorruptError } from '../wal/errors.js';
@@ -170,4 +172,13 @@ export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
   log.close();
   input.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
   return seedNewLog(input, outcome);
+}
+
+/**
+ * For a namespace that is not open, whose database file something else wrote (a restore, a fork, a
+ * loaded dump): its next open starts a new log (new `log_id`) whatever the files say. An open
+ * namespace uses `PrimaryRole.startNewLog` instead.
+ */
+export function invalidateLog(paths: NamespacePaths): void {
+  fs.rmSync(paths.captureState, { force: true });
 }

@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
-import path from 'node:path';
+import { DataDirPaths } from '../data-dir.js';
 import type { Logger } from '../logger.js';
 
 export interface SnapshotExecArgs {
@@ -15,10 +15,6 @@ export interface SnapshotExecArgs {
 }
 
 const MAX_ATTEMPTS = 5;
-
-function hex20(n: bigint): string {
-  return n.toString(16).padStart(20, '0');
-}
 
 function runOnce(cmd: string, args: string[], logger: Logger): Promise<number> {
   return new Promise((resolve) => {
@@ -39,7 +35,7 @@ function runOnce(cmd: string, args: string[], logger: Logger): Promise<number> {
 export async function runSnapshotExec(cmd: string, a: SnapshotExecArgs): Promise<void> {
   const dir = a.scriptBackupDir;
   fs.mkdirSync(dir, { recursive: true });
-  const link = path.join(dir, `${a.namespace}:${a.logId}:${hex20(a.start)}-${hex20(a.end)}.snap`);
+  const link = DataDirPaths.scriptBackupLink(dir, a.namespace, a.logId, a.start, a.end);
   fs.rmSync(link, { force: true });
   fs.linkSync(a.snapshotPath, link);
   const args = [link, a.namespace, a.start.toString(), a.end.toString(), a.logId];

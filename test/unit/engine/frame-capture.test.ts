@@ -2,7 +2,9 @@
  * Frame capture (docs/REPLICATION_LOG.md): restarts, crash recovery from a copied namespace dir,
  * damaged logs, capture failures, checkpoint refusals and --snapshot-exec.
  */
+import { NamespacePaths } from '../../../src/engine/data-dir.js';
 import { DiskFullFaults } from '../../../src/engine/faults.js';
+import { invalidateLog } from '../../../src/engine/log/log-recovery.js';
 import { appendFileSync, chmodSync, copyFileSync, cpSync, existsSync, mkdirSync, readFileSync, statSync, truncateSync, utimesSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -470,5 +472,23 @@ describe('frame capture: failures and checkpoints', () => {
     const out = join(dir, 'replayed.db');
     replayWithSnapshots(log, out);
     expect(inspectFile(out).dump).toBe(inspectPrimary(ns).dump);
+  });
+});
+
+describe('frame capture: invalidating the log of a closed namespace', () => {
+  it('invalidateLog makes the next open start a new log from the database as it is', async () => {
+    const dir = scope.tempDir();
+    const nsDir = join(dir, 'ns');
+    const first = await scope.open(nsDir);
+    await writeTxns(first.connect(), 3);
+    const oldId = framesOf(first).log.logId;
+    const before = inspectPrimary(first).dump;
+    await first.close();
+    invalidateLog(new NamespacePaths(nsDir));
+    const second = await scope.open(nsDir);
+    expect(framesOf(second).log.logId).not.toBe(oldId);
+    expect(framesOf(second).newLogReason).toBe('no capture state');
+    expect(inspectPrimary(second).dump).toBe(before);
+    expectLogReplaysToPrimary(second, dir);
   });
 });
