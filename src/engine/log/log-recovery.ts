@@ -44,13 +44,13 @@ export function toPageFrames(txns: readonly WalTransaction[]): PageFrame[] {
  * placed in the log exactly, capturing committed WAL frames the log does not hold yet. Returns why
  * not otherwise (the caller starts a new log).
  */
-function tryContinue(input: RecoveryInput, log: ReplicationLog, state: CaptureState | null): RecoveredLog | string {
+async function tryContinue(input: RecoveryInput, log: ReplicationLog, state: CaptureState | null): Promise<RecoveredLog | string> {
   if (!state) return 'no capture state';
   if (state.logId !== log.logId) return 'capture state belongs to another log';
   if (state.dbIdentity && !sameIdentity(state.dbIdentity, dbIdentity(input.files))) {
     return 'the database file changed behind the server (replaced, restored, or checkpointed by another process)';
   }
-  const snapshotProblem = log.checkSnapshots();
+  const snapshotProblem = await log.checkSnapshots();
   if (snapshotProblem) return `a log snapshot is unusable (${snapshotProblem})`;
   if (state.salt1 === null && state.genStartFrameNo !== log.nextFrameNo) return 'log and capture state disagree';
   const { reader } = input;
@@ -162,7 +162,7 @@ export async function recoverLog(input: RecoveryInput): Promise<RecoveredLog> {
   if (!log) return seedNewLog(input, 'no replication log');
   let outcome: RecoveredLog | string;
   try {
-    outcome = tryContinue(input, log, readCaptureState(input.log.paths.captureState));
+    outcome = await tryContinue(input, log, readCaptureState(input.log.paths.captureState));
   } catch (err) {
     log.close();
     throw err;

@@ -43,6 +43,9 @@ export interface LogContext {
   onFlushError: (err: unknown) => void;
 }
 
+/** Snapshot frames checked between two turns of the event loop at open. */
+const SNAPSHOT_CHECK_YIELD_FRAMES = 4096;
+
 interface Waiter {
   frameNo: bigint;
   resolve: () => void;
@@ -208,10 +211,14 @@ export class ReplicationLog {
   }
 
   /**
-   * Checks every snapshot (header, range, size, frames in order): returns what is wrong, or null.
-   * The history before the log is only servable when the snapshots cover it without a gap.
+   * Checks every snapshot (header, range, size, frames in order): resolves to what is wrong, or
+   * null. The history before the log is only servable when the snapshots cover it without a gap.
+   * Large snapshots are read with a turn of the event loop every few thousand frames.
    */
-  checkSnapshots(): string | null {
+  async checkSnapshots(): Promise<string | null> {
+    // Taken first: a pending compaction (which explains a gap) may finish while we read.
+    const pending = this.ctx.paths.toCompact;
+    const compacting = fs.existsSync(pending) && fs.readdirSync(pending).length > 0;
     let expected = 0n;
     for (const snap of this.snapshots()) {
       try {
@@ -219,15 +226,17 @@ export class ReplicationLog {
         if (header.logId !== this.logId || header.startFrameNo !== snap.startFrameNo || header.endFrameNo !== snap.endFrameNo) {
           return `snapshot ${snap.path} does not match its name`;
         }
-        for (const frame of frames) void frame;
+        let n = 0;
+        for (const frame of frames) {
+          void frame;
+          if (++n % SNAPSHOT_CHECK_YIELD_FRAMES === 0) await new Promise<void>((resolve) => setImmediate(resolve));
+        }
       } catch (err) {
         return errorMessage(err);
       }
       if (snap.startFrameNo > expected) return `snapshots miss frames ${expected}..${snap.startFrameNo - 1n}`;
       expected = snap.endFrameNo + 1n;
     }
-    const pending = this.ctx.paths.toCompact;
-    const compacting = fs.existsSync(pending) && fs.readdirSync(pending).length > 0;
     if (!compacting && expected < this.startFrameNo) return `snapshots miss frames ${expected}..${this.startFrameNo - 1n}`;
     return null;
   }

@@ -88,7 +88,7 @@ describe('snapshots at start-up', () => {
     // the old log's history is gone with it (the new one may already have compacted its seed)
     expect(existsSync(snap!.path)).toBe(false);
     await newLog.drain();
-    expect(newLog.checkSnapshots()).toBeNull();
+    expect(await newLog.checkSnapshots()).toBeNull();
     const rows = await run(second.connect(), 'SELECT count(*) FROM t');
     expect(rows.rows[0]?.[0]).toBe(10n);
   });
