@@ -55,7 +55,6 @@ export class FrameCapture {
     private readonly host: CaptureHost,
     private readonly policy: CompactionPolicy,
     private readonly publisher: FramePublisher,
-    private readonly onFailure: (err: Error | null) => void,
     reader: WalReader,
     recovered: RecoveredLog,
   ) {
@@ -75,12 +74,18 @@ export class FrameCapture {
   }
 
   /** Recovers (or seeds) the log; throws when that fails (e.g. disk full). */
-  static async open(host: CaptureHost, policy: CompactionPolicy, publisher: FramePublisher, onFailure: (err: Error | null) => void): Promise<FrameCapture> {
+  static async open(host: CaptureHost, policy: CompactionPolicy, publisher: FramePublisher): Promise<FrameCapture> {
     const reader = new WalReader(host.files.wal);
-    const recovered = await recoverLog(recoveryInput(host, policy, reader, (err) => capture?.flushFailed(err)));
-    let capture: FrameCapture | null = null;
-    capture = new FrameCapture(host, policy, publisher, onFailure, reader, recovered);
-    return capture;
+    // The log's deferred header write reports to the capture, which exists only once recovery is done.
+    const sink: { capture: FrameCapture | null; early: unknown } = { capture: null, early: null };
+    const onFlushError = (err: unknown): void => {
+      if (sink.capture) sink.capture.flushFailed(err);
+      else sink.early = err;
+    };
+    const recovered = await recoverLog(recoveryInput(host, policy, reader, onFlushError));
+    sink.capture = new FrameCapture(host, policy, publisher, reader, recovered);
+    if (sink.early !== null) sink.capture.flushFailed(sink.early);
+    return sink.capture;
   }
 
   get logId(): string {
@@ -251,13 +256,11 @@ export class FrameCapture {
     const first = this.failure === null;
     this.failure = err instanceof Error ? err : new Error(String(err));
     if (first) this.host.logger.error({ err }, `namespace ${this.host.name}: frame capture failed, writes are refused until it recovers: ${this.failure.message}`);
-    this.onFailure(this.failure);
   }
 
   private recovered(): void {
     this.failure = null;
     this.host.logger.warn(`namespace ${this.host.name}: frame capture recovered, writes accepted again`);
-    this.onFailure(null);
   }
 
   /** Compacts the log when the policy says so; a failure is logged and retried a second later. */

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import { FrameCapture } from '../log/frame-capture.js';
 import type { CompactionPolicy, ReplicationLog } from '../log/replication-log.js';
-import { errorMessage, guardedInterval, type Logger } from '../logger.js';
+import { errorMessage, guardedInterval } from '../logger.js';
 import { Checkpointer, type CheckpointParticipant, type CheckpointPolicy } from '../pipeline/checkpointer.js';
 import type { FrameSource } from '../pipeline/frame-source.js';
 import { LogFrameSource } from '../pipeline/log-frame-source.js';
@@ -66,10 +66,6 @@ export class PrimaryRole implements DbRole, LockHolder {
     if (this.opts.outsidePollMs !== null) {
       this.poll = guardedInterval(host.logger, `namespace ${host.name}: outside-writer poll`, this.opts.outsidePollMs, () => this.pollOutside());
     }
-  }
-
-  get logger(): Logger {
-    return this.host.logger;
   }
 
   /** The current replication log (tests, diagnostics); consumers use `frameSource()`. */
@@ -185,7 +181,7 @@ export class PrimaryRole implements DbRole, LockHolder {
   }
 
   private async openCapture(): Promise<void> {
-    this.capture = await FrameCapture.open(this.host, this.opts.compaction, this.publisher, () => {});
+    this.capture = await FrameCapture.open(this.host, this.opts.compaction, this.publisher);
   }
 
   private requireCapture(): FrameCapture {
