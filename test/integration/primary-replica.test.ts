@@ -3,12 +3,14 @@
  * database by ReplicaRole.follow while clients read the replica (design.md §5).
  */
 import { afterEach, describe, expect, it } from 'vitest';
+import { readdirSync, readlinkSync } from 'node:fs';
 import { join } from 'node:path';
 import { NamespacePaths } from '../../src/engine/data-dir.js';
 import type { LibsqlctlError } from '../../src/errors.js';
 import { NamespaceDb } from '../../src/engine/namespace-db.js';
 import { ReplicaRole } from '../../src/engine/roles/replica-role.js';
 import { EngineScope, inspectFile, inspectPrimary, run } from '../helpers/engine-log.js';
+import { cliCount, cliIntegrity, holdReadTransaction, requireSqliteCli } from '../helpers/sqlite-cli.js';
 
 let scope: EngineScope;
 const replicas: NamespaceDb[] = [];
@@ -130,5 +132,48 @@ describe('primary → replica through the frame source', () => {
     expect(got.dump).toBe(inspectPrimary(primary).dump);
     abort.abort();
     await following;
+  });
+
+  it('an outside reader (sqlite3) of the replica sees every applied row, holds the applier up only while it reads, and leaves the engine its locks', async () => {
+    await requireSqliteCli();
+    scope = new EngineScope();
+    const dir = scope.tempDir();
+    const primary = await scope.open(join(dir, 'primary'));
+    const writer = primary.connect();
+    await run(writer, 'CREATE TABLE t (x)');
+    const { db: replica, role } = await openReplica(join(dir, 'replica'));
+    const abort = new AbortController();
+    const following = role.follow(primary.frames!.frameSource(), abort.signal);
+    for (let i = 0; i < 20; i++) await run(writer, 'INSERT INTO t VALUES (?)', [i]);
+    await role.waitForIndex(primary.replicationIndex()!);
+    expect(await cliCount(replica.dbFile, 't')).toBe(20);
+    expect(await cliIntegrity(replica.dbFile)).toBe('ok');
+
+    // While another process holds a read transaction on the replica, applying waits (it cannot take
+    // the exclusive lock); once the reader lets go, the frames are applied.
+    const held = await holdReadTransaction(replica.dbFile, 't');
+    const before = role.replicationIndex();
+    await run(writer, 'INSERT INTO t VALUES (20)');
+    const target = primary.replicationIndex()!;
+    const applied = role.waitForIndex(target);
+    // A negative ("not applied while the reader holds its lock") can only be observed over an interval.
+    await new Promise<void>((resolve) => setTimeout(resolve, 100));
+    expect(role.replicationIndex()).toBe(before);
+    await held.release();
+    await applied;
+    expect(await cliCount(replica.dbFile, 't')).toBe(21);
+    // The engine's own descriptor of the replica file is still open (no descriptor was closed under it).
+    const fds = readdirSync('/proc/self/fd').map((fd) => {
+      try {
+        return readlinkSync(`/proc/self/fd/${fd}`);
+      } catch {
+        return '';
+      }
+    });
+    expect(fds.filter((l) => l === replica.dbFile).length).toBeGreaterThan(0);
+    expect(fds.some((l) => l.endsWith('(deleted)') && l.startsWith(replica.dbFile))).toBe(false);
+    abort.abort();
+    await following;
+    expect(inspectFile(replica.dbFile).dump).toBe(inspectPrimary(primary).dump);
   });
 });
