@@ -30,16 +30,30 @@ export async function startTestServer(
   env: { SQLD_AUTH_JWT_KEY?: string } = {},
   limits: Partial<ServeConfig['limits']> = {},
 ): Promise<TestServer> {
-  const dbPath = flags['db-path'] ?? path.join(tempDir(), 'data.sqld');
+  // A temp dir made here is removed again by close(); a given --db-path is the caller's to remove.
+  const ownDir = flags['db-path'] === undefined ? tempDir() : null;
+  const dbPath = flags['db-path'] ?? path.join(ownDir!, 'data.sqld');
   const config = await resolveServeConfig({ ...serveFlagDefaults(), ...TEST_FLAGS, ...flags, 'db-path': dbPath }, env);
-  const server = await startServer({ ...config, limits: { ...config.limits, ...limits } });
+  let server: RunningServer;
+  try {
+    server = await startServer({ ...config, limits: { ...config.limits, ...limits } });
+  } catch (err) {
+    if (ownDir) fs.rmSync(ownDir, { recursive: true, force: true });
+    throw err;
+  }
   const { port } = server.httpAddress;
   return {
     server,
     url: `http://127.0.0.1:${port}`,
     wsUrl: `ws://127.0.0.1:${port}`,
     dbPath,
-    close: () => server.close(),
+    close: async () => {
+      try {
+        await server.close();
+      } finally {
+        if (ownDir) fs.rmSync(ownDir, { recursive: true, force: true });
+      }
+    },
   };
 }
 

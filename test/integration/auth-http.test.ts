@@ -81,10 +81,16 @@ afterAll(() => {
 const variants: { name: string; start: () => Promise<TestServer> }[] = [
   {
     name: 'PEM key file (--auth-jwt-key-file)',
-    start: () => {
-      const file = path.join(tempDir(), 'jwt.pem');
+    start: async () => {
+      const dir = tempDir();
+      const file = path.join(dir, 'jwt.pem');
       fs.writeFileSync(file, KEY.pem);
-      return startTestServer({ 'auth-jwt-key-file': file });
+      try {
+        return await startTestServer({ 'auth-jwt-key-file': file });
+      } finally {
+        // The key is read once, at start-up.
+        fs.rmSync(dir, { recursive: true, force: true });
+      }
     },
   },
   { name: 'raw key (SQLD_AUTH_JWT_KEY)', start: () => startTestServer({}, { SQLD_AUTH_JWT_KEY: KEY.raw }) },

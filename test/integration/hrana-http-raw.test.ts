@@ -438,14 +438,15 @@ describe('stream expiry', () => {
   describe('with a short expiry', () => {
     let fast: RunningServer;
     let url: string;
+    let started: TestServer | undefined;
     beforeAll(async () => {
       // No flag sets the expiry (sqld hard-codes 10 s), so the limit is overridden for this server.
-      const started = await startTestServer({}, {}, { streamExpiryMs: 300 });
+      started = await startTestServer({}, {}, { streamExpiryMs: 300 });
       fast = started.server;
       url = started.url;
     });
     afterAll(async () => {
-      await fast?.close();
+      await started?.close();
     });
 
     const streamsGone = (): Promise<void> => vi.waitFor(() => expect(fast.context.httpStreams.size).toBe(0), { timeout: 3000, interval: 25 });

@@ -288,7 +288,8 @@ describe('raw /v3-protobuf requests', () => {
   });
 
   it('answers STREAM_EXPIRED with a protobuf Error body', async () => {
-    const fast: RunningServer = (await startTestServer({}, {}, { streamExpiryMs: 200 })).server;
+    const started = await startTestServer({}, {}, { streamExpiryMs: 200 });
+    const fast: RunningServer = started.server;
     try {
       const url = `http://127.0.0.1:${fast.httpAddress.port}/v3-protobuf/pipeline`;
       // PipelineReqBody { requests { get_autocommit {} } } → PipelineRespBody { baton = 1, ... }
@@ -302,7 +303,7 @@ describe('raw /v3-protobuf requests', () => {
       const r = new ProtoReader(new Uint8Array(await res.arrayBuffer()));
       expect([r.field(), r.string(), r.field(), r.string()]).toEqual([1, 'The stream has expired due to inactivity', 2, 'STREAM_EXPIRED']);
     } finally {
-      await fast.close();
+      await started.close();
     }
   });
 });

@@ -1,10 +1,9 @@
 import { createClient, type Client } from '@libsql/client';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { RunningServer } from '../../src/server/server.js';
-import { startTestServer } from '../helpers/test-server.js';
+import { startTestServer, type TestServer } from '../helpers/test-server.js';
 
 const TXN_TIMEOUT_MS = 300;
-let server: RunningServer;
+let server: TestServer;
 let url: string;
 const clients: Client[] = [];
 
@@ -17,7 +16,7 @@ function client(): Client {
 beforeAll(async () => {
   // sqld's transaction timeout is 5 s; a short one keeps this test fast without changing the logic.
   const started = await startTestServer({}, {}, { txnTimeoutMs: TXN_TIMEOUT_MS });
-  server = started.server;
+  server = started;
   url = started.url;
   await client().execute('CREATE TABLE t (id INTEGER PRIMARY KEY, who TEXT)');
 });
