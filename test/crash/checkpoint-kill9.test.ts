@@ -9,6 +9,7 @@ import { replayIntoFile } from '../../src/engine/wal/replay.js';
 import { WallogFile } from '../../src/engine/wal/wallog-file.js';
 import { killAllChildServers, startChildServer, stopChild, within, type ChildServer } from '../helpers/child-server.js';
 import { dumpDb } from '../helpers/engine-log.js';
+import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
 /**
  * kill -9 right after a checkpoint (docs/REPLICATION_LOG.md "kill -9 right after a checkpoint"): the
@@ -27,26 +28,8 @@ const ARGS = ['--checkpoint-interval-s', '1'];
 const UNCLEAN_RE = /did not shut down cleanly/;
 const NEW_LOG_RE = /starting a new (replication )?log|cannot continue the replication log/;
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const sha1 = (b: Uint8Array): string => createHash('sha1').update(b).digest('hex');
 
-async function pipeline(url: string, requests: Json[]): Promise<{ status: number; body: unknown; raw: string }> {
-  const res = await fetch(`${url}/v2/pipeline`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ baton: null, requests: [...requests, { type: 'close' }] }),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const raw = await res.text();
-  let body: unknown = null;
-  try {
-    body = JSON.parse(raw) as unknown;
-  } catch {
-    // not JSON: the caller reports `raw`
-  }
-  return { status: res.status, body, raw };
-}
 
 /** The result of the execute request at index 0, when it succeeded. */
 function okResult(body: unknown): Json | null {

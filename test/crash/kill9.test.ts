@@ -7,6 +7,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { replayIntoFile } from '../../src/engine/wal/replay.js';
 import { WallogFile } from '../../src/engine/wal/wallog-file.js';
 import { killAllChildServers, startChildServer, stopChild, within, type ChildServer } from '../helpers/child-server.js';
+import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
 /**
  * Crash safety of `libsqlctl serve` (docs/REPLICATION_LOG.md): the server runs as a child process
@@ -55,8 +56,6 @@ interface LoadResult {
   rejected: string[];
 }
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 const text = (v: string): Json => ({ type: 'text', value: v });
 const blob = (b: Buffer): Json => ({ type: 'blob', base64: b.toString('base64').replace(/=+$/, '') });
@@ -84,22 +83,6 @@ function acknowledged(body: unknown, batch: boolean): boolean {
   return errors.every((e) => e === null) && affected(results[1]) === 1 && affected(results[2]) === 1 && isObj(results[3]) && results[4] === null;
 }
 
-async function pipeline(url: string, requests: Json[]): Promise<{ status: number; body: unknown; raw: string }> {
-  const res = await fetch(`${url}/v2/pipeline`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ baton: null, requests: [...requests, { type: 'close' }] }),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const raw = await res.text();
-  let body: unknown = null;
-  try {
-    body = JSON.parse(raw) as unknown;
-  } catch {
-    // not JSON: the caller reports `raw`
-  }
-  return { status: res.status, body, raw };
-}
 
 /** One statement that must succeed (schema, checks); returns its rows. */
 async function execOk(url: string, sql: string): Promise<unknown[][]> {

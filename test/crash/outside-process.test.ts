@@ -10,6 +10,7 @@ import { WallogFile } from '../../src/engine/wal/wallog-file.js';
 import { killAllChildServers, killChild, startChildServer, stopChild, type ChildServer } from '../helpers/child-server.js';
 import { inspectFile } from '../helpers/engine-log.js';
 import { cliColumn, cliCount, cliDump, requireSqliteCli, sqliteCli } from '../helpers/sqlite-cli.js';
+import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
 /**
  * `libsqlctl serve` (child process) sharing its database with other processes — the `sqlite3`
@@ -27,8 +28,6 @@ const CAPTURE_BOUND_MS = 5000;
 /** Each test starts a few servers (about 1.5 s each on an idle machine); bound for loaded ones. */
 const TEST_TIMEOUT_MS = 60_000;
 
-type Json = Record<string, unknown>;
-const isObj = (v: unknown): v is Json => typeof v === 'object' && v !== null && !Array.isArray(v);
 const text = (v: string): Json => ({ type: 'text', value: v });
 
 interface StmtOutcome {
@@ -40,14 +39,8 @@ interface StmtOutcome {
 
 /** One pipeline of statements on a fresh stream; every statement must succeed. */
 async function execAll(url: string, stmts: { sql: string; args?: Json[] }[]): Promise<StmtOutcome[]> {
-  const res = await fetch(`${url}/v2/pipeline`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/json' },
-    body: JSON.stringify({ baton: null, requests: [...stmts.map((stmt) => ({ type: 'execute', stmt })), { type: 'close' }] }),
-    signal: AbortSignal.timeout(REQUEST_TIMEOUT_MS),
-  });
-  const raw = await res.text();
-  const body = JSON.parse(raw) as unknown;
+  const res = await pipeline(url, stmts.map((stmt) => ({ type: 'execute', stmt })), REQUEST_TIMEOUT_MS);
+  const { body, raw } = res;
   const results = isObj(body) && Array.isArray(body.results) ? (body.results as unknown[]) : [];
   return stmts.map((stmt, i) => {
     const r = results[i];

@@ -1,9 +1,7 @@
 import type Database from 'better-sqlite3';
-import type { NamespacePaths } from '../data-dir.js';
-import type { FaultInjector } from '../faults.js';
-import type { SqliteFiles } from '../files/sqlite-files.js';
-import { errorMessage, type Logger } from '../logger.js';
+import { errorMessage } from '../logger.js';
 import type { FramePublisher } from '../pipeline/publisher.js';
+import type { RoleHost } from '../roles/role.js';
 import type { CheckpointedEvent, CommittedTransaction } from '../pipeline/transactions.js';
 import { SqlError } from '../sql-error.js';
 import { decodeFrame, FRAME_SIZE, type Frame } from '../wal/frame.js';
@@ -14,15 +12,7 @@ import { recoverLog, seedNewLog, toPageFrames, type RecoveredLog, type RecoveryI
 import type { CompactionPolicy, ReplicationLog } from './replication-log.js';
 
 /** What frame capture needs from its namespace database. */
-export interface CaptureHost {
-  readonly name: string;
-  readonly paths: NamespacePaths;
-  readonly files: SqliteFiles;
-  readonly logger: Logger;
-  readonly faults: FaultInjector;
-  readonly maintenance: Database.Database;
-  openInternalConnection(): Database.Database;
-}
+export type CaptureHost = Pick<RoleHost, 'name' | 'paths' | 'files' | 'logger' | 'faults' | 'maintenance' | 'openInternalConnection'>;
 
 /** Compaction that failed is tried again after this long, not on every commit. */
 const COMPACT_RETRY_MS = 1000;
