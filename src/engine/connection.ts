@@ -149,29 +149,27 @@ export class SqlConnection implements LockHolder {
   }
 
   preempt(): void {
-    if (this.sqlite.inTransaction) {
+    if (this.rollBackForEngine()) this.timedOut = true;
+  }
+
+  /** Rolls back the open transaction for the engine (a replica applying frames); the next statement fails with `reason`. */
+  abortTransaction(reason: SqlError): void {
+    if (this.rollBackForEngine()) this.aborted = reason;
+  }
+
+  /** Ends an open transaction the engine takes away (preemption, replica apply); true when there was one. */
+  private rollBackForEngine(): boolean {
+    const had = this.sqlite.inTransaction;
+    if (had) {
       try {
         this.sqlite.exec('ROLLBACK');
       } catch {
         // the connection is unusable anyway; the next statement reports the error
       }
-      this.timedOut = true;
     }
     this.readonlyTxn = false;
     this.host.releaseWriteLock(this);
-  }
-
-  /** Rolls back the open transaction for the engine (a replica applying frames); the next statement fails with `reason`. */
-  abortTransaction(reason: SqlError): void {
-    if (!this.sqlite.inTransaction) return;
-    try {
-      this.sqlite.exec('ROLLBACK');
-    } catch {
-      // the connection is unusable anyway; the next statement reports the error
-    }
-    this.readonlyTxn = false;
-    this.aborted = reason;
-    this.host.releaseWriteLock(this);
+    return had;
   }
 
   /** Describes a statement without running it. */

@@ -1,13 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it, vi } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import { readCaptureState, type CaptureState } from '../../src/engine/log/capture-state.js';
 import { replayIntoFile } from '../../src/engine/wal/replay.js';
 import { WallogFile } from '../../src/engine/wal/wallog-file.js';
-import { killAllChildServers, startChildServer, stopChild, within, type ChildServer } from '../helpers/child-server.js';
+import { startChildServer, stopChild, within } from '../helpers/child-server.js';
+import { crashScratch } from '../helpers/crash-scratch.js';
 import { dumpDb } from '../helpers/engine-log.js';
 import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
@@ -161,17 +161,7 @@ function checkOffline(nsDir: string, ledger: Ledger, scratch: string): string {
   return replay.logId;
 }
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-ckpt-kill9-'));
-const context: string[] = [];
-
-afterAll(async () => {
-  await killAllChildServers();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
-
-function note(label: string, server: ChildServer): void {
-  context.push(`--- ${label} (pid ${server.pid}) stderr:\n${server.stderr()}`);
-}
+const { dir: scratch, context, note } = crashScratch('libsqlctl-ckpt-kill9-');
 
 describe('kill -9 right after a checkpoint (child process)', () => {
   it(`${ROUNDS} rounds: acknowledged rows kept, database intact, the log replays to it, the same log_id`, async ({ onTestFailed }) => {

@@ -1,12 +1,12 @@
 import { createHash, randomBytes, randomInt } from 'node:crypto';
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { afterAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { replayIntoFile } from '../../src/engine/wal/replay.js';
 import { WallogFile } from '../../src/engine/wal/wallog-file.js';
-import { killAllChildServers, startChildServer, stopChild, within, type ChildServer } from '../helpers/child-server.js';
+import { startChildServer, stopChild, within, type ChildServer } from '../helpers/child-server.js';
+import { crashScratch } from '../helpers/crash-scratch.js';
 import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
 /**
@@ -261,18 +261,7 @@ function checkDatabaseAndLog(nsDir: string, ledger: Ledger, scratch: string): Lo
   return { ...info, rows: real.rows };
 }
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-kill9-'));
-const context: string[] = [];
-
-afterAll(async () => {
-  await killAllChildServers();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
-
-/** Remembers a server's stderr for the failure report. */
-function note(label: string, server: ChildServer): void {
-  context.push(`--- ${label} (pid ${server.pid}) stderr:\n${server.stderr()}`);
-}
+const { dir: scratch, context, note } = crashScratch('libsqlctl-kill9-');
 
 describe('crash safety of serve (child process)', () => {
   it(`SIGKILL under concurrent writes, ${ROUNDS} rounds: no acknowledged write lost, log replay equals the database`, async ({ onTestFailed }) => {

@@ -8,6 +8,7 @@
  */
 import fs from 'node:fs';
 import type { FaultInjector } from '../faults.js';
+import { writeAtomically } from '../wal/fs-util.js';
 
 /** The database file as the last checkpoint left it: a file replaced behind our back differs. */
 export interface DbIdentity {
@@ -74,14 +75,6 @@ export function readCaptureState(file: string): CaptureState | null {
  */
 export function writeCaptureState(file: string, state: CaptureState, faults: FaultInjector, durable = false): void {
   faults.at('capture-state');
-  const tmp = `${file}.tmp`;
   const text = JSON.stringify({ ...state, genStartFrameNo: state.genStartFrameNo.toString() });
-  const fd = fs.openSync(tmp, 'w');
-  try {
-    fs.writeSync(fd, text);
-    if (durable) fs.fsyncSync(fd);
-  } finally {
-    fs.closeSync(fd);
-  }
-  fs.renameSync(tmp, file);
+  writeAtomically(file, (fd) => fs.writeSync(fd, text), { durable });
 }

@@ -4,8 +4,8 @@
  * every change is written atomically (temporary file, fsync, rename) before it takes effect.
  */
 import fs from 'node:fs';
-import path from 'node:path';
 import type { DataDirPaths } from '../data-dir.js';
+import { writeAtomically } from '../wal/fs-util.js';
 
 export interface NamespaceEntry {
   /** ISO time the namespace was registered. */
@@ -114,22 +114,7 @@ export class NamespaceRegistry {
   private save(): void {
     fs.mkdirSync(this.paths.metastore, { recursive: true });
     const file: RegistryFile = { version: 1, namespaces: Object.fromEntries(this.entries) };
-    const tmp = `${this.paths.registry}.tmp`;
-    const fd = fs.openSync(tmp, 'w');
-    try {
-      fs.writeSync(fd, JSON.stringify(file, null, 2));
-      fs.fsyncSync(fd);
-    } finally {
-      fs.closeSync(fd);
-    }
-    fs.renameSync(tmp, this.paths.registry);
-    const dir = fs.openSync(path.dirname(this.paths.registry), 'r');
-    try {
-      fs.fsyncSync(dir);
-    } catch {
-      // some platforms refuse fsync on directories
-    } finally {
-      fs.closeSync(dir);
-    }
+    const text = JSON.stringify(file, null, 2);
+    writeAtomically(this.paths.registry, (fd) => fs.writeSync(fd, text), { durable: true });
   }
 }

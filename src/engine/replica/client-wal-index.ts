@@ -10,9 +10,9 @@
  * An empty (or missing) file means "not initialised". Every write replaces the file atomically
  * (temporary file, fsync, rename, fsync of the directory): a crash leaves the old or the new record.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, rmSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 import { LibsqlctlError } from '../../errors.js';
-import { fsyncDirOf, writeFully } from '../wal/fs-util.js';
+import { writeAtomically, writeFully } from '../wal/fs-util.js';
 import { LOG_ID_SIZE, readLogId, writeLogId } from '../wal/log-id.js';
 
 export const CLIENT_WAL_INDEX_SIZE = 32;
@@ -59,17 +59,5 @@ export function readClientWalIndex(path: string): ClientWalIndex | null {
 /** Replaces the index at `path` atomically and durably. */
 export function writeClientWalIndex(path: string, index: ClientWalIndex): void {
   const buf = encodeClientWalIndex(index);
-  const tmp = `${path}.tmp`;
-  const fd = openSync(tmp, 'w', 0o644);
-  try {
-    writeFully(fd, buf, 0);
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmp, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmp, path);
-  fsyncDirOf(path);
+  writeAtomically(path, (fd) => writeFully(fd, buf, 0), { durable: true });
 }

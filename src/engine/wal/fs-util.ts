@@ -1,5 +1,5 @@
 /** Small synchronous file helpers shared by the log and snapshot files. */
-import { closeSync, fsyncSync, openSync, readSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readSync, renameSync, rmSync, writeSync } from 'node:fs';
 import { dirname } from 'node:path';
 
 /** Writes all of `buf` at `position`. */
@@ -36,4 +36,26 @@ export function fsyncDirOf(path: string): void {
   } finally {
     closeSync(fd);
   }
+}
+
+/**
+ * Replaces `path` atomically: `fill` writes a temporary file beside it, which is renamed over
+ * `path`. `durable` adds an fsync of the file before the rename and of the directory after it (a
+ * power loss then keeps either the old or the new file). A failed write leaves `path` untouched and
+ * no temporary file behind.
+ */
+export function writeAtomically(path: string, fill: (fd: number) => void, opts: { durable: boolean }): void {
+  const tmp = `${path}.tmp`;
+  const fd = openSync(tmp, 'w', 0o644);
+  try {
+    fill(fd);
+    if (opts.durable) fsyncSync(fd);
+  } catch (err) {
+    closeSync(fd);
+    rmSync(tmp, { force: true });
+    throw err;
+  }
+  closeSync(fd);
+  renameSync(tmp, path);
+  if (opts.durable) fsyncDirOf(path);
 }

@@ -3,11 +3,11 @@
  * changed in a compacted frame range, in strictly descending frame_no, each with size_after 0.
  * The header records the range and the database size after its newest commit.
  */
-import { closeSync, fstatSync, fsyncSync, openSync, renameSync, rmSync } from 'node:fs';
+import { closeSync, fstatSync, openSync } from 'node:fs';
 import { basename } from 'node:path';
 import { SnapshotCorruptError } from './errors.js';
 import { decodeFrame, encodeFrame, FRAME_SIZE, type Frame } from './frame.js';
-import { fsyncDirOf, readFully, writeFully } from './fs-util.js';
+import { readFully, writeAtomically, writeFully } from './fs-util.js';
 import { isUuid, readLogId, writeLogId } from './log-id.js';
 import type { WallogFile } from './wallog-file.js';
 
@@ -104,28 +104,22 @@ export function buildSnapshot(source: SnapshotSource, outPath: string): Snapshot
   const { logId, kept, start, end, sizeAfter } = collect(source);
   if (!isUuid(logId)) throw new RangeError(`logId must be a UUID, got ${logId}`);
   const header: SnapshotHeader = { logId, startFrameNo: start, endFrameNo: end, frameCount: BigInt(kept.length), sizeAfter };
-  const tmpPath = `${outPath}.tmp`;
-  const fd = openSync(tmpPath, 'w');
-  try {
-    writeFully(fd, encodeSnapshotHeader(header), 0);
-    const buf = Buffer.allocUnsafe(WRITE_CHUNK * FRAME_SIZE);
-    for (let i = 0; i < kept.length; i += WRITE_CHUNK) {
-      const batch = kept.slice(i, i + WRITE_CHUNK);
-      batch.forEach((k, j) => {
-        const f = k.load();
-        encodeFrame({ ...f, sizeAfter: 0 }, buf, j * FRAME_SIZE);
-      });
-      writeFully(fd, buf.subarray(0, batch.length * FRAME_SIZE), SNAPSHOT_HEADER_SIZE + i * FRAME_SIZE);
-    }
-    fsyncSync(fd);
-  } catch (err) {
-    closeSync(fd);
-    rmSync(tmpPath, { force: true });
-    throw err;
-  }
-  closeSync(fd);
-  renameSync(tmpPath, outPath);
-  fsyncDirOf(outPath);
+  writeAtomically(
+    outPath,
+    (fd) => {
+      writeFully(fd, encodeSnapshotHeader(header), 0);
+      const buf = Buffer.allocUnsafe(WRITE_CHUNK * FRAME_SIZE);
+      for (let i = 0; i < kept.length; i += WRITE_CHUNK) {
+        const batch = kept.slice(i, i + WRITE_CHUNK);
+        batch.forEach((k, j) => {
+          const f = k.load();
+          encodeFrame({ ...f, sizeAfter: 0 }, buf, j * FRAME_SIZE);
+        });
+        writeFully(fd, buf.subarray(0, batch.length * FRAME_SIZE), SNAPSHOT_HEADER_SIZE + i * FRAME_SIZE);
+      }
+    },
+    { durable: true },
+  );
   return header;
 }
 

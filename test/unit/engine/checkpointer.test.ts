@@ -121,40 +121,29 @@ describe('Checkpointer: prepare', () => {
     expect(frames.pendingWalBytes()).toBe(0);
   });
 
-  it('a participant whose prepare rejects does not stop checkpoints (logged)', async () => {
-    const capture = new LogCapture();
-    const ns = await scope.open(join(scope.tempDir(), 'ns'), { logger: capture.logger, checkpointWalBytes: WAL_BYTES });
-    const frames = framesOf(ns);
-    const conn = ns.connect();
-    await setup(conn);
-    await commit(conn);
-    frames.addCheckpointParticipant({ name: 'rejecting', prepare: () => Promise.reject(new Error('bucket unreachable')) });
-    expect(await within(frames.checkpoint(), BOUND_MS, 'a requested checkpoint')).toBe(true);
-    expect(frames.checkpointer.count).toBe(1);
-    expect(capture.find(/checkpoint participant rejecting failed to prepare: bucket unreachable/, LEVEL.warn)).toHaveLength(1);
-    // The size trigger too.
-    const next = nextCheckpoint(ns);
-    for (let i = 0; i < 40 && frames.checkpointer.count === 1; i++) await commit(conn);
-    await within(next, BOUND_MS, 'the size-triggered checkpoint');
-    expect(frames.checkpointer.count).toBe(2);
-  });
-
-  it('a participant whose prepare throws synchronously does not stop checkpoints (logged)', async () => {
-    const capture = new LogCapture();
-    const ns = await scope.open(join(scope.tempDir(), 'ns'), { logger: capture.logger, checkpointWalBytes: WAL_BYTES });
-    const frames = framesOf(ns);
-    const conn = ns.connect();
-    await setup(conn);
-    await commit(conn);
-    frames.addCheckpointParticipant({
+  const failingPrepares = [
+    { how: 'rejects', name: 'rejecting', message: 'bucket unreachable', prepare: (): Promise<void> => Promise.reject(new Error('bucket unreachable')) },
+    {
+      how: 'throws synchronously',
       name: 'throwing',
+      message: 'not configured',
       prepare: (): Promise<void> => {
         throw new Error('not configured');
       },
-    });
+    },
+  ];
+  it.each(failingPrepares)('a participant whose prepare $how does not stop checkpoints (logged)', async ({ name, message, prepare }) => {
+    const capture = new LogCapture();
+    const ns = await scope.open(join(scope.tempDir(), 'ns'), { logger: capture.logger, checkpointWalBytes: WAL_BYTES });
+    const frames = framesOf(ns);
+    const conn = ns.connect();
+    await setup(conn);
+    await commit(conn);
+    frames.addCheckpointParticipant({ name, prepare });
     expect(await within(frames.checkpoint(), BOUND_MS, 'a requested checkpoint')).toBe(true);
     expect(frames.checkpointer.count).toBe(1);
-    expect(capture.find(/checkpoint participant throwing failed to prepare: not configured/, LEVEL.warn)).toHaveLength(1);
+    expect(capture.find(new RegExp(`checkpoint participant ${name} failed to prepare: ${message}`), LEVEL.warn)).toHaveLength(1);
+    // The size trigger too.
     const next = nextCheckpoint(ns);
     for (let i = 0; i < 40 && frames.checkpointer.count === 1; i++) await commit(conn);
     await within(next, BOUND_MS, 'the size-triggered checkpoint');
