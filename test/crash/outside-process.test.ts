@@ -8,7 +8,7 @@ import { replayIntoFile } from '../../src/engine/wal/replay.js';
 import { WalReader } from '../../src/engine/wal/sqlite-wal.js';
 import { WallogFile } from '../../src/engine/wal/wallog-file.js';
 import { killAllChildServers, killChild, startChildServer, stopChild, type ChildServer } from '../helpers/child-server.js';
-import { inspectFile } from '../helpers/engine-log.js';
+import { inspectFile, wallogHeader } from '../helpers/engine-log.js';
 import { cliColumn, cliCount, cliDump, requireSqliteCli, sqliteCli } from '../helpers/sqlite-cli.js';
 import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
@@ -138,12 +138,7 @@ function uncheckpointed(nsDir: string, walPath: string): string | null {
 }
 
 function logIdOf(wallog: string): string {
-  const log = WallogFile.open(wallog, { readOnly: true });
-  try {
-    return log.logId;
-  } finally {
-    log.close();
-  }
+  return wallogHeader(wallog).logId;
 }
 
 /**

@@ -17,6 +17,7 @@ import type { ExecResult, SqlValue } from '../../src/engine/values.js';
 import { PAGE_SIZE, type Frame } from '../../src/engine/wal/frame.js';
 import { replayIntoFile, type ReplayFrame } from '../../src/engine/wal/replay.js';
 import { readSnapshot } from '../../src/engine/wal/snapshot-file.js';
+import { WallogFile } from '../../src/engine/wal/wallog-file.js';
 
 export interface NsOptions {
   /** Compaction frame budget (default: effectively never). */
@@ -242,4 +243,14 @@ export function replayWithSnapshots(log: ReplicationLog, out: string): { snapsho
   const seen = { count: 0, last: null as bigint | null };
   replayIntoFile(out, logFrames(log, log.startFrameNo, seen));
   return { snapshots: snaps.length, suffixFrames: seen.count };
+}
+
+/** The header of a `wallog` file on disk (opened read-only, verified, closed). */
+export function wallogHeader(path: string): { logId: string; frameCount: bigint; startFrameNo: bigint } {
+  const f = WallogFile.open(path, { readOnly: true });
+  try {
+    return { logId: f.logId, frameCount: f.frameCount, startFrameNo: f.startFrameNo };
+  } finally {
+    f.close();
+  }
 }

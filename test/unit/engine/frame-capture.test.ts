@@ -12,7 +12,6 @@ import type { SqlConnection } from '../../../src/engine/connection.js';
 import type { NamespaceDb } from '../../../src/engine/namespace-db.js';
 import { LibsqlctlError } from '../../../src/errors.js';
 import { FRAME_SIZE } from '../../../src/engine/wal/frame.js';
-import { WallogFile } from '../../../src/engine/wal/wallog-file.js';
 import { WALLOG_HEADER_SIZE } from '../../../src/engine/wal/wallog-header.js';
 import {
   bytes,
@@ -25,6 +24,7 @@ import {
   replayWithSnapshots,
   run,
   pendingWal,
+  wallogHeader,
 } from '../../helpers/engine-log.js';
 
 const scope = new EngineScope();
@@ -80,12 +80,7 @@ function copyNsFiles(from: string, to: string, names: readonly string[]): void {
 }
 
 function wallogFrameCount(path: string): bigint {
-  const f = WallogFile.open(path, { readOnly: true });
-  try {
-    return f.frameCount;
-  } finally {
-    f.close();
-  }
+  return wallogHeader(path).frameCount;
 }
 
 describe('frame capture: restarts', () => {
