@@ -14,12 +14,22 @@ function hostPort(a: { host: string; port: number }): string {
   return `${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
 }
 
-export function welcomeBanner(config: ServeConfig, http: { host: string; port: number }, hranaWs: { host: string; port: number } | null = null): string {
+type Addr = { host: string; port: number };
+
+function roleLines(config: ServeConfig, grpc: Addr | null): string[] {
+  const c = config.cluster;
+  if (c.role === 'replica') return [`  replica of     ${c.primary.url}  (reads here, writes forwarded to the primary)`];
+  if (grpc === null) return [];
+  return [`  replicas       ${c.grpc?.tls ? 'https' : 'http'}://${hostPort(grpc)}  (inter-node gRPC${c.grpc?.tls ? ', mutual TLS' : ''})`];
+}
+
+export function welcomeBanner(config: ServeConfig, http: Addr, hranaWs: Addr | null = null, grpc: Addr | null = null): string {
   const auth = config.auth.kind === 'disabled' ? 'disabled (anyone can read and write)' : config.auth.kind === 'basic' ? 'HTTP basic' : 'JWT (Ed25519)';
   return [
     `libsqlctl serve — libSQL server (sqld ${SERVER_VERSION} compatible)`,
     `  listening on   http://${hostPort(http)}  (Hrana over HTTP and ws://, legacy API)`,
     ...(hranaWs ? [`  Hrana over ws  ws://${hostPort(hranaWs)}  (WebSocket only)`] : []),
+    ...roleLines(config, grpc),
     `  data in        ${displayPath(new DataDirPaths(config.dbPath).namespace(DEFAULT_NAMESPACE).db)}`,
     `  auth           ${auth}`,
     '  Ctrl-C to stop',

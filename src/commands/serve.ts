@@ -16,7 +16,7 @@ export default class Serve extends BaseCommand {
     const { flags } = await this.parse(Serve);
     const config = await resolveServeConfig(flags, readServeEnv());
     const server = await startServer(config);
-    if (config.welcome) this.log(welcomeBanner(config, server.httpAddress, server.hranaWsAddress));
+    if (config.welcome) this.log(welcomeBanner(config, server.httpAddress, server.hranaWsAddress, server.cluster.grpcAddress));
 
     let signals = 0;
     const onSignal = (): void => {

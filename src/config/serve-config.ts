@@ -4,10 +4,11 @@ import { ConfigError } from '../errors.js';
 import { parseCrashAt, type ApplierCrashPoint } from '../engine/replica/crash-points.js';
 import { parseJwtKeys, type JwtKey } from '../server/auth/jwt-keys.js';
 import type { AuthConfig } from '../server/auth/strategy.js';
+import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
 
 /** Raw `serve` flags as oclif hands them over (each already falls back to its SQLD_* variable). */
-export interface ServeFlags {
+export interface ServeFlags extends ClusterFlags {
   'db-path': string;
   'http-listen-addr': string;
   'hrana-listen-addr'?: string | undefined;
@@ -68,6 +69,8 @@ export interface ServeConfig {
   idleShutdownTimeoutS: number | null;
   /** `--shutdown-timeout`: seconds in-flight requests get to finish on SIGINT/SIGTERM. Default 30. */
   shutdownTimeoutS: number;
+  /** Primary (with or without an inter-node gRPC port) or replica of a primary. */
+  cluster: ClusterConfig;
   /** Replica role settings (used once the server runs as a replica). */
   replica: {
     /** `--replica-read-grace-ms`: an open read transaction may hold up applying frames this long. Default 200. */
@@ -154,6 +157,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     },
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
+    cluster: await resolveClusterConfig(flags),
     replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },
     testHooks: { applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT) },
   };

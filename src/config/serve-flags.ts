@@ -27,6 +27,24 @@ export const serveFlags = {
     default: 200,
     description: 'Replicas: how long an open read transaction may hold up applying new frames before it is rolled back (ms).',
   }),
+  'grpc-listen-addr': Flags.string({ env: 'SQLD_GRPC_LISTEN_ADDR', description: 'Primary: address and port of the inter-node gRPC port replicas connect to, e.g. 127.0.0.1:5001.' }),
+  'grpc-tls': Flags.boolean({ env: 'SQLD_GRPC_TLS', default: false, description: 'Primary: serve the inter-node port over TLS and require client certificates (mutual TLS).' }),
+  'grpc-cert-file': Flags.string({ env: 'SQLD_GRPC_CERT_FILE', description: "Primary: the inter-node port's certificate (PEM)." }),
+  'grpc-key-file': Flags.string({ env: 'SQLD_GRPC_KEY_FILE', description: "Primary: the inter-node port's private key (PEM)." }),
+  'grpc-ca-cert-file': Flags.string({ env: 'SQLD_GRPC_CA_CERT_FILE', description: 'Primary: CA that signs the client certificates of replicas (PEM).' }),
+  'primary-grpc-url': Flags.string({ env: 'SQLD_PRIMARY_GRPC_URL', description: "Run as a replica of the primary whose inter-node port is at this URL, e.g. http://127.0.0.1:5001." }),
+  'primary-grpc-tls': Flags.boolean({ env: 'SQLD_PRIMARY_GRPC_TLS', default: false, description: 'Replica: connect to the primary over TLS (the primary is expected to present the name "sqld").' }),
+  'primary-grpc-cert-file': Flags.string({ env: 'SQLD_PRIMARY_GRPC_CERT_FILE', description: "Replica: client certificate presented to the primary (PEM)." }),
+  'primary-grpc-key-file': Flags.string({ env: 'SQLD_PRIMARY_GRPC_KEY_FILE', description: "Replica: the client certificate's private key (PEM)." }),
+  'primary-grpc-ca-cert-file': Flags.string({ env: 'SQLD_PRIMARY_GRPC_CA_CERT_FILE', description: "Replica: CA that signs the primary's certificate (PEM)." }),
+  'grpc-node-secret': Flags.string({
+    env: 'LIBSQLCTL_GRPC_NODE_SECRET',
+    description: 'Shared by a primary and its replicas: replicas that present it are trusted to vouch for the users whose writes they forward (like an mTLS client certificate).',
+  }),
+  'write-forward-timeout-ms': Flags.integer({
+    env: 'LIBSQLCTL_WRITE_FORWARD_TIMEOUT_MS',
+    description: 'Replica: a write forwarded to the primary fails when it gets no answer within this many ms (default 15000).',
+  }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
 };
 

@@ -1,5 +1,7 @@
 import Database from 'better-sqlite3';
 import { bindArgs } from './bind.js';
+import type { ClientConnection, StatementDescription } from './client-connection.js';
+import { runProgram, type ProgramStep, type RunProgramOptions, type StepOutcome } from './program.js';
 import { classifyStatement, type SplitStmt } from './sql-split.js';
 import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
 import { findParameters, type SqlParam } from './sql-params.js';
@@ -22,6 +24,8 @@ export interface ConnectionHost {
   /** Called after a write transaction committed, while the lock is still held. */
   afterCommit(): void;
   onConnectionClosed(conn: SqlConnection): void;
+  /** The namespace's replication index (primary: last logged commit; replica: last applied). */
+  replicationIndex(): bigint | null;
 }
 
 export interface ExecOptions {
@@ -116,7 +120,7 @@ export class SqliteHandle {
  * One SQLite connection owned by one Hrana stream (or one legacy request). Writes go through the
  * namespace's async write lock; the lock is kept until the connection is back in autocommit.
  */
-export class SqlConnection implements LockHolder {
+export class SqlConnection implements LockHolder, ClientConnection {
   private readonly handle: SqliteHandle;
   private readonly sqlite: Database.Database;
   private readonlyTxn = false;
@@ -136,6 +140,16 @@ export class SqlConnection implements LockHolder {
 
   get isClosed(): boolean {
     return this.closed;
+  }
+
+  /** Inside a transaction begun with `BEGIN … READONLY`. */
+  get inReadonlyTransaction(): boolean {
+    return this.readonlyTxn && this.sqlite.inTransaction;
+  }
+
+  /** Rolls back an open transaction (a replica moving a program to its primary); no-op in autocommit. */
+  rollback(): void {
+    this.rollBackForEngine();
   }
 
   /**
@@ -173,7 +187,7 @@ export class SqlConnection implements LockHolder {
   }
 
   /** Describes a statement without running it. */
-  describe(sql: string): { params: (string | null)[]; columns: SqlColumn[]; isExplain: boolean; isReadonly: boolean } {
+  describe(sql: string): StatementDescription {
     const p = this.prepare(sql);
     return {
       params: parameterNames(p.params),
@@ -222,6 +236,14 @@ export class SqlConnection implements LockHolder {
     } finally {
       this.settle();
     }
+  }
+
+  runProgram(steps: readonly ProgramStep[], opts: RunProgramOptions): Promise<StepOutcome[]> {
+    return runProgram(this, steps, opts);
+  }
+
+  replicationIndex(): bigint | null {
+    return this.host.replicationIndex();
   }
 
   close(): void {

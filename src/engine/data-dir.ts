@@ -65,6 +65,10 @@ export class NamespacePaths {
   get replicaRedo(): string {
     return path.join(this.dir, 'replica-redo');
   }
+  /** A snapshot being downloaded from the primary (replica role); removed once applied. */
+  get replicaSnapshot(): string {
+    return path.join(this.dir, 'replica-snapshot.tmp');
+  }
   get sentinel(): string {
     return path.join(this.dir, '.sentinel');
   }

@@ -66,6 +66,7 @@ export async function runProgram(runner: StatementRunner, steps: readonly Progra
   const outcomes: StepOutcome[] = [];
   const { isStepError, onStep, ...exec } = opts;
   for (const [i, step] of steps.entries()) {
+    exec.signal?.throwIfAborted();
     let outcome: StepOutcome;
     if (step.cond !== null && !evalCond(step.cond, outcomes, () => runner.isAutocommit)) {
       outcome = { type: 'skipped' };

@@ -1,10 +1,13 @@
 import type { ServeConfig } from '../config/serve-config.js';
+import type { ClientConnection } from '../engine/client-connection.js';
 import type { Logger } from '../engine/logger.js';
+import type { NamespaceDb } from '../engine/namespace-db.js';
 import type { Namespaces } from '../engine/namespaces.js';
 import type { ConnectionSlots } from './admission.js';
 import type { AuthStrategy } from './auth/strategy.js';
 import type { HttpStreams } from './http/http-streams.js';
 import type { ResponseBudget } from './response-budget.js';
+import type { CallerAuth } from './session.js';
 
 /** Everything request handlers share; built once by createServer. */
 export interface ServerContext {
@@ -16,6 +19,8 @@ export interface ServerContext {
   slots: ConnectionSlots;
   httpStreams: HttpStreams;
   responses: ResponseBudget;
+  /** Opens a client connection: the database's own on a primary, a forwarding one on a replica. */
+  connect(namespace: string, db: NamespaceDb, auth: CallerAuth): ClientConnection;
   /** Called on every request (idle-shutdown timer). */
   touch(): void;
   /** True once shutdown began: responses then close their connection so keep-alive clients let go. */

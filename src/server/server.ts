@@ -14,6 +14,7 @@ import { buildUserApp } from './http/app.js';
 import { HttpStreams } from './http/http-streams.js';
 import { ResponseBudget } from './response-budget.js';
 import { listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
+import { createClusterNode, type ClusterNode } from './replication/cluster.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
 
 /** Checkpoint once the WAL reaches about SQLite's own auto-checkpoint size (1000 pages). */
@@ -35,6 +36,8 @@ export interface RunningServer {
   /** The WebSocket-only Hrana listener (`--hrana-listen-addr`), if any. */
   readonly hranaWsAddress: { host: string; port: number } | null;
   readonly context: ServerContext;
+  /** Primary or replica: the inter-node port's address, replication status. */
+  readonly cluster: ClusterNode;
   /** Resolves when the server stopped by itself (idle shutdown). */
   readonly stopped: Promise<void>;
   /** Graceful stop: no new requests, in-flight ones finish (bounded by the shutdown timeout), databases close. */
@@ -61,12 +64,15 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   // Teardown runs in reverse: HTTP listeners, then streams, then databases, then the data-dir lock.
   const teardown = new Teardown();
   teardown.register('data directory lock', () => lock.release());
-  const namespaces = new Namespaces({
-    dataDir,
-    txnTimeoutMs: config.limits.txnTimeoutMs,
+  let ctx: ServerContext | null = null;
+  const cluster = createClusterNode({
+    config,
     logger,
-    ...(overrides.faults ? { faults: overrides.faults } : {}),
-    role: () =>
+    context: () => {
+      if (ctx === null) throw new Error('the server is not started yet');
+      return ctx;
+    },
+    primaryRole: () =>
       new PrimaryRole({
         compaction: { maxFrames: config.log.maxLogFrames, maxDurationMs: config.log.maxLogDurationMs, snapshotExec: config.log.snapshotExec, scriptBackupDir: dataDir.scriptBackup },
         checkpoint: {
@@ -77,12 +83,22 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
         outsidePollMs: OUTSIDE_POLL_MS,
       }),
   });
+  const namespaces = new Namespaces({
+    dataDir,
+    txnTimeoutMs: config.limits.txnTimeoutMs,
+    logger,
+    ...(overrides.faults ? { faults: overrides.faults } : {}),
+    role: (name) => cluster.roleFor(name),
+    onOpen: (db) => cluster.onOpen(db),
+  });
   teardown.register('namespaces', () => namespaces.close());
+  // Registered after the namespaces, so replication and the inter-node port stop before they close.
+  teardown.register('replication', () => cluster.close());
 
   let idleTimer: NodeJS.Timeout | null = null;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
-  const ctx: ServerContext = {
+  ctx = {
     config,
     logger,
     namespaces,
@@ -94,12 +110,13 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     }),
     httpStreams: new HttpStreams(config.limits.streamExpiryMs),
     responses: new ResponseBudget(config.limits.maxTotalResponseBytes),
+    connect: (namespace, db, auth) => cluster.connect(namespace, db, auth),
     touch: () => idleTimer?.refresh(),
     isClosing: () => teardown.started,
   };
   teardown.register('Hrana HTTP streams', () => ctx.httpStreams.closeAll());
 
-  const app = buildUserApp(ctx);
+  const app = buildUserApp(ctx, [(a) => cluster.userRoutes(a)]);
   const ws = attachHranaWebSocket(app.server, ctx);
   let hranaWs: HranaWsListener | null = null;
   try {
@@ -116,6 +133,9 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
       } finally {
         clearTimeout(force);
       }
+    });
+    await cluster.listen().catch((err: unknown) => {
+      throw listenError(err, config.cluster.role === 'primary' && config.cluster.grpc ? config.cluster.grpc.listen : config.http, '--grpc-listen-addr');
     });
     if (config.hranaWs) {
       const listener = await startHranaWsListener(ctx, config.hranaWs);
@@ -139,5 +159,5 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     idleTimer = setTimeout(() => void close().catch((err: unknown) => logger.error({ err }, 'shutdown failed')), config.idleShutdownTimeoutS * 1000);
   }
 
-  return { httpAddress: { host: address.address, port: address.port }, hranaWsAddress: hranaWs?.address ?? null, context: ctx, stopped, close };
+  return { httpAddress: { host: address.address, port: address.port }, hranaWsAddress: hranaWs?.address ?? null, context: ctx, cluster, stopped, close };
 }

@@ -1,14 +1,26 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import { LibsqlctlError, NotFoundError } from '../errors.js';
 import { DEFAULT_NAMESPACE } from '../engine/namespaces.js';
+import type { ClientConnection } from '../engine/client-connection.js';
 import type { NamespaceDb } from '../engine/namespace-db.js';
+import type { Principal } from './auth/permissions.js';
 import type { ServerContext } from './context.js';
+
+/** Who a request runs as: what a replica forwards to its primary with a write (spec §6.7). */
+export interface CallerAuth {
+  principal: Principal;
+  /** The credential the caller presented (`authorization` value, or `Bearer <jwt>` from a WebSocket hello). */
+  credential: string | undefined;
+}
 
 /** A request's target database and rights, resolved from its headers (spec §2, §3). */
 export interface Session {
   namespace: string;
   db: NamespaceDb;
   allowWrite: boolean;
+  auth: CallerAuth;
+  /** Opens a connection for this caller (on a replica, one that forwards writes). */
+  connect(): ClientConnection;
 }
 
 /** Bad namespace headers: 400. */
@@ -67,5 +79,6 @@ export async function resolveSession(ctx: ServerContext, headers: IncomingHttpHe
   if (!principal.canRead(namespace)) {
     throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);
   }
-  return { namespace, db, allowWrite: principal.canWrite(namespace) };
+  const auth: CallerAuth = { principal, credential };
+  return { namespace, db, allowWrite: principal.canWrite(namespace), auth, connect: () => ctx.connect(namespace, db, auth) };
 }

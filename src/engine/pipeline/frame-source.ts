@@ -27,8 +27,13 @@ export interface FrameSource {
    * aborts (the pending `next()` rejects with the abort reason) or the namespace closes.
    */
   transactions(from: bigint, signal?: AbortSignal): AsyncIterable<LoggedTransaction>;
-  /** The snapshot whose range holds `frameNo`, or null (none yet: retry later). */
-  snapshotFor(frameNo: bigint): SnapshotRef | null;
+  /**
+   * The snapshot whose range holds `frameNo`, or null (none yet: retry later). A remote source
+   * (a replica's primary) fetches it first, hence the promise.
+   */
+  snapshotFor(frameNo: bigint): SnapshotRef | null | Promise<SnapshotRef | null>;
   /** A snapshot's frames, in the file's descending `frameNo` order (each `sizeAfter` 0). */
   snapshotFrames(ref: SnapshotRef): Iterable<Frame>;
+  /** Lets go of what `snapshotFor` fetched (a downloaded copy), once it is applied or abandoned. */
+  releaseSnapshot?(ref: SnapshotRef): void;
 }

@@ -156,7 +156,10 @@ export class ReplicaRole implements DbRole {
       } catch (err) {
         if (signal.aborted) return;
         const code = codeOf(err);
-        if (code === 'NEED_SNAPSHOT') needSnapshot = true;
+        if (code === 'NEED_SNAPSHOT') {
+          this.#logger?.info({ nextFrameNo: applier.nextFrameNo.toString() }, 'the frames the replica needs were compacted away; fetching a snapshot');
+          needSnapshot = true;
+        }
         else if (code === 'LOG_CHANGED' && source.logId !== applier.logId) {
           this.#logger?.info({ logId: source.logId }, 'the primary started a new log; the replica starts over');
         } else throw err;
@@ -215,9 +218,17 @@ export class ReplicaRole implements DbRole {
   async #catchUpFromSnapshot(applier: FrameApplier, source: FrameSource, signal: AbortSignal): Promise<void> {
     let delay = SNAPSHOT_RETRY_MS[0];
     for (;;) {
-      const ref = source.snapshotFor(applier.nextFrameNo);
+      const ref = await source.snapshotFor(applier.nextFrameNo);
       if (ref !== null) {
-        await applier.applySnapshot(ref, source.snapshotFrames(ref), signal);
+        try {
+          await applier.applySnapshot(ref, source.snapshotFrames(ref), signal);
+        } finally {
+          source.releaseSnapshot?.(ref);
+        }
+        this.#logger?.info(
+          { frames: ref.frameCount.toString(), range: `${ref.startFrameNo}-${ref.endFrameNo}`, pages: ref.sizeAfter },
+          'the replica caught up from a snapshot of the primary log',
+        );
         this.#notify();
         return;
       }

@@ -1,9 +1,9 @@
-import type { SqlConnection } from '../../engine/connection.js';
-import type { NamespaceDb } from '../../engine/namespace-db.js';
+import type { ClientConnection } from '../../engine/client-connection.js';
+import { condRefsValid, type ProgramCond, type ProgramStep, type RunProgramOptions } from '../../engine/program.js';
 import { splitStatements } from '../../engine/sql-split.js';
 import { NO_ARGS, type ExecResult } from '../../engine/values.js';
 import { asStatementError, ProtocolError, transactionTimeout } from './errors.js';
-import type { Batch, BatchCond, BatchResult, CursorEntry, DescribeResult, HranaErrorBody, HranaVersion, Stmt, StmtResult } from './protocol.js';
+import type { Batch, BatchResult, CursorEntry, DescribeResult, HranaErrorBody, HranaVersion, Stmt, StmtResult } from './protocol.js';
 import type { SqlStore } from './sql-store.js';
 import { decodeArgs, encodeValue } from './values.js';
 
@@ -27,14 +27,10 @@ function requireVersion(ctx: StreamContext, min: HranaVersion, what: string): vo
  * neutral: HTTP pipelines and WebSocket sessions both drive it.
  */
 export class HranaStream {
-  private readonly conn: SqlConnection;
-
   constructor(
-    private readonly db: NamespaceDb,
+    private readonly conn: ClientConnection,
     readonly store: SqlStore,
-  ) {
-    this.conn = db.connect();
-  }
+  ) {}
 
   get isAutocommit(): boolean {
     return this.conn.isAutocommit;
@@ -55,25 +51,14 @@ export class HranaStream {
   }
 
   async batch(batch: unknown, ctx: StreamContext): Promise<BatchResult> {
-    const steps = this.checkBatch(batch, ctx);
+    const steps = this.programOf(batch, ctx);
     this.checkTimedOut();
+    const outcomes = await this.conn.runProgram(steps, this.runOptions(ctx));
     const results: (StmtResult | null)[] = [];
     const errors: (HranaErrorBody | null)[] = [];
-    for (const step of steps) {
-      if (step.condition && !this.evalCond(step.condition, results, errors)) {
-        results.push(null);
-        errors.push(null);
-        continue;
-      }
-      try {
-        results.push(this.stmtResult(await this.runStmt(step.stmt, ctx), null));
-        errors.push(null);
-      } catch (err) {
-        const body = asStatementError(err);
-        if (!body) throw err;
-        results.push(null);
-        errors.push(body);
-      }
+    for (const o of outcomes) {
+      results.push(o.type === 'ok' ? this.stmtResult(o.result, null) : null);
+      errors.push(o.type === 'error' ? stepError(o.error) : null);
     }
     return { step_results: results, step_errors: errors, replication_index: this.replicationIndex() };
   }
@@ -103,7 +88,7 @@ export class HranaStream {
    * transports whose clients reject entries they do not know (see docs/ARCHITECTURE.md).
    */
   async *cursor(batch: unknown, ctx: StreamContext, opts: { trailingReplicationIndex?: boolean } = {}): AsyncGenerator<CursorEntry> {
-    const steps = this.checkBatch(batch, ctx);
+    const steps = this.programOf(batch, ctx);
     try {
       this.checkTimedOut();
     } catch (err) {
@@ -112,34 +97,20 @@ export class HranaStream {
       yield { type: 'error', error: body };
       return;
     }
-    const results: (StmtResult | null)[] = [];
-    const errors: (HranaErrorBody | null)[] = [];
-    for (const [i, step] of steps.entries()) {
-      if (step.condition && !this.evalCond(step.condition, results, errors)) {
-        results.push(null);
-        errors.push(null);
+    const outcomes = await this.conn.runProgram(steps, this.runOptions(ctx));
+    for (const [i, o] of outcomes.entries()) {
+      if (o.type === 'skipped') continue;
+      if (o.type === 'error') {
+        yield { type: 'step_error', step: i, error: stepError(o.error) };
         continue;
       }
-      let r: ExecResult;
-      try {
-        r = await this.runStmt(step.stmt, ctx);
-      } catch (err) {
-        const body = asStatementError(err);
-        if (!body) throw err;
-        results.push(null);
-        errors.push(body);
-        yield { type: 'step_error', step: i, error: body };
-        continue;
-      }
-      const res = this.stmtResult(r, null);
-      results.push(res);
-      errors.push(null);
+      const res = this.stmtResult(o.result, null);
       yield { type: 'step_begin', step: i, cols: res.cols };
       for (const row of res.rows) yield { type: 'row', row };
-      yield { type: 'step_end', affected_row_count: res.affected_row_count, last_insert_rowid: r.lastInsertRowid === null ? null : Number(r.lastInsertRowid) };
+      yield { type: 'step_end', affected_row_count: res.affected_row_count, last_insert_rowid: o.result.lastInsertRowid === null ? null : Number(o.result.lastInsertRowid) };
     }
     if (opts.trailingReplicationIndex === false) return;
-    const index = this.db.replicationIndex();
+    const index = this.conn.replicationIndex();
     yield { type: 'replication_index', replication_index: index === null ? null : Number(index) };
   }
 
@@ -148,17 +119,24 @@ export class HranaStream {
   }
 
   private replicationIndex(): string | null {
-    const index = this.db.replicationIndex();
+    const index = this.conn.replicationIndex();
     return index === null ? null : index.toString();
   }
 
   private async runStmt(stmt: unknown, ctx: StreamContext): Promise<ExecResult> {
+    const { sql, args } = this.resolveStmt(stmt, ctx);
+    return this.conn.execute(sql, args, { allowWrite: ctx.allowWrite, maxResponseBytes: ctx.maxResponseBytes });
+  }
+
+  private resolveStmt(stmt: unknown, ctx: StreamContext): { sql: string; args: ReturnType<typeof decodeArgs> } {
     if (!isObject(stmt)) throw new ProtocolError('Cannot deserialize client message: stmt must be an object');
     const s = stmt as Stmt;
     if (ctx.version < 2 && s.sql_id !== undefined && s.sql_id !== null) requireVersion(ctx, 2, 'sql_id');
-    const sql = this.store.resolve(s);
-    const args = decodeArgs(s);
-    return this.conn.execute(sql, args, { allowWrite: ctx.allowWrite, maxResponseBytes: ctx.maxResponseBytes });
+    return { sql: this.store.resolve(s), args: decodeArgs(s) };
+  }
+
+  private runOptions(ctx: StreamContext): RunProgramOptions {
+    return { allowWrite: ctx.allowWrite, maxResponseBytes: ctx.maxResponseBytes, isStepError: (err): err is Error => asStatementError(err) !== null };
   }
 
   private stmtResult(r: ExecResult, replicationIndex: string | null): StmtResult {
@@ -174,57 +152,54 @@ export class HranaStream {
     };
   }
 
-  /** Validates a batch up front: shape, condition step references, version-gated conditions. */
-  private checkBatch(batch: unknown, ctx: StreamContext): { condition: BatchCond | null; stmt: unknown }[] {
+  /**
+   * Builds a batch's program up front: shape, condition step references and version-gated
+   * conditions fail the whole request; a step whose SQL or arguments cannot be resolved fails
+   * alone, when it runs.
+   */
+  private programOf(batch: unknown, ctx: StreamContext): ProgramStep[] {
     if (!isObject(batch) || !Array.isArray(batch.steps)) throw new ProtocolError('Cannot deserialize client message: batch must have steps');
-    return (batch as unknown as Batch).steps.map((step: unknown, i: number) => {
+    return (batch as unknown as Batch).steps.map((step: unknown, i: number): ProgramStep => {
       if (!isObject(step)) throw new ProtocolError('Cannot deserialize client message: batch step must be an object');
-      const condition = step.condition === undefined || step.condition === null ? null : (step.condition as BatchCond);
-      if (condition) this.checkCond(condition, i, ctx);
-      return { condition, stmt: step.stmt };
+      const condition = step.condition === undefined || step.condition === null ? null : toCond(step.condition, i, ctx);
+      try {
+        return { cond: condition, ...this.resolveStmt(step.stmt, ctx) };
+      } catch (err) {
+        if (asStatementError(err) === null || !(err instanceof Error)) throw err;
+        return { cond: condition, failed: err };
+      }
     });
   }
+}
 
-  private checkCond(cond: unknown, index: number, ctx: StreamContext): void {
-    if (!isObject(cond)) throw new ProtocolError('Cannot deserialize client message: invalid batch condition');
-    switch (cond.type) {
-      case 'ok':
-      case 'error':
-        if (typeof cond.step !== 'number' || !Number.isInteger(cond.step) || cond.step < 0 || cond.step >= index) {
-          throw new ProtocolError('Invalid reference to step in a batch condition');
-        }
-        return;
-      case 'not':
-        this.checkCond(cond.cond, index, ctx);
-        return;
-      case 'and':
-      case 'or':
-        if (!Array.isArray(cond.conds)) throw new ProtocolError('Cannot deserialize client message: conds must be an array');
-        for (const c of cond.conds) this.checkCond(c, index, ctx);
-        return;
-      case 'is_autocommit':
-        requireVersion(ctx, 3, 'The `is_autocommit` condition');
-        return;
-      default:
-        throw new ProtocolError('Cannot deserialize client message: unknown batch condition type');
-    }
-  }
+function stepError(err: Error): HranaErrorBody {
+  return asStatementError(err) ?? { message: err.message, code: 'SQLITE_UNKNOWN' };
+}
 
-  private evalCond(cond: BatchCond, results: (StmtResult | null)[], errors: (HranaErrorBody | null)[]): boolean {
-    switch (cond.type) {
-      case 'ok':
-        return results[cond.step] != null;
-      case 'error':
-        // sqld evaluates `error` as "not ok", so a skipped step counts as failed (spec §14.2)
-        return results[cond.step] == null;
-      case 'not':
-        return !this.evalCond(cond.cond, results, errors);
-      case 'and':
-        return cond.conds.every((c) => this.evalCond(c, results, errors));
-      case 'or':
-        return cond.conds.some((c) => this.evalCond(c, results, errors));
-      case 'is_autocommit':
-        return this.conn.isAutocommit;
-    }
+/** A Hrana batch condition as an engine condition (validated: steps must be earlier ones). */
+function toCond(cond: unknown, index: number, ctx: StreamContext): ProgramCond {
+  const c = convertCond(cond, ctx);
+  if (!condRefsValid(c, index)) throw new ProtocolError('Invalid reference to step in a batch condition');
+  return c;
+}
+
+function convertCond(cond: unknown, ctx: StreamContext): ProgramCond {
+  if (!isObject(cond)) throw new ProtocolError('Cannot deserialize client message: invalid batch condition');
+  switch (cond.type) {
+    case 'ok':
+    case 'error':
+      if (typeof cond.step !== 'number' || !Number.isInteger(cond.step)) throw new ProtocolError('Invalid reference to step in a batch condition');
+      return { type: cond.type, step: cond.step };
+    case 'not':
+      return { type: 'not', cond: convertCond(cond.cond, ctx) };
+    case 'and':
+    case 'or':
+      if (!Array.isArray(cond.conds)) throw new ProtocolError('Cannot deserialize client message: conds must be an array');
+      return { type: cond.type, conds: cond.conds.map((c) => convertCond(c, ctx)) };
+    case 'is_autocommit':
+      requireVersion(ctx, 3, 'The `is_autocommit` condition');
+      return { type: 'is_autocommit' };
+    default:
+      throw new ProtocolError('Cannot deserialize client message: unknown batch condition type');
   }
 }

@@ -2,6 +2,7 @@ import { WebSocket, type RawData } from 'ws';
 import { ForbiddenError } from '../../engine/sql-error.js';
 import type { NamespaceDb } from '../../engine/namespace-db.js';
 import { AuthError } from '../auth/auth-error.js';
+import type { CallerAuth } from '../session.js';
 import type { Principal } from '../auth/permissions.js';
 import type { ServerContext } from '../context.js';
 import { asStatementError, ProtocolError } from '../hrana/errors.js';
@@ -52,6 +53,7 @@ function closeFor(err: unknown): { code: number; reason: string } {
  */
 export class WsSession {
   private principal: Principal | null = null;
+  private auth: CallerAuth | null = null;
   private streams: WsStreams | null = null;
   private intake: Promise<void> = Promise.resolve();
   private ended = false;
@@ -100,8 +102,8 @@ export class WsSession {
       await this.hello(msg.jwt);
       return;
     }
-    if (!this.principal || !this.streams) throw new ProtocolError('Received a request before hello message');
-    this.request(msg.request_id, msg.request, this.streams, this.principal);
+    if (!this.auth || !this.streams) throw new ProtocolError('Received a request before hello message');
+    this.request(msg.request_id, msg.request, this.streams, this.auth);
   }
 
   private async hello(jwt: string | null): Promise<void> {
@@ -121,14 +123,15 @@ export class WsSession {
     }
     if (this.ended) return;
     this.principal = principal;
+    this.auth = { principal, credential: jwt === null ? undefined : `Bearer ${jwt}` };
     this.streams ??= new WsStreams(this.ctx, this.version, this.namespace, db);
     this.send({ type: 'hello_ok' });
   }
 
-  private request(requestId: number, req: WsRequest, streams: WsStreams, principal: Principal): void {
+  private request(requestId: number, req: WsRequest, streams: WsStreams, auth: CallerAuth): void {
     // The async wrapper runs dispatch synchronously (state changes in arrival order) and turns a
     // synchronous throw into a rejection.
-    const pending = (async (): Promise<WsResponse> => streams.dispatch(req, principal))();
+    const pending = (async (): Promise<WsResponse> => streams.dispatch(req, auth))();
     pending.then(
       (response) => this.respond(requestId, response),
       (err: unknown) => {

@@ -1,6 +1,6 @@
 import { NotFoundError } from '../../errors.js';
 import type { NamespaceDb } from '../../engine/namespace-db.js';
-import type { Principal } from '../auth/permissions.js';
+import type { CallerAuth } from '../session.js';
 import type { ServerContext } from '../context.js';
 import { HranaError, ProtocolError } from '../hrana/errors.js';
 import type { CursorEntry, HranaVersion } from '../hrana/protocol.js';
@@ -68,7 +68,8 @@ export class WsStreams {
    * Starts a request. Throws synchronously for errors detected on arrival; the returned promise
    * settles when the request's job on its stream finished.
    */
-  dispatch(req: WsRequest, principal: Principal): Promise<WsResponse> {
+  dispatch(req: WsRequest, auth: CallerAuth): Promise<WsResponse> {
+    const principal = auth.principal;
     const sctx: StreamContext = {
       version: this.version,
       allowWrite: principal.canWrite(this.namespace),
@@ -76,7 +77,7 @@ export class WsStreams {
     };
     switch (req.type) {
       case 'open_stream':
-        return this.openStream(req.stream_id, principal);
+        return this.openStream(req.stream_id, auth);
       case 'close_stream':
         return this.closeStream(req.stream_id);
       case 'execute': {
@@ -131,7 +132,8 @@ export class WsStreams {
     this.cursors.clear();
   }
 
-  private openStream(id: number, principal: Principal): Promise<WsResponse> {
+  private openStream(id: number, auth: CallerAuth): Promise<WsResponse> {
+    const principal = auth.principal;
     if (this.streams.has(id)) throw new ProtocolError(`Stream ${id} already exists`);
     const st: WsStream = { id, stream: null, release: null, queue: Promise.resolve(), cursorId: null, cursor: null, closed: false };
     this.streams.set(id, st);
@@ -145,7 +147,7 @@ export class WsStreams {
         throw new HranaError('STREAM_NOT_OPEN', `Stream ${id} has failed to open`);
       }
       try {
-        st.stream = new HranaStream(this.db, this.store);
+        st.stream = new HranaStream(this.ctx.connect(this.namespace, this.db, auth), this.store);
       } catch (err) {
         release();
         throw err;

@@ -422,10 +422,10 @@ describe('FrameSource: compaction, a new log, shutdown', () => {
     let from = 0n;
     let snapshots = 0;
     while (from < source.startFrameNo()) {
-      const ref = source.snapshotFor(from);
+      const ref = await source.snapshotFor(from);
       if (!ref) throw new Error(`no snapshot holds frame ${from}`);
       expect(ref.startFrameNo).toBe(from);
-      expect(source.snapshotFor(ref.endFrameNo)).toEqual(ref);
+      expect(await source.snapshotFor(ref.endFrameNo)).toEqual(ref);
       const snap = [...source.snapshotFrames(ref)];
       // The newest image of every page of the range (within the final size), newest first.
       const newest = new Map<number, Frame>();

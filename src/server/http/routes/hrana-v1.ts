@@ -104,7 +104,7 @@ async function withStream(ctx: ServerContext, session: Session, reply: FastifyRe
   let stream: HranaStream | undefined;
   let result: unknown;
   try {
-    stream = new HranaStream(session.db, new SqlStore({ maxCount: 50, maxBytes: 5000 }));
+    stream = new HranaStream(session.connect(), new SqlStore({ maxCount: 50, maxBytes: 5000 }));
     result = await run(stream, streamContext(ctx, session, 1));
   } catch (err) {
     return sendStatementError(reply, err);

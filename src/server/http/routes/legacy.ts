@@ -1,5 +1,5 @@
 import type { FastifyError, FastifyInstance, FastifyReply } from 'fastify';
-import type { SqlConnection } from '../../../engine/connection.js';
+import type { ClientConnection } from '../../../engine/client-connection.js';
 import { splitStatements, type StmtKind } from '../../../engine/sql-split.js';
 import { SqlError } from '../../../engine/sql-error.js';
 import { NO_ARGS, type ExecResult, type SqlArgs, type SqlValue } from '../../../engine/values.js';
@@ -60,7 +60,7 @@ function leavesTransactionOpen(kinds: StmtKind[]): boolean {
 }
 
 /** A syntax error in the first statement of a query is a 500 in sqld (its parser error is "internal"). */
-function checkSyntax(conn: SqlConnection, sql: string): void {
+function checkSyntax(conn: ClientConnection, sql: string): void {
   try {
     conn.describe(sql);
   } catch (err) {
@@ -73,7 +73,7 @@ function checkSyntax(conn: SqlConnection, sql: string): void {
 }
 
 /** Pre-execution validation (spec §4.2), in sqld's order. */
-function checkQueries(conn: SqlConnection, queries: LegacyQuery[]): Checked[] {
+function checkQueries(conn: ClientConnection, queries: LegacyQuery[]): Checked[] {
   const checked = queries.map((query): Checked => {
     const stmts = splitStatements(query.q);
     const first = stmts[0];
@@ -134,7 +134,7 @@ function stepErrorText(err: SqlError | DbValueError): string {
  * Runs the statements on one connection: each only if the previous one succeeded; after a failure
  * an open transaction is rolled back (sqld's hidden conditional ROLLBACK step, not reported).
  */
-async function runQueries(ctx: ServerContext, conn: SqlConnection, checked: Checked[], allowWrite: boolean): Promise<string> {
+async function runQueries(ctx: ServerContext, conn: ClientConnection, checked: Checked[], allowWrite: boolean): Promise<string> {
   const maxBytes = ctx.config.limits.maxResponseBytes;
   const opts = { allowWrite, maxResponseBytes: maxBytes };
   const entries: string[] = [];
@@ -196,10 +196,10 @@ export function legacyRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }
 
     const release = await ctx.slots.acquire();
-    let conn: SqlConnection | undefined;
+    let conn: ClientConnection | undefined;
     let text: string;
     try {
-      conn = session.db.connect();
+      conn = session.connect();
       text = await runQueries(ctx, conn, checkQueries(conn, queries), session.allowWrite);
     } catch (err) {
       if (err instanceof LegacyReject) return sendError(reply, err.status, err.message);

@@ -18,7 +18,7 @@ export async function openOrTakeStream(ctx: ServerContext, session: Session, bat
   if (baton === null || baton === undefined) {
     const release = await ctx.slots.acquire();
     try {
-      const stream = new HranaStream(session.db, new SqlStore(HTTP_SQL_STORE));
+      const stream = new HranaStream(session.connect(), new SqlStore(HTTP_SQL_STORE));
       return ctx.httpStreams.add(stream, session.namespace, release);
     } catch (err) {
       release();

@@ -1,0 +1,30 @@
+/**
+ * What the client protocols (Hrana, legacy HTTP) run SQL on: a SqlConnection on a primary; on a
+ * replica, a connection that runs reads locally and sends writes and transactions to the primary
+ * (src/server/replication/forwarding-connection.ts). Protocol code never asks which one it has.
+ */
+import type { ExecOptions } from './connection.js';
+import type { ProgramStep, RunProgramOptions, StatementRunner, StepOutcome } from './program.js';
+import type { SqlColumn } from './values.js';
+
+export interface StatementDescription {
+  params: (string | null)[];
+  columns: SqlColumn[];
+  isExplain: boolean;
+  isReadonly: boolean;
+}
+
+export interface ClientConnection extends StatementRunner {
+  readonly isClosed: boolean;
+  /** True once (then false) after the engine rolled back this connection's transaction for holding the write lock too long. */
+  takeTimedOut(): boolean;
+  /** Prepares `sql` locally without running it (throws SqlError when it does not prepare). */
+  describe(sql: string): StatementDescription;
+  /** Runs a whole program: on a replica, locally or on the primary as one unit. */
+  runProgram(steps: readonly ProgramStep[], opts: RunProgramOptions): Promise<StepOutcome[]>;
+  /** The namespace's replication index as this connection last saw it (a replica: at least its own writes'). */
+  replicationIndex(): bigint | null;
+  close(): void;
+}
+
+export type { ExecOptions };

@@ -1,0 +1,226 @@
+/**
+ * The server's place in a cluster, built from `config.cluster` (docs/REPLICATION.md):
+ *
+ * - primary: namespaces get PrimaryRoles; the user port serves ReplicationLog and the unary Proxy
+ *   calls over gRPC-web (embedded replicas); `--grpc-listen-addr` serves both services, StreamExec
+ *   included, over native gRPC to replicas.
+ * - replica: namespaces get ReplicaRoles fed by a Replicator each; client connections forward
+ *   writes and transactions to the primary.
+ *
+ * server.ts sees only this interface.
+ */
+import type { FastifyInstance } from 'fastify';
+import { timingSafeEqual } from 'node:crypto';
+import type { ClusterConfig } from '../../config/cluster-config.js';
+import type { ServeConfig } from '../../config/serve-config.js';
+import type { ClientConnection } from '../../engine/client-connection.js';
+import type { Logger } from '../../engine/logger.js';
+import type { NamespaceDb } from '../../engine/namespace-db.js';
+import { crashHookAt } from '../../engine/replica/crash-points.js';
+import type { DbRole } from '../../engine/roles/role.js';
+import { ReplicaRole } from '../../engine/roles/replica-role.js';
+import { registerGrpcWeb } from '../../rpc/grpc-web/routes.js';
+import type { DatabaseConfig } from '../../rpc/messages.js';
+import { createProxyService, type ProxyService } from '../../rpc/proxy/proxy-service.js';
+import type { CallMetadata } from '../../rpc/service.js';
+import { startGrpcServer, type GrpcServerHandle } from '../../rpc/transport/grpc-server.js';
+import { principalToProxyJson } from '../auth/proxy-principal.js';
+import type { ServerContext } from '../context.js';
+import type { CallerAuth } from '../session.js';
+import { resolveLogCall, resolveProxyCall } from './call-auth.js';
+import { ForwardingConnection } from './forwarding-connection.js';
+import { LogService } from './log-service.js';
+import { NODE_SECRET_HEADER, PrimaryClient } from './primary-client.js';
+import { Replicator, type ReplicationStatus } from './replicator.js';
+import { SessionTokens } from './session-tokens.js';
+
+export interface ClusterNode {
+  readonly role: ClusterConfig['role'];
+  /** The role of a namespace database about to open. */
+  roleFor(namespace: string): DbRole;
+  /** A namespace database opened (a replica starts following its primary). */
+  onOpen(db: NamespaceDb): void;
+  /** A client connection for `auth` on `db`. */
+  connect(namespace: string, db: NamespaceDb, auth: CallerAuth): ClientConnection;
+  /** Routes of the user port (gRPC-web for embedded replicas on a primary). */
+  userRoutes(app: FastifyInstance): void;
+  /** Opens the inter-node port, if configured. */
+  listen(): Promise<void>;
+  readonly grpcAddress: { host: string; port: number } | null;
+  /** A namespace's config changed: new session token; live log streams end (replicas say Hello again). */
+  configChanged(namespace: string): void;
+  /** Replica: where a namespace's replication stands (null on a primary or before it opened). */
+  replicationStatus(namespace: string): ReplicationStatus | null;
+  /** Stops replication and the inter-node port (before the databases close). */
+  close(): Promise<void>;
+}
+
+export interface ClusterDeps {
+  config: ServeConfig;
+  logger: Logger;
+  /** The request context (built after the node; read when calls arrive). */
+  context: () => ServerContext;
+  primaryRole: () => DbRole;
+}
+
+const DEFAULT_DATABASE_CONFIG: DatabaseConfig = { blockReads: false, blockWrites: false, maxDbPages: 0n, allowAttach: false };
+
+function secretMatches(expected: string | null, meta: CallMetadata): boolean {
+  if (expected === null) return false;
+  const given = meta.get(NODE_SECRET_HEADER);
+  if (given === undefined) return false;
+  const a = Buffer.from(given);
+  const b = Buffer.from(expected);
+  return a.length === b.length && timingSafeEqual(a, b);
+}
+
+export function createClusterNode(deps: ClusterDeps): ClusterNode {
+  const cluster = deps.config.cluster;
+  return cluster.role === 'replica' ? new ReplicaNode(deps, cluster) : new PrimaryNode(deps, cluster);
+}
+
+class PrimaryNode implements ClusterNode {
+  readonly role = 'primary';
+  readonly #deps: ClusterDeps;
+  readonly #cluster: Extract<ClusterConfig, { role: 'primary' }>;
+  readonly #tokens = new SessionTokens();
+  readonly #log: LogService;
+  readonly #proxy: ProxyService;
+  #grpc: GrpcServerHandle | null = null;
+
+  constructor(deps: ClusterDeps, cluster: Extract<ClusterConfig, { role: 'primary' }>) {
+    this.#deps = deps;
+    this.#cluster = cluster;
+    this.#log = new LogService({
+      resolve: (call) => resolveLogCall(deps.context(), call),
+      tokens: this.#tokens,
+      configOf: () => DEFAULT_DATABASE_CONFIG,
+      logger: deps.logger,
+    });
+    this.#proxy = createProxyService({
+      resolve: (call) => resolveProxyCall(deps.context(), call),
+      logger: deps.logger,
+      maxResponseBytes: deps.config.limits.maxResponseBytes,
+    });
+  }
+
+  get grpcAddress(): { host: string; port: number } | null {
+    return this.#grpc?.address ?? null;
+  }
+
+  roleFor(): DbRole {
+    return this.#deps.primaryRole();
+  }
+
+  onOpen(): void {}
+
+  connect(_namespace: string, db: NamespaceDb): ClientConnection {
+    return db.connect();
+  }
+
+  userRoutes(app: FastifyInstance): void {
+    registerGrpcWeb(app, [this.#log.service, this.#proxy.service], { logger: this.#deps.logger });
+  }
+
+  async listen(): Promise<void> {
+    const grpc = this.#cluster.grpc;
+    if (grpc === null) return;
+    const secret = this.#cluster.nodeSecret;
+    this.#grpc = await startGrpcServer({
+      host: grpc.listen.host,
+      port: grpc.listen.port,
+      services: [this.#log.service, this.#proxy.service],
+      logger: this.#deps.logger,
+      ...(grpc.tls ? { tls: grpc.tls } : {}),
+      trustedPeer: (meta, verified) => verified || secretMatches(secret, meta),
+    });
+  }
+
+  configChanged(namespace: string): void {
+    this.#tokens.bump(namespace);
+  }
+
+  replicationStatus(): null {
+    return null;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await this.#grpc?.close();
+    } finally {
+      this.#proxy.close();
+    }
+  }
+}
+
+interface ReplicaNamespace {
+  role: ReplicaRole;
+  replicator: Replicator | null;
+}
+
+class ReplicaNode implements ClusterNode {
+  readonly role = 'replica';
+  readonly grpcAddress = null;
+  readonly #deps: ClusterDeps;
+  readonly #cluster: Extract<ClusterConfig, { role: 'replica' }>;
+  readonly #client: PrimaryClient;
+  readonly #namespaces = new Map<string, ReplicaNamespace>();
+
+  constructor(deps: ClusterDeps, cluster: Extract<ClusterConfig, { role: 'replica' }>) {
+    this.#deps = deps;
+    this.#cluster = cluster;
+    this.#client = new PrimaryClient({ url: cluster.primary.url, tls: cluster.primary.tls, nodeSecret: cluster.nodeSecret, logger: deps.logger });
+  }
+
+  roleFor(namespace: string): DbRole {
+    const crashAt = this.#deps.config.testHooks.applierCrashAt;
+    const role = new ReplicaRole({
+      readGraceMs: this.#deps.config.replica.readGraceMs,
+      ...(crashAt ? { crashHook: crashHookAt(crashAt, () => process.kill(process.pid, 'SIGKILL')) } : {}),
+    });
+    this.#namespaces.set(namespace, { role, replicator: null });
+    return role;
+  }
+
+  onOpen(db: NamespaceDb): void {
+    const ns = this.#namespaces.get(db.name);
+    if (!ns || ns.replicator) return;
+    ns.replicator = new Replicator({ namespace: db.name, role: ns.role, paths: db.paths, client: this.#client, logger: this.#deps.logger });
+    ns.replicator.start();
+  }
+
+  connect(namespace: string, db: NamespaceDb, auth: CallerAuth): ClientConnection {
+    const ns = this.#namespaces.get(namespace);
+    if (!ns) throw new Error(`namespace ${namespace} is not open as a replica`);
+    return new ForwardingConnection({
+      namespace,
+      local: db.connect(),
+      role: ns.role,
+      caughtUp: () => ns.replicator?.caughtUp() ?? true,
+      client: this.#client,
+      creds: { proxyAuthorization: principalToProxyJson(auth.principal, namespace), credential: auth.credential },
+      timeoutMs: this.#cluster.forwardTimeoutMs,
+      logger: this.#deps.logger,
+    });
+  }
+
+  userRoutes(): void {}
+
+  listen(): Promise<void> {
+    return Promise.resolve();
+  }
+
+  configChanged(): void {}
+
+  replicationStatus(namespace: string): ReplicationStatus | null {
+    return this.#namespaces.get(namespace)?.replicator?.status() ?? null;
+  }
+
+  async close(): Promise<void> {
+    try {
+      await Promise.all([...this.#namespaces.values()].map((ns) => ns.replicator?.stop() ?? Promise.resolve()));
+    } finally {
+      this.#client.close();
+    }
+  }
+}
