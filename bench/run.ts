@@ -10,10 +10,11 @@ import { parseArgs } from 'node:util';
 import { engineInserts } from './engine-inserts.js';
 import { logReplay } from './log-replay.js';
 import { pointReads } from './point-reads.js';
+import { forwardedWrites, replicaCatchUp, replicationLag } from './replication.js';
 import { passes, type Benchmark, type BenchOptions, type BenchResult } from './types.js';
 import { fmtNumber } from './util.js';
 
-const BENCHMARKS: Benchmark[] = [pointReads, engineInserts, logReplay];
+const BENCHMARKS: Benchmark[] = [pointReads, engineInserts, logReplay, replicationLag, replicaCatchUp, forwardedWrites];
 
 type Cleanup = () => Promise<void> | void;
 const cleanups = new Set<Cleanup>();

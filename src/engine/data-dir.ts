@@ -62,8 +62,12 @@ export class NamespacePaths {
   get clientWalIndex(): string {
     return path.join(this.dir, 'client_wal_index');
   }
-  get replicaRedo(): string {
-    return path.join(this.dir, 'replica-redo');
+  /**
+   * The replica's two redo files: batches alternate between them, so the last applied batch's file
+   * is intact while the next one is written (docs/REPLICA_APPLIER.md).
+   */
+  get replicaRedoSlots(): readonly [string, string] {
+    return [path.join(this.dir, 'replica-redo'), path.join(this.dir, 'replica-redo-b')];
   }
   /** A snapshot being downloaded from the primary (replica role); removed once applied. */
   get replicaSnapshot(): string {

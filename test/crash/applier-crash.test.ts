@@ -1,5 +1,4 @@
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterEach, describe, expect, it } from 'vitest';
@@ -11,7 +10,7 @@ import { readClientWalIndex } from '../../src/engine/replica/client-wal-index.js
 import { parseCrashAt } from '../../src/engine/replica/crash-points.js';
 import { FrameApplier } from '../../src/engine/replica/frame-applier.js';
 import { newLogId } from '../../src/engine/wal/log-id.js';
-import { inspectDb, PagePrimary, removeTempDirs, standardWorkload, tempDir, writeFrameFile } from '../helpers/page-transactions.js';
+import { inspectDb, PagePrimary, removeTempDirs, standardWorkload, tempDir, unappliedRedo, writeFrameFile } from '../helpers/page-transactions.js';
 
 /**
  * Crash safety of the replica frame applier: a child process applies a fixture stream (sqld frame
@@ -51,7 +50,7 @@ function expectReplicaAt(paths: NamespacePaths, primary: PagePrimary, frameNo: b
   expect(state.journalMode).toBe('delete');
   expect(state.dump).toBe(primary.dumps.get(frameNo));
   expect(readClientWalIndex(paths.clientWalIndex)?.committedFrameNo).toBe(frameNo);
-  expect(existsSync(paths.replicaRedo)).toBe(false);
+  expect(unappliedRedo(paths, frameNo)).toEqual([]);
 }
 
 describe('replica frame applier under kill -9', () => {

@@ -8,7 +8,9 @@ import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Database from 'better-sqlite3';
+import type { NamespacePaths } from '../../src/engine/data-dir.js';
 import type { FrameSource, SnapshotRef } from '../../src/engine/pipeline/frame-source.js';
+import { inspectRedo } from '../../src/engine/replica/redo-file.js';
 import type { LoggedTransaction } from '../../src/engine/pipeline/transactions.js';
 import { encodeFrame, FRAME_SIZE, PAGE_SIZE, type Frame } from '../../src/engine/wal/frame.js';
 import { newLogId } from '../../src/engine/wal/log-id.js';
@@ -27,6 +29,24 @@ export function removeTempDirs(): void {
 }
 
 /** A logical dump of every table and index definition and every table's rows (blobs in hex). */
+/** Redo files of a replica that hold a batch beyond `applied`: none once every batch is applied. */
+export function unappliedRedo(paths: NamespacePaths, applied: bigint | null): string[] {
+  return paths.replicaRedoSlots.filter((path) => {
+    const r = inspectRedo(path);
+    return r.state === 'invalid' || (r.state === 'valid' && (applied === null || r.header.lastFrameNo > applied));
+  });
+}
+
+/** The redo file holding the batch that ends at `frameNo`. */
+export function redoOf(paths: NamespacePaths, frameNo: bigint): string {
+  const found = paths.replicaRedoSlots.find((path) => {
+    const r = inspectRedo(path);
+    return r.state === 'valid' && r.header.lastFrameNo === frameNo;
+  });
+  if (found === undefined) throw new Error(`no redo file holds the batch ending at frame ${frameNo}`);
+  return found;
+}
+
 export function dumpDb(db: Database.Database): string {
   const objects = db.prepare("SELECT type, name, sql FROM sqlite_master WHERE name NOT LIKE 'sqlite_%' ORDER BY type, name").all() as {
     type: string;

@@ -9,7 +9,7 @@
  * unlinked behind our back is retired, not closed, until then. This module is the only place that
  * opens these files; everything else reads and writes through it.
  */
-import { closeSync, constants, fstatSync, fsyncSync, ftruncateSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, type Stats } from 'node:fs';
 import type { NamespacePaths } from '../data-dir.js';
 import { readFully, writeFully } from '../wal/fs-util.js';
 
@@ -69,9 +69,10 @@ export class SqliteFiles {
     ftruncateSync(this.#db, bytes);
   }
 
+  /** Makes the database file's data durable (fdatasync: the size too, not the times — as SQLite syncs). */
   syncDb(): void {
     this.#check();
-    fsyncSync(this.#db);
+    fdatasyncSync(this.#db);
   }
 
   statDb(): Stats {

@@ -7,12 +7,12 @@
  * | 16     | 8    | `committed_frame_no` u64 LE (`0xFFFF_FFFF_FFFF_FFFF` = none)   |
  * | 24     | 8    | zero bytes                                                     |
  *
- * An empty (or missing) file means "not initialised". Every write replaces the file atomically
- * (temporary file, fsync, rename, fsync of the directory): a crash leaves the old or the new record.
+ * An empty (or missing) file means "not initialised". `writeClientWalIndex` replaces the file
+ * atomically and durably; the frame applier rewrites its open file in place (ClientWalIndexFile).
  */
-import { readFileSync } from 'node:fs';
+import { closeSync, constants, existsSync, fdatasyncSync, fstatSync, fsyncSync, ftruncateSync, openSync, readFileSync } from 'node:fs';
 import { LibsqlctlError } from '../../errors.js';
-import { writeAtomically, writeFully } from '../wal/fs-util.js';
+import { fsyncDirOf, writeAtomically, writeFully } from '../wal/fs-util.js';
 import { LOG_ID_SIZE, readLogId, writeLogId } from '../wal/log-id.js';
 
 export const CLIENT_WAL_INDEX_SIZE = 32;
@@ -60,4 +60,39 @@ export function readClientWalIndex(path: string): ClientWalIndex | null {
 export function writeClientWalIndex(path: string, index: ClientWalIndex): void {
   const buf = encodeClientWalIndex(index);
   writeAtomically(path, (fd) => writeFully(fd, buf, 0), { durable: true });
+}
+
+/**
+ * The applier's index file, kept open and overwritten in place (one 32-byte write at offset 0: a
+ * process crash never tears it). `durable` syncs it; the applier leaves that out after a batch,
+ * whose redo file names the same index until the batch after next.
+ */
+export class ClientWalIndexFile {
+  #fd: number | null = null;
+
+  constructor(readonly path: string) {}
+
+  write(index: ClientWalIndex, opts: { durable: boolean }): void {
+    const buf = encodeClientWalIndex(index);
+    if (this.#fd === null) {
+      const created = !existsSync(this.path);
+      const fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT, 0o644);
+      this.#fd = fd;
+      writeFully(fd, buf, 0);
+      if (fstatSync(fd).size !== buf.length) ftruncateSync(fd, buf.length);
+      if (created) {
+        fsyncSync(fd);
+        fsyncDirOf(this.path);
+      } else if (opts.durable) fdatasyncSync(fd);
+      return;
+    }
+    writeFully(this.#fd, buf, 0);
+    if (opts.durable) fdatasyncSync(this.#fd);
+  }
+
+  close(): void {
+    if (this.#fd === null) return;
+    closeSync(this.#fd);
+    this.#fd = null;
+  }
 }

@@ -24,9 +24,9 @@ import type { LoggedTransaction } from '../pipeline/transactions.js';
 import type { OpenTransaction } from '../roles/role.js';
 import { SqlError } from '../sql-error.js';
 import { PAGE_SIZE, type Frame } from '../wal/frame.js';
-import { readClientWalIndex, writeClientWalIndex, type ClientWalIndex } from './client-wal-index.js';
+import { ClientWalIndexFile, readClientWalIndex, type ClientWalIndex } from './client-wal-index.js';
 import type { ApplierCrashPoint } from './crash-points.js';
-import { inspectRedo, readRedoPages, RedoWriter, removeRedo, type RedoHeader } from './redo-file.js';
+import { inspectRedo, readRedoPages, RedoSlot, removeRedo, type RedoHeader } from './redo-file.js';
 
 export interface FrameApplierOptions {
   /** `db`, `clientWalIndex` and `replicaRedo` of the namespace. */
@@ -79,6 +79,10 @@ export class FrameApplier {
   readonly #crashHook: ((point: ApplierCrashPoint) => void) | undefined;
   readonly #conn: Database.Database;
   #index: ClientWalIndex | null;
+  readonly #slots: readonly [RedoSlot, RedoSlot];
+  readonly #indexFile: ClientWalIndexFile;
+  /** The redo slot (0 or 1) holding the last applied batch, or null; the next batch uses the other. */
+  #lastSlot: 0 | 1 | null = null;
   /** Set when a batch failed halfway: the exclusive lock stays held, only a restart recovers. */
   #broken: unknown = null;
   /** Change counter of the database a reset removed: the next one's page 1 continues from it. */
@@ -95,6 +99,8 @@ export class FrameApplier {
     this.#graceMs = opts.readGraceMs ?? 200;
     this.#crashHook = opts.crashHook;
     this.#index = readClientWalIndex(opts.paths.clientWalIndex);
+    this.#slots = [new RedoSlot(opts.paths.replicaRedoSlots[0]), new RedoSlot(opts.paths.replicaRedoSlots[1])];
+    this.#indexFile = new ClientWalIndexFile(opts.paths.clientWalIndex);
     this.#conn = new Database(opts.paths.db, { timeout: 0 });
     this.#conn.defaultSafeIntegers(true);
   }
@@ -137,14 +143,20 @@ export class FrameApplier {
       if (txns.length === 0) return;
       const unit = mergeTransactions(txns, this.nextFrameNo);
       if (!unit.pages.has(1) && !this.#hasDatabase()) throw new RangeError('the first batch of a replica must contain page 1');
-      const writer = RedoWriter.create(this.#paths.replicaRedo, { logId: index.logId, lastFrameNo: unit.lastFrameNo, sizeAfter: unit.sizeAfter });
+      const slot = this.#nextSlot();
+      const writer = this.#slots[slot].writer({ logId: index.logId, lastFrameNo: unit.lastFrameNo, sizeAfter: unit.sizeAfter });
+      const order = [...unit.pages.keys()].sort((a, b) => a - b);
       try {
-        for (const pageNo of [...unit.pages.keys()].sort((a, b) => a - b)) writer.add(pageNo, unit.pages.get(pageNo) ?? zeroPage());
+        for (const pageNo of order) writer.add(pageNo, unit.pages.get(pageNo) ?? zeroPage());
       } catch (err) {
         writer.abandon();
         throw err;
       }
-      await this.#applyRedo(writer.finish(), signal, false);
+      // The pages are still in memory: write them from there rather than reading the redo file back.
+      const pages: PageSource = (each) => {
+        for (const pageNo of order) each(pageNo, unit.pages.get(pageNo) ?? zeroPage());
+      };
+      await this.#applyRedo(slot, writer.finish(), signal, false, pages);
     });
   }
 
@@ -159,7 +171,8 @@ export class FrameApplier {
       const next = this.nextFrameNo;
       if (ref.endFrameNo < next) return;
       if (ref.startFrameNo > next) throw new RangeError(`snapshot ${ref.startFrameNo}..${ref.endFrameNo} leaves a gap after frame ${next - 1n}`);
-      const writer = RedoWriter.create(this.#paths.replicaRedo, { logId: index.logId, lastFrameNo: ref.endFrameNo, sizeAfter: ref.sizeAfter });
+      const slot = this.#nextSlot();
+      const writer = this.#slots[slot].writer({ logId: index.logId, lastFrameNo: ref.endFrameNo, sizeAfter: ref.sizeAfter });
       const seen = new Set<number>();
       try {
         let previous: bigint | null = null;
@@ -176,7 +189,7 @@ export class FrameApplier {
         writer.abandon();
         throw err;
       }
-      await this.#applyRedo(writer.finish(), signal, false);
+      await this.#applyRedo(slot, writer.finish(), signal, false);
     });
   }
 
@@ -184,7 +197,8 @@ export class FrameApplier {
   reset(logId: string, signal?: AbortSignal): Promise<void> {
     return this.#serial(async () => {
       this.#usable();
-      removeRedo(this.#paths.replicaRedo);
+      for (const slot of this.#slots) slot.clear();
+      this.#lastSlot = null;
       if (this.#files.statDb().size > 0) {
         const locked = this.#hasDatabase();
         await this.#acquire(locked, signal);
@@ -197,7 +211,7 @@ export class FrameApplier {
         });
       }
       const index: ClientWalIndex = { logId, committedFrameNo: null };
-      writeClientWalIndex(this.#paths.clientWalIndex, index);
+      this.#indexFile.write(index, { durable: true });
       this.#index = index;
       this.#logger.info({ logId }, 'replica reset for a new log');
     });
@@ -208,6 +222,8 @@ export class FrameApplier {
     if (this.#closed) return;
     this.#closed = true;
     this.#conn.close();
+    for (const slot of this.#slots) slot.close();
+    this.#indexFile.close();
   }
 
   #serial(op: () => Promise<void>): Promise<void> {
@@ -235,42 +251,55 @@ export class FrameApplier {
       // pages written into the file would bypass the WAL's newer versions of them
       throw new Error(`the replica database ${this.#paths.db} is in WAL mode; switch it to journal_mode=DELETE before applying frames`);
     }
-    const path = this.#paths.replicaRedo;
-    const redo = inspectRedo(path);
-    if (redo.state === 'missing') return;
-    if (redo.state === 'invalid') {
-      this.#logger.warn({ reason: redo.reason }, 'discarding an incomplete replica redo file (its batch never reached the database)');
-      removeRedo(path);
-      return;
-    }
-    const { header } = redo;
+    // The newest valid batch of the two slots is the one that may not be in the database yet.
     const index = this.#index;
     const applied = index?.committedFrameNo ?? null;
-    if (index?.logId !== header.logId || (applied !== null && header.lastFrameNo < applied)) {
-      this.#logger.warn({ redoFrameNo: header.lastFrameNo.toString(), appliedFrameNo: applied?.toString() ?? null }, 'discarding a stale replica redo file');
-      removeRedo(path);
-      return;
+    let newest: { slot: 0 | 1; header: RedoHeader } | null = null;
+    for (const slot of [0, 1] as const) {
+      const path = this.#paths.replicaRedoSlots[slot];
+      const redo = inspectRedo(path);
+      if (redo.state === 'missing') continue;
+      if (redo.state === 'invalid') {
+        this.#logger.warn({ reason: redo.reason }, 'discarding an incomplete replica redo file (its batch never reached the database)');
+        removeRedo(path);
+        continue;
+      }
+      if (index?.logId !== redo.header.logId) {
+        this.#logger.warn({ redoFrameNo: redo.header.lastFrameNo.toString(), appliedFrameNo: applied?.toString() ?? null }, 'discarding a replica redo file of another log');
+        removeRedo(path);
+        continue;
+      }
+      if (newest === null || redo.header.lastFrameNo > newest.header.lastFrameNo) newest = { slot, header: redo.header };
     }
+    if (newest === null) return;
+    this.#lastSlot = newest.slot;
+    const { header } = newest;
+    if (applied !== null && header.lastFrameNo <= applied) return; // the last batch, already recorded as applied
     this.#logger.info({ frameNo: header.lastFrameNo.toString(), pages: header.pageCount }, 're-applying an interrupted replica batch');
-    await this.#applyRedo(header, signal, true);
+    await this.#applyRedo(newest.slot, header, signal, true);
   }
 
-  async #applyRedo(header: RedoHeader, signal: AbortSignal | undefined, recovering: boolean): Promise<void> {
+  #nextSlot(): 0 | 1 {
+    return this.#lastSlot === 0 ? 1 : 0;
+  }
+
+  async #applyRedo(slot: 0 | 1, header: RedoHeader, signal: AbortSignal | undefined, recovering: boolean, pages?: PageSource): Promise<void> {
+    const path = this.#paths.replicaRedoSlots[slot];
     const crash = recovering ? undefined : this.#crashHook;
     crash?.('after-redo');
     const locked = this.#hasDatabase();
     try {
       await this.#acquire(locked, signal);
     } catch (err) {
-      if (!recovering) removeRedo(this.#paths.replicaRedo); // the database was not touched
+      if (!recovering) this.#slots[slot].clear(); // the database was not touched
       throw err;
     }
-    this.#critical(() => this.#writeBatch(header, locked, crash));
+    this.#critical(() => this.#writeBatch(header, locked, crash, pages ?? ((each) => readRedoPages(path, header, each))));
     crash?.('before-index');
     const index: ClientWalIndex = { logId: header.logId, committedFrameNo: header.lastFrameNo };
-    writeClientWalIndex(this.#paths.clientWalIndex, index);
+    this.#indexFile.write(index, { durable: false });
     this.#index = index;
-    removeRedo(this.#paths.replicaRedo);
+    this.#lastSlot = slot;
   }
 
   /** Runs the part that leaves a torn database when it fails: then keep the lock, refuse more. */
@@ -284,13 +313,13 @@ export class FrameApplier {
     }
   }
 
-  #writeBatch(header: RedoHeader, locked: boolean, crash: ((point: ApplierCrashPoint) => void) | undefined): void {
+  #writeBatch(header: RedoHeader, locked: boolean, crash: ((point: ApplierCrashPoint) => void) | undefined, pages: PageSource): void {
     const files = this.#files;
     const counter = locked ? this.#changeCounter() : this.#counterFloor;
     const half = Math.ceil(header.pageCount / 2);
     const held: { page1: Buffer | null } = { page1: null };
     let done = 0;
-    readRedoPages(this.#paths.replicaRedo, header, (pageNo, page) => {
+    pages((pageNo, page) => {
       if (pageNo === 1) held.page1 = Buffer.from(page); // written last, patched
       else files.writeDb(page, (pageNo - 1) * PAGE_SIZE);
       done += 1;
@@ -301,7 +330,9 @@ export class FrameApplier {
     if (held.page1 === null && files.readDb(first, 0) !== PAGE_SIZE) throw new Error('the replica database has no page 1');
     patchPage1(first, (counter + 1) >>> 0, header.sizeAfter);
     files.writeDb(first, 0);
-    files.truncateDb(header.sizeAfter * PAGE_SIZE);
+    const size = header.sizeAfter * PAGE_SIZE;
+    // a truncate to the same size still changes the inode's times, which makes the sync dearer
+    if (files.statDb().size !== size) files.truncateDb(size);
     files.syncDb();
     if (locked) this.#conn.exec('COMMIT');
   }
@@ -387,6 +418,9 @@ export class FrameApplier {
     );
   }
 }
+
+/** Calls `each` with the pages of a batch, page 1 among them or not, in file order. */
+type PageSource = (each: (pageNo: number, page: Buffer) => void) => void;
 
 interface MergedUnit {
   lastFrameNo: bigint;

@@ -1,8 +1,9 @@
 /**
- * The replica's redo file (`replica-redo`): the page images of the batch being applied, written and
- * fsynced before any page touches the database file. A crash while the pages are being written
- * leaves a valid redo file; the next open applies it again (page writes are idempotent). A torn or
- * otherwise invalid file was never complete, so the database was never touched: it is discarded.
+ * The replica's redo files (`replica-redo`, `replica-redo-b`; batches alternate between them): the
+ * page images of a batch, written and synced before any page touches the database file. A crash
+ * while the pages are being written leaves a valid redo file; the next open applies it again (page
+ * writes are idempotent). A torn or otherwise invalid file was never complete, so the database was
+ * never touched for it: it is discarded. A file whose magic is zero is empty.
  *
  * Our own format, all integers little-endian:
  *
@@ -19,12 +20,14 @@
  * ```
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, fstatSync, fsyncSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, fdatasyncSync, fstatSync, openSync, rmSync } from 'node:fs';
 import { fsyncDirOf, readFully, writeFully } from '../wal/fs-util.js';
 import { PAGE_SIZE } from '../wal/frame.js';
 import { readLogId, writeLogId } from '../wal/log-id.js';
 
 const MAGIC = Buffer.from('LSQLREDO', 'latin1');
+/** A slot marked empty (cleared, or a batch abandoned or being written). */
+const EMPTY_MAGIC = Buffer.alloc(MAGIC.length);
 const VERSION = 1;
 export const REDO_HEADER_SIZE = 48;
 export const REDO_ENTRY_SIZE = 4 + PAGE_SIZE;
@@ -60,9 +63,56 @@ function digestOf(header: Buffer, entries: Hash): Buffer {
   return createHash('sha256').update(header).update(entries.digest()).digest();
 }
 
-/** Streams a batch's pages into a new redo file; `finish()` makes it valid and durable. */
+/**
+ * One of the replica's two redo files (`replica-redo`, `replica-redo-b`), kept open and rewritten in
+ * place: no new inode, no truncation and no directory fsync per batch, so `finish()` costs one
+ * fdatasync of the data. A file longer than its current batch keeps old bytes after the checksum,
+ * which readers ignore.
+ */
+export class RedoSlot {
+  #fd: number | null = null;
+  #created = false;
+
+  constructor(readonly path: string) {}
+
+  /** Starts writing a batch into this slot (its previous batch is invalid from the first page on). */
+  writer(head: Omit<RedoHeader, 'pageCount'>): RedoWriter {
+    if (!Number.isInteger(head.sizeAfter) || head.sizeAfter < 1 || head.sizeAfter > 0xffff_ffff) {
+      throw new RangeError(`database size after the batch must be at least one page, got ${head.sizeAfter}`);
+    }
+    encodeHeader({ ...head, pageCount: 0 }); // validates the log id and frame_no before touching the file
+    if (this.#fd === null) {
+      this.#created = !existsSync(this.path);
+      this.#fd = openSync(this.path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    }
+    return new RedoWriter(this, this.#fd, head);
+  }
+
+  /** Marks the slot empty (zero magic), e.g. when the replica starts over for a new log. */
+  clear(): void {
+    if (this.#fd === null && !existsSync(this.path)) return;
+    this.#fd ??= openSync(this.path, constants.O_RDWR | constants.O_CREAT, 0o644);
+    writeFully(this.#fd, Buffer.alloc(MAGIC.length), 0);
+    fdatasyncSync(this.#fd);
+  }
+
+  close(): void {
+    if (this.#fd === null) return;
+    closeSync(this.#fd);
+    this.#fd = null;
+  }
+
+  /** Called by a finished writer: a new file's directory entry is made durable once. */
+  synced(): void {
+    if (!this.#created) return;
+    this.#created = false;
+    fsyncDirOf(this.path);
+  }
+}
+
+/** Streams a batch's pages into a redo slot; `finish()` makes it valid and durable. */
 export class RedoWriter {
-  readonly #path: string;
+  readonly #slot: RedoSlot;
   readonly #fd: number;
   readonly #head: Omit<RedoHeader, 'pageCount'>;
   readonly #hash = createHash('sha256');
@@ -71,19 +121,12 @@ export class RedoWriter {
   #count = 0;
   #done = false;
 
-  private constructor(path: string, fd: number, head: Omit<RedoHeader, 'pageCount'>) {
-    this.#path = path;
+  constructor(slot: RedoSlot, fd: number, head: Omit<RedoHeader, 'pageCount'>) {
+    this.#slot = slot;
     this.#fd = fd;
     this.#head = head;
-  }
-
-  /** Creates (replacing) the redo file at `path`. */
-  static create(path: string, head: Omit<RedoHeader, 'pageCount'>): RedoWriter {
-    if (!Number.isInteger(head.sizeAfter) || head.sizeAfter < 1 || head.sizeAfter > 0xffff_ffff) {
-      throw new RangeError(`database size after the batch must be at least one page, got ${head.sizeAfter}`);
-    }
-    encodeHeader({ ...head, pageCount: 0 }); // validates the log id and frame_no before creating the file
-    return new RedoWriter(path, openSync(path, 'w', 0o644), head);
+    // The slot's old batch must not look valid with some of the new pages in it.
+    writeFully(fd, Buffer.alloc(MAGIC.length), 0);
   }
 
   get pageCount(): number {
@@ -104,24 +147,24 @@ export class RedoWriter {
     if (this.#inChunk === CHUNK_ENTRIES) this.#flush();
   }
 
-  /** Writes the header and checksum, fsyncs the file and its directory, closes it. */
+  /** Writes the header and checksum and syncs the data (the directory too for a new file). */
   finish(): RedoHeader {
     this.#flush();
     const header: RedoHeader = { ...this.#head, pageCount: this.#count };
     const encoded = encodeHeader(header);
-    writeFully(this.#fd, encoded, 0);
     writeFully(this.#fd, digestOf(encoded, this.#hash), REDO_HEADER_SIZE + this.#count * REDO_ENTRY_SIZE);
-    fsyncSync(this.#fd);
-    this.#close();
-    fsyncDirOf(this.#path);
+    writeFully(this.#fd, encoded, 0);
+    fdatasyncSync(this.#fd);
+    this.#done = true;
+    this.#slot.synced();
     return header;
   }
 
-  /** Closes and removes an unfinished file. */
+  /** Leaves the slot empty (an unfinished batch must never be applied). */
   abandon(): void {
     if (this.#done) return;
-    this.#close();
-    removeRedo(this.#path);
+    this.#done = true;
+    writeFully(this.#fd, Buffer.alloc(MAGIC.length), 0);
   }
 
   #flush(): void {
@@ -130,11 +173,6 @@ export class RedoWriter {
     this.#hash.update(bytes);
     writeFully(this.#fd, bytes, REDO_HEADER_SIZE + (this.#count - this.#inChunk) * REDO_ENTRY_SIZE);
     this.#inChunk = 0;
-  }
-
-  #close(): void {
-    this.#done = true;
-    closeSync(this.#fd);
   }
 }
 
@@ -177,10 +215,11 @@ export function inspectRedo(path: string): RedoState {
     const size = fstatSync(fd).size;
     const head = Buffer.alloc(REDO_HEADER_SIZE);
     if (readFully(fd, head, 0, REDO_HEADER_SIZE, 0) !== REDO_HEADER_SIZE) return { state: 'invalid', reason: `only ${size} bytes` };
+    if (head.subarray(0, MAGIC.length).equals(EMPTY_MAGIC)) return { state: 'missing' };
     const header = parseHeader(head);
     if (typeof header === 'string') return { state: 'invalid', reason: header };
     const expected = REDO_HEADER_SIZE + header.pageCount * REDO_ENTRY_SIZE + DIGEST_SIZE;
-    if (size !== expected) return { state: 'invalid', reason: `${size} bytes, expected ${expected}` };
+    if (size < expected) return { state: 'invalid', reason: `${size} bytes, expected at least ${expected}` };
     const hash = createHash('sha256');
     const bad: { pageNo: number | null } = { pageNo: null };
     forEachChunk(fd, header.pageCount, (chunk, n) => {

@@ -51,6 +51,8 @@ export interface ClusterNode {
   configChanged(namespace: string): void;
   /** Replica: where a namespace's replication stands (null on a primary or before it opened). */
   replicationStatus(namespace: string): ReplicationStatus | null;
+  /** Resolves once a replica applied `frameNo` of the namespace (at once on a primary). */
+  waitForIndex(namespace: string, frameNo: bigint, signal?: AbortSignal): Promise<void>;
   /** Stops replication and the inter-node port (before the databases close). */
   close(): Promise<void>;
 }
@@ -144,6 +146,10 @@ class PrimaryNode implements ClusterNode {
     return null;
   }
 
+  waitForIndex(): Promise<void> {
+    return Promise.resolve();
+  }
+
   async close(): Promise<void> {
     try {
       await this.#grpc?.close();
@@ -214,6 +220,12 @@ class ReplicaNode implements ClusterNode {
 
   replicationStatus(namespace: string): ReplicationStatus | null {
     return this.#namespaces.get(namespace)?.replicator?.status() ?? null;
+  }
+
+  waitForIndex(namespace: string, frameNo: bigint, signal?: AbortSignal): Promise<void> {
+    const ns = this.#namespaces.get(namespace);
+    if (!ns) return Promise.reject(new Error(`namespace ${namespace} is not open`));
+    return ns.role.waitForIndex(frameNo, signal);
   }
 
   async close(): Promise<void> {

@@ -9,13 +9,13 @@ import { noFaults } from '../../../src/engine/faults.js';
 import { SqliteFiles } from '../../../src/engine/files/sqlite-files.js';
 import { silentLogger, type Logger } from '../../../src/engine/logger.js';
 import type { LoggedTransaction } from '../../../src/engine/pipeline/transactions.js';
-import { decodeClientWalIndex, encodeClientWalIndex, readClientWalIndex } from '../../../src/engine/replica/client-wal-index.js';
+import { decodeClientWalIndex, encodeClientWalIndex, readClientWalIndex, writeClientWalIndex } from '../../../src/engine/replica/client-wal-index.js';
 import { APPLIER_CRASH_POINTS, parseCrashAt, type ApplierCrashPoint } from '../../../src/engine/replica/crash-points.js';
 import { FrameApplier, type FrameApplierOptions } from '../../../src/engine/replica/frame-applier.js';
 import { ReplicaRole, type ReplicaRoleOptions } from '../../../src/engine/roles/replica-role.js';
 import type { OpenTransaction, RoleHost } from '../../../src/engine/roles/role.js';
 import { SqlError } from '../../../src/engine/sql-error.js';
-import { inspectDb, MemoryFrameSource, PagePrimary, removeTempDirs, standardWorkload, tempDir } from '../../helpers/page-transactions.js';
+import { inspectDb, MemoryFrameSource, PagePrimary, redoOf, removeTempDirs, standardWorkload, tempDir, unappliedRedo } from '../../helpers/page-transactions.js';
 
 const cleanups: (() => void | Promise<void>)[] = [];
 afterEach(async () => {
@@ -56,7 +56,7 @@ class Replica {
     expect(state.integrity).toBe('ok');
     expect(state.dump).toBe(primary.dumps.get(txn.lastFrameNo));
     expect(readClientWalIndex(this.paths.clientWalIndex)?.committedFrameNo).toBe(txn.lastFrameNo);
-    expect(existsSync(this.paths.replicaRedo)).toBe(false);
+    expect(unappliedRedo(this.paths, txn.lastFrameNo)).toEqual([]);
   }
 }
 
@@ -282,13 +282,56 @@ describe('FrameApplier', () => {
     await applier.apply([t0]);
     armed = true;
     await expect(applier.apply([t1, t2])).rejects.toThrow(/simulated crash/);
-    expect(existsSync(replica.paths.replicaRedo)).toBe(true);
+    expect(unappliedRedo(replica.paths, t0.lastFrameNo)).toEqual([redoOf(replica.paths, t2.lastFrameNo)]);
     expect(readClientWalIndex(replica.paths.clientWalIndex)?.committedFrameNo).toBe(t0.lastFrameNo);
     const reopened = await replica.reopen();
     expect(reopened.appliedFrameNo).toBe(t2.lastFrameNo);
     replica.expectAt(primary, t2);
     await reopened.apply(primary.transactions.slice(3));
     replica.expectAt(primary, last(primary.transactions));
+  });
+
+  it('recovers the index from the redo files when index writes were lost (power loss)', async () => {
+    const primary = workload();
+    const [t0, t1, t2] = primary.transactions as [LoggedTransaction, LoggedTransaction, LoggedTransaction];
+    const replica = new Replica();
+    const applier = await replica.open();
+    const logId = '77777777-8888-4999-8aaa-bbbbbbbbbbbb';
+    await applier.reset(logId);
+    for (const t of [t0, t1, t2]) await applier.apply([t]);
+    // batches alternate between the two slots: the last two batches are both still on disk
+    expect(redoOf(replica.paths, t2.lastFrameNo)).not.toBe(redoOf(replica.paths, t1.lastFrameNo));
+    // the index writes after t0 never reached the disk
+    writeClientWalIndex(replica.paths.clientWalIndex, { logId, committedFrameNo: t0.lastFrameNo });
+    const reopened = await replica.reopen();
+    expect(reopened.appliedFrameNo).toBe(t2.lastFrameNo);
+    replica.expectAt(primary, t2);
+  });
+
+  it('re-applies the older slot when the newest one is torn and the index is behind both', async () => {
+    const primary = workload();
+    const [t0, t1, t2] = primary.transactions as [LoggedTransaction, LoggedTransaction, LoggedTransaction];
+    const replica = new Replica();
+    let armed = false;
+    const applier = await replica.open({
+      crashHook: (p) => {
+        if (armed && p === 'after-redo') throw new Error('simulated crash');
+      },
+    });
+    const logId = '88888888-9999-4aaa-8bbb-cccccccccccc';
+    await applier.reset(logId);
+    await applier.apply([t0]);
+    await applier.apply([t1]);
+    armed = true;
+    await expect(applier.apply([t2])).rejects.toThrow(/simulated crash/);
+    const torn = redoOf(replica.paths, t2.lastFrameNo);
+    truncateSync(torn, statSync(torn).size - 100);
+    writeClientWalIndex(replica.paths.clientWalIndex, { logId, committedFrameNo: null });
+    const reopened = await replica.reopen();
+    expect(reopened.appliedFrameNo).toBe(t1.lastFrameNo);
+    replica.expectAt(primary, t1);
+    await reopened.apply([t2]);
+    replica.expectAt(primary, t2);
   });
 
   it.each(['torn', 'corrupt'])('discards a %s redo file: that batch never reached the database', async (damage) => {
@@ -305,7 +348,7 @@ describe('FrameApplier', () => {
     await applier.apply([t0]);
     armed = true;
     await expect(applier.apply([t1])).rejects.toThrow(/simulated crash/);
-    const redo = replica.paths.replicaRedo;
+    const redo = redoOf(replica.paths, t1.lastFrameNo);
     if (damage === 'torn') truncateSync(redo, statSync(redo).size - 100);
     else {
       const bytes = readFileSync(redo);
