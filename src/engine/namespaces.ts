@@ -13,6 +13,11 @@ export interface NamespacesOptions {
   role: (name: string) => DbRole | null;
   logger: Logger;
   faults?: FaultInjector;
+  /**
+   * Asked about a namespace the registry does not know (a replica asks its primary): true registers
+   * and opens it. Without it, only registered namespaces (and `default`) exist.
+   */
+  admit?: (name: string) => Promise<boolean>;
   /** Called once for every namespace database right after it opened (backups, metrics). */
   onOpen?: (db: NamespaceDb) => void;
 }
@@ -38,12 +43,13 @@ export class Namespaces {
     const existing = this.open.get(name);
     if (existing) return Promise.resolve(existing);
     if (this.closing) return Promise.reject(new Error('the server is shutting down'));
-    if (name !== DEFAULT_NAMESPACE && !this.registry.has(name)) {
+    const known = name === DEFAULT_NAMESPACE || this.registry.has(name);
+    if (!known && !this.opts.admit) {
       return Promise.reject(new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`));
     }
     let pending = this.opening.get(name);
     if (!pending) {
-      pending = this.openNamespace(name).finally(() => this.opening.delete(name));
+      pending = (known ? this.openNamespace(name) : this.admitAndOpen(name)).finally(() => this.opening.delete(name));
       this.opening.set(name, pending);
     }
     return pending;
@@ -56,6 +62,11 @@ export class Namespaces {
 
   list(): NamespaceDb[] {
     return [...this.open.values()];
+  }
+
+  private async admitAndOpen(name: string): Promise<NamespaceDb> {
+    if (!(await this.opts.admit?.(name))) throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`);
+    return this.openNamespace(name);
   }
 
   private async openNamespace(name: string): Promise<NamespaceDb> {

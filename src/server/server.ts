@@ -90,6 +90,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     ...(overrides.faults ? { faults: overrides.faults } : {}),
     role: (name) => cluster.roleFor(name),
     onOpen: (db) => cluster.onOpen(db),
+    ...(cluster.admit ? { admit: cluster.admit } : {}),
   });
   teardown.register('namespaces', () => namespaces.close());
   // Registered after the namespaces, so replication and the inter-node port stop before they close.

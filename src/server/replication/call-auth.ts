@@ -54,7 +54,11 @@ async function authenticate(ctx: ServerContext, meta: CallMetadata): Promise<Pri
   try {
     return await ctx.auth.authenticateHttp(meta.get('authorization') ?? meta.get('x-authorization'));
   } catch (err) {
-    if (err instanceof AuthError) throw new GrpcError(GrpcStatus.UNAUTHENTICATED, `AuthError: ${err.message}`, { cause: err });
+    if (err instanceof AuthError) {
+      // sqld: a call without credentials fails while parsing the metadata, before authentication
+      if (err.code === 'AUTH_HEADER_NOT_FOUND') throw new GrpcError(GrpcStatus.INTERNAL, `Error parsing auth header: ${err.message}`, { cause: err });
+      throw new GrpcError(GrpcStatus.UNAUTHENTICATED, `AuthError: ${err.message}`, { cause: err });
+    }
     throw err;
   }
 }

@@ -22,7 +22,7 @@ import { ReplicaRole } from '../../engine/roles/replica-role.js';
 import { registerGrpcWeb } from '../../rpc/grpc-web/routes.js';
 import type { DatabaseConfig } from '../../rpc/messages.js';
 import { createProxyService, type ProxyService } from '../../rpc/proxy/proxy-service.js';
-import type { CallMetadata } from '../../rpc/service.js';
+import { GrpcError, GrpcStatus, type CallMetadata } from '../../rpc/service.js';
 import { startGrpcServer, type GrpcServerHandle } from '../../rpc/transport/grpc-server.js';
 import { principalToProxyJson } from '../auth/proxy-principal.js';
 import type { ServerContext } from '../context.js';
@@ -38,6 +38,8 @@ export interface ClusterNode {
   readonly role: ClusterConfig['role'];
   /** The role of a namespace database about to open. */
   roleFor(namespace: string): DbRole;
+  /** Replica: a namespace unknown here exists if the primary has it (Namespaces' `admit`). */
+  readonly admit: ((namespace: string) => Promise<boolean>) | undefined;
   /** A namespace database opened (a replica starts following its primary). */
   onOpen(db: NamespaceDb): void;
   /** A client connection for `auth` on `db`. */
@@ -83,6 +85,7 @@ export function createClusterNode(deps: ClusterDeps): ClusterNode {
 
 class PrimaryNode implements ClusterNode {
   readonly role = 'primary';
+  readonly admit = undefined;
   readonly #deps: ClusterDeps;
   readonly #cluster: Extract<ClusterConfig, { role: 'primary' }>;
   readonly #tokens = new SessionTokens();
@@ -177,6 +180,16 @@ class ReplicaNode implements ClusterNode {
     this.#cluster = cluster;
     this.#client = new PrimaryClient({ url: cluster.primary.url, tls: cluster.primary.tls, nodeSecret: cluster.nodeSecret, logger: deps.logger });
   }
+
+  readonly admit = async (namespace: string): Promise<boolean> => {
+    try {
+      await this.#client.hello(namespace);
+      return true;
+    } catch (err) {
+      if (err instanceof GrpcError && err.status === GrpcStatus.FAILED_PRECONDITION && err.message === 'NAMESPACE_DOESNT_EXIST') return false;
+      throw new Error(`cannot ask the primary whether namespace ${namespace} exists: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
+    }
+  };
 
   roleFor(namespace: string): DbRole {
     const crashAt = this.#deps.config.testHooks.applierCrashAt;

@@ -16,6 +16,8 @@ import type { SessionTokens } from './session-tokens.js';
 
 /** BatchLogEntries returns at least this many frames (when there are), then up to the next commit. */
 export const BATCH_MIN_FRAMES = 1024;
+/** Legacy (versionless) Hello peers remembered at most. */
+const MAX_LEGACY_PEERS = 1024;
 
 export interface LogCallTarget {
   namespace: string;
@@ -69,7 +71,7 @@ export class LogService {
 
   async hello(req: HelloRequest, ctx: CallContext): Promise<HelloResponse> {
     const { namespace, source } = await this.#target(ctx);
-    if (req.handshakeVersion === undefined) this.#legacyPeers.add(`${ctx.peer}\n${namespace}`);
+    if (req.handshakeVersion === undefined) this.#rememberLegacyPeer(`${ctx.peer}\n${namespace}`);
     const index = source.replicationIndex();
     return {
       generationId: this.#deps.tokens.processId,
@@ -130,6 +132,16 @@ export class LogService {
       throw logReadError(err);
     }
     if (held !== null) yield wireFrame(held, ref.sizeAfter);
+  }
+
+  #rememberLegacyPeer(key: string): void {
+    this.#legacyPeers.delete(key);
+    this.#legacyPeers.add(key);
+    // bounded: the oldest peers are forgotten first (they say Hello again after NO_HELLO)
+    for (const old of this.#legacyPeers) {
+      if (this.#legacyPeers.size <= MAX_LEGACY_PEERS) break;
+      this.#legacyPeers.delete(old);
+    }
   }
 
   /** Namespace, authentication, primary check and flavor, plus the session check of log calls. */
