@@ -9,7 +9,7 @@
  * unlinked behind our back is retired, not closed, until then. This module is the only place that
  * opens these files; everything else reads and writes through it.
  */
-import { closeSync, constants, fdatasyncSync, fstatSync, ftruncateSync, openSync, type Stats } from 'node:fs';
+import { closeSync, constants, fdatasync, fdatasyncSync, fstatSync, ftruncateSync, openSync, type Stats } from 'node:fs';
 import type { NamespacePaths } from '../data-dir.js';
 import { readFully, writeFully } from '../wal/fs-util.js';
 
@@ -73,6 +73,13 @@ export class SqliteFiles {
   syncDb(): void {
     this.#check();
     fdatasyncSync(this.#db);
+  }
+
+  /** syncDb on libuv's thread pool: the event loop goes on meanwhile. Keep the files open until it settles. */
+  syncDbAsync(): Promise<void> {
+    this.#check();
+    const fd = this.#db;
+    return new Promise((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
   }
 
   statDb(): Stats {

@@ -81,6 +81,9 @@ export class FrameApplier {
   #index: ClientWalIndex | null;
   readonly #slots: readonly [RedoSlot, RedoSlot];
   readonly #indexFile: ClientWalIndexFile;
+  /** The background sync of the database after the last batch (see #syncDbInBackground). */
+  #dbSync: Promise<void> | null = null;
+  #dbSyncPending = false;
   /** The redo slot (0 or 1) holding the last applied batch, or null; the next batch uses the other. */
   #lastSlot: 0 | 1 | null = null;
   /** Set when a batch failed halfway: the exclusive lock stays held, only a restart recovers. */
@@ -143,6 +146,7 @@ export class FrameApplier {
       if (txns.length === 0) return;
       const unit = mergeTransactions(txns, this.nextFrameNo);
       if (!unit.pages.has(1) && !this.#hasDatabase()) throw new RangeError('the first batch of a replica must contain page 1');
+      await this.#settleDbSync();
       const slot = this.#nextSlot();
       const writer = this.#slots[slot].writer({ logId: index.logId, lastFrameNo: unit.lastFrameNo, sizeAfter: unit.sizeAfter });
       const order = [...unit.pages.keys()].sort((a, b) => a - b);
@@ -156,7 +160,7 @@ export class FrameApplier {
       const pages: PageSource = (each) => {
         for (const pageNo of order) each(pageNo, unit.pages.get(pageNo) ?? zeroPage());
       };
-      await this.#applyRedo(slot, writer.finish(), signal, false, pages);
+      await this.#applyRedo(slot, await writer.finish(), signal, false, pages);
     });
   }
 
@@ -171,6 +175,7 @@ export class FrameApplier {
       const next = this.nextFrameNo;
       if (ref.endFrameNo < next) return;
       if (ref.startFrameNo > next) throw new RangeError(`snapshot ${ref.startFrameNo}..${ref.endFrameNo} leaves a gap after frame ${next - 1n}`);
+      await this.#settleDbSync();
       const slot = this.#nextSlot();
       const writer = this.#slots[slot].writer({ logId: index.logId, lastFrameNo: ref.endFrameNo, sizeAfter: ref.sizeAfter });
       const seen = new Set<number>();
@@ -189,7 +194,7 @@ export class FrameApplier {
         writer.abandon();
         throw err;
       }
-      await this.#applyRedo(slot, writer.finish(), signal, false);
+      await this.#applyRedo(slot, await writer.finish(), signal, false);
     });
   }
 
@@ -197,6 +202,7 @@ export class FrameApplier {
   reset(logId: string, signal?: AbortSignal): Promise<void> {
     return this.#serial(async () => {
       this.#usable();
+      await this.#settleDbSync();
       for (const slot of this.#slots) slot.clear();
       this.#lastSlot = null;
       if (this.#files.statDb().size > 0) {
@@ -221,6 +227,13 @@ export class FrameApplier {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
+    if (this.#dbSyncPending && this.#broken === null) {
+      try {
+        this.#files.syncDb();
+      } catch (err) {
+        this.#logger.error({ err }, `syncing the replica database at close failed: ${errorMessage(err)}`);
+      }
+    }
     this.#conn.close();
     for (const slot of this.#slots) slot.close();
     this.#indexFile.close();
@@ -274,9 +287,17 @@ export class FrameApplier {
     if (newest === null) return;
     this.#lastSlot = newest.slot;
     const { header } = newest;
-    if (applied !== null && header.lastFrameNo <= applied) return; // the last batch, already recorded as applied
-    this.#logger.info({ frameNo: header.lastFrameNo.toString(), pages: header.pageCount }, 're-applying an interrupted replica batch');
+    if (applied !== null && header.lastFrameNo < applied) {
+      // never happens by design (a batch's redo file is synced before its index is written); an older batch must not be written over newer pages
+      this.#logger.warn({ redoFrameNo: header.lastFrameNo.toString(), appliedFrameNo: applied.toString() }, 'ignoring a replica redo file older than the index');
+      return;
+    }
+    // Applied again even when the index names it: the database is synced only after the index is written.
+    if (applied === null || header.lastFrameNo > applied) {
+      this.#logger.info({ frameNo: header.lastFrameNo.toString(), pages: header.pageCount }, 're-applying an interrupted replica batch');
+    }
     await this.#applyRedo(newest.slot, header, signal, true);
+    await this.#settleDbSync();
   }
 
   #nextSlot(): 0 | 1 {
@@ -295,6 +316,7 @@ export class FrameApplier {
       throw err;
     }
     this.#critical(() => this.#writeBatch(header, locked, crash, pages ?? ((each) => readRedoPages(path, header, each))));
+    this.#syncDbInBackground();
     crash?.('before-index');
     const index: ClientWalIndex = { logId: header.logId, committedFrameNo: header.lastFrameNo };
     this.#indexFile.write(index, { durable: false });
@@ -333,8 +355,40 @@ export class FrameApplier {
     const size = header.sizeAfter * PAGE_SIZE;
     // a truncate to the same size still changes the inode's times, which makes the sync dearer
     if (files.statDb().size !== size) files.truncateDb(size);
-    files.syncDb();
     if (locked) this.#conn.exec('COMMIT');
+  }
+
+  /**
+   * The database is synced after COMMIT in the background (readers and waiters need not wait for
+   * it); the next batch awaits it before it overwrites a redo slot, so the batch in the other slot
+   * is always durable or re-appliable.
+   */
+  #syncDbInBackground(): void {
+    const previous = this.#dbSync ?? Promise.resolve();
+    const sync = previous.then(() => this.#files.syncDbAsync());
+    this.#dbSync = sync;
+    this.#dbSyncPending = true;
+    sync.then(
+      () => {
+        if (this.#dbSync === sync) this.#dbSyncPending = false;
+      },
+      (err: unknown) => {
+        this.#broken ??= err;
+        this.#logger.error({ err }, `syncing the replica database failed: ${errorMessage(err)}`);
+      },
+    );
+  }
+
+  async #settleDbSync(): Promise<void> {
+    const sync = this.#dbSync;
+    if (sync === null) return;
+    await sync;
+    if (this.#dbSync === sync) this.#dbSync = null;
+  }
+
+  /** Waits until everything applied is durable (clean shutdown). */
+  flush(): Promise<void> {
+    return this.#serial(() => this.#settleDbSync());
   }
 
   /** True when the file starts with a SQLite header (else there is nothing SQLite could lock). */

@@ -20,7 +20,7 @@
  * ```
  */
 import { createHash, type Hash } from 'node:crypto';
-import { closeSync, constants, existsSync, fdatasyncSync, fstatSync, openSync, rmSync } from 'node:fs';
+import { closeSync, constants, existsSync, fdatasync, fdatasyncSync, fstatSync, openSync, rmSync } from 'node:fs';
 import { fsyncDirOf, readFully, writeFully } from '../wal/fs-util.js';
 import { PAGE_SIZE } from '../wal/frame.js';
 import { readLogId, writeLogId } from '../wal/log-id.js';
@@ -147,15 +147,19 @@ export class RedoWriter {
     if (this.#inChunk === CHUNK_ENTRIES) this.#flush();
   }
 
-  /** Writes the header and checksum and syncs the data (the directory too for a new file). */
-  finish(): RedoHeader {
+  /**
+   * Writes the header and checksum and syncs the data (the directory too for a new file); the sync
+   * runs on libuv's thread pool, so the event loop goes on meanwhile.
+   */
+  async finish(): Promise<RedoHeader> {
     this.#flush();
     const header: RedoHeader = { ...this.#head, pageCount: this.#count };
     const encoded = encodeHeader(header);
     writeFully(this.#fd, digestOf(encoded, this.#hash), REDO_HEADER_SIZE + this.#count * REDO_ENTRY_SIZE);
     writeFully(this.#fd, encoded, 0);
-    fdatasyncSync(this.#fd);
     this.#done = true;
+    const fd = this.#fd;
+    await new Promise<void>((resolve, reject) => fdatasync(fd, (err) => (err ? reject(err) : resolve())));
     this.#slot.synced();
     return header;
   }

@@ -130,6 +130,11 @@ export class ReplicaRole implements DbRole {
     this.#closing.abort(new Error('the replica is closing'));
     await Promise.allSettled([...this.#following]);
     for (const w of [...this.#waiters]) this.#settle(w, new Error('the replica is closed'));
+    try {
+      await this.#applier?.flush();
+    } catch (err) {
+      this.#logger?.error({ err }, 'the replica database could not be synced at close');
+    }
     this.#applier?.close();
   }
 

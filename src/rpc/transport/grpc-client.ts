@@ -129,6 +129,9 @@ export function createGrpcChannel(opts: GrpcChannelOptions): GrpcChannel {
     'grpc.max_send_message_length': -1,
     'grpc.keepalive_time_ms': KEEPALIVE_TIME_MS,
     'grpc.keepalive_timeout_ms': KEEPALIVE_TIMEOUT_MS,
+    // a primary that comes back is found within seconds (grpc-js' own default backs off to 2 minutes)
+    'grpc.initial_reconnect_backoff_ms': 100,
+    'grpc.max_reconnect_backoff_ms': 5000,
   };
   if (secure) options['grpc.ssl_target_name_override'] = TLS_SERVER_NAME;
   const client = new grpc.Client(address, credentials, options);

@@ -31,6 +31,7 @@ import { resolveLogCall, resolveProxyCall } from './call-auth.js';
 import { ForwardingConnection } from './forwarding-connection.js';
 import { LogService } from './log-service.js';
 import { NODE_SECRET_HEADER, PrimaryClient } from './primary-client.js';
+import { PrimaryStreamPool } from './primary-streams.js';
 import { Replicator, type ReplicationStatus } from './replicator.js';
 import { SessionTokens } from './session-tokens.js';
 
@@ -165,6 +166,7 @@ class PrimaryNode implements ClusterNode {
 interface ReplicaNamespace {
   role: ReplicaRole;
   replicator: Replicator | null;
+  streams: PrimaryStreamPool;
 }
 
 class ReplicaNode implements ClusterNode {
@@ -197,7 +199,8 @@ class ReplicaNode implements ClusterNode {
       readGraceMs: this.#deps.config.replica.readGraceMs,
       ...(crashAt ? { crashHook: crashHookAt(crashAt, () => process.kill(process.pid, 'SIGKILL')) } : {}),
     });
-    this.#namespaces.set(namespace, { role, replicator: null });
+    this.#namespaces.get(namespace)?.streams.close();
+    this.#namespaces.set(namespace, { role, replicator: null, streams: new PrimaryStreamPool(this.#client, namespace, this.#deps.logger) });
     return role;
   }
 
@@ -216,7 +219,7 @@ class ReplicaNode implements ClusterNode {
       local: db.connect(),
       role: ns.role,
       caughtUp: () => ns.replicator?.caughtUp() ?? true,
-      client: this.#client,
+      streams: ns.streams,
       creds: { proxyAuthorization: principalToProxyJson(auth.principal, namespace), credential: auth.credential },
       timeoutMs: this.#cluster.forwardTimeoutMs,
       logger: this.#deps.logger,
@@ -245,6 +248,7 @@ class ReplicaNode implements ClusterNode {
     try {
       await Promise.all([...this.#namespaces.values()].map((ns) => ns.replicator?.stop() ?? Promise.resolve()));
     } finally {
+      for (const ns of this.#namespaces.values()) ns.streams.close();
       this.#client.close();
     }
   }

@@ -16,12 +16,9 @@ import type { ReplicaRole } from '../../engine/roles/replica-role.js';
 import { classifyStatement } from '../../engine/sql-split.js';
 import { ForbiddenError, SqlError } from '../../engine/sql-error.js';
 import type { ExecResult, SqlArgs } from '../../engine/values.js';
-import { programToProxy, ProgramEventReader, type ProgramReadResult } from '../../rpc/proxy/convert.js';
-import type { ExecReq, ExecResp } from '../../rpc/messages.js';
-import { proxyErrorToSqlError } from '../../rpc/proxy/convert.js';
-import type { BidiCall } from '../../rpc/transport/grpc-client.js';
-import { GrpcError, GrpcStatus } from '../../rpc/service.js';
-import type { ForwardCredentials, PrimaryClient } from './primary-client.js';
+import type { ProgramReadResult } from '../../rpc/proxy/convert.js';
+import type { ForwardCredentials } from './primary-client.js';
+import { callFailure, proxyError, taintsConnection, type PrimaryStream, type PrimaryStreamPool } from './primary-streams.js';
 
 export interface ForwardingOptions {
   namespace: string;
@@ -29,136 +26,30 @@ export interface ForwardingOptions {
   role: ReplicaRole;
   /** False until the replica applied what the primary had at Hello: then reads go to the primary too. */
   caughtUp: () => boolean;
-  client: PrimaryClient;
+  /** The namespace's idle primary streams. */
+  streams: PrimaryStreamPool;
   creds: ForwardCredentials;
   /** A forwarded program that gets no answer within this long fails (the primary is down or stuck). */
   timeoutMs: number;
   logger: Logger;
 }
 
-function proxyError(message: string, cause?: unknown): SqlError {
-  return new SqlError('PROXY_ERROR', `error executing a request on the primary: ${message}`, { cause });
-}
-
-function callFailure(err: unknown): SqlError {
-  if (err instanceof SqlError) return err;
-  if (err instanceof GrpcError) {
-    if (err.status === GrpcStatus.UNAVAILABLE) return proxyError(`the primary is unavailable (${err.message})`, err);
-    return proxyError(`${GrpcStatus[err.status] ?? err.status}: ${err.message}`, err);
-  }
-  return proxyError(err instanceof Error ? err.message : String(err), err);
+function lostTransaction(): SqlError {
+  return proxyError('the connection to the primary was lost inside a transaction, which was rolled back');
 }
 
 /** Statements that need the primary (by their text, when they do not prepare here). */
 const WRITING_KINDS = new Set(['ddl', 'dml']);
-
-interface Pending {
-  id: number;
-  reader: ProgramEventReader;
-  resolve(r: ProgramReadResult): void;
-  reject(err: Error): void;
-}
-
-/** One `Proxy.StreamExec` stream: requests in order, one at a time. */
-class PrimaryStream {
-  readonly #call: BidiCall<ExecReq, ExecResp>;
-  readonly #ctl = new AbortController();
-  #nextId = 0;
-  #pending: Pending | null = null;
-  #broken: SqlError | null = null;
-
-  constructor(client: PrimaryClient, namespace: string, creds: ForwardCredentials) {
-    this.#call = client.streamExec(namespace, creds, this.#ctl.signal);
-    void this.#read();
-  }
-
-  get broken(): boolean {
-    return this.#broken !== null;
-  }
-
-  exec(steps: readonly ProgramStep[], timeoutMs: number): Promise<ProgramReadResult> {
-    if (this.#broken) return Promise.reject(this.#broken);
-    if (this.#pending) return Promise.reject(new Error('a forwarded request is already running on this connection'));
-    const id = this.#nextId++;
-    return new Promise<ProgramReadResult>((resolve, reject) => {
-      const timer = setTimeout(() => this.#fail(proxyError(`the primary did not answer within ${timeoutMs} ms`)), timeoutMs);
-      this.#pending = {
-        id,
-        reader: new ProgramEventReader(),
-        resolve: (r) => {
-          clearTimeout(timer);
-          resolve(r);
-        },
-        reject: (err: Error) => {
-          clearTimeout(timer);
-          reject(err);
-        },
-      };
-      try {
-        this.#call.send({ requestId: id, request: { execute: { pgm: programToProxy(steps) } } });
-      } catch (err) {
-        this.#fail(callFailure(err));
-      }
-    });
-  }
-
-  close(): void {
-    if (!this.#broken) this.#broken = proxyError('the connection is closed');
-    try {
-      this.#call.end();
-    } catch {
-      // already gone
-    }
-    this.#ctl.abort();
-  }
-
-  async #read(): Promise<void> {
-    try {
-      for await (const resp of this.#call.responses) this.#onResponse(resp);
-      this.#fail(proxyError('the primary closed the stream'));
-    } catch (err) {
-      this.#fail(callFailure(err));
-    }
-  }
-
-  #onResponse(resp: ExecResp): void {
-    const p = this.#pending;
-    if (p === null || resp.requestId !== p.id) return; // an answer to a request given up on
-    const body = resp.response;
-    try {
-      if (body === undefined) throw proxyError('the primary sent an empty response');
-      if ('error' in body) {
-        this.#pending = null;
-        p.reject(proxyErrorToSqlError(body.error));
-        return;
-      }
-      if (!('programResp' in body)) throw proxyError('the primary answered a program with something else');
-      const done = p.reader.push(body.programResp.steps);
-      if (done) {
-        this.#pending = null;
-        p.resolve(done);
-      }
-    } catch (err) {
-      this.#fail(callFailure(err));
-    }
-  }
-
-  #fail(err: SqlError): void {
-    this.#broken ??= err;
-    const p = this.#pending;
-    this.#pending = null;
-    p?.reject(err);
-    this.#ctl.abort();
-  }
-}
 
 export class ForwardingConnection implements ClientConnection {
   readonly #o: ForwardingOptions;
   #primary: PrimaryStream | null = null;
   /** The primary connection is inside a transaction. */
   #remoteTxn = false;
-  /** The primary connection was lost inside a transaction: the next program learns it was rolled back. */
+  /** The primary connection was lost inside a transaction: programs fail until the client ends it. */
   #lostTxn = false;
+  /** Something ran on the primary connection that may leave state on it: never reuse it. */
+  #tainted = false;
   #closed = false;
 
   constructor(opts: ForwardingOptions) {
@@ -195,8 +86,8 @@ export class ForwardingConnection implements ClientConnection {
   async runProgram(steps: readonly ProgramStep[], opts: RunProgramOptions): Promise<StepOutcome[]> {
     if (this.#closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
     if (this.#lostTxn) {
-      this.#lostTxn = false;
-      throw proxyError('the connection to the primary was lost inside a transaction, which was rolled back');
+      const settled = this.#afterLostTransaction(steps);
+      if (settled) return settled;
     }
     const local = this.#o.local;
     if (!this.#mustForward(steps, opts)) {
@@ -211,9 +102,35 @@ export class ForwardingConnection implements ClientConnection {
   close(): void {
     if (this.#closed) return;
     this.#closed = true;
-    this.#primary?.close();
+    // a stream inside a transaction is closed (the primary rolls back); one in autocommit is reused
+    if (this.#primary) this.#release(this.#primary, this.#remoteTxn || this.#tainted);
     this.#primary = null;
     this.#o.local.close();
+  }
+
+  /**
+   * The primary lost this connection's transaction (its stream broke). Until the client ends it,
+   * its statements fail — they must not run in autocommit as if the transaction were still there.
+   * A ROLLBACK is answered as done; COMMIT fails (the transaction is gone); BEGIN starts afresh.
+   */
+  #afterLostTransaction(steps: readonly ProgramStep[]): StepOutcome[] | null {
+    const first = steps.find((s) => 'sql' in s);
+    const kind = first && 'sql' in first ? classifyStatement(first.sql).kind : null;
+    if (kind === 'begin') {
+      this.#lostTxn = false;
+      return null;
+    }
+    if (kind === 'rollback' && steps.length === 1) {
+      this.#lostTxn = false;
+      return [{ type: 'ok', result: { columns: [], rows: [], changes: 0, lastInsertRowid: null, rowsRead: 0, rowsWritten: 0, durationMs: 0 } }];
+    }
+    if (kind === 'commit' || kind === 'rollback') this.#lostTxn = false;
+    throw lostTransaction();
+  }
+
+  #release(stream: PrimaryStream, discard: boolean): void {
+    if (discard) stream.close();
+    else this.#o.streams.give(this.#o.creds, stream);
   }
 
   #mustForward(steps: readonly ProgramStep[], opts: RunProgramOptions): boolean {
@@ -245,17 +162,27 @@ export class ForwardingConnection implements ClientConnection {
     const failed = steps.find((s) => 'failed' in s);
     if (failed && 'failed' in failed) throw failed.failed;
     const started = performance.now();
-    if (this.#primary?.broken) this.#primary = null;
-    this.#primary ??= new PrimaryStream(this.#o.client, this.#o.namespace, this.#o.creds);
+    if (this.#primary?.broken) {
+      // it broke while idle inside a transaction (an idle autocommit stream is in the pool, not here)
+      this.#primary.close();
+      this.#primary = null;
+      if (this.#remoteTxn) {
+        this.#remoteTxn = false;
+        this.#lostTxn = true;
+        throw lostTransaction();
+      }
+    }
+    const stream = (this.#primary ??= this.#o.streams.take(this.#o.creds));
+    if (taintsConnection(steps)) this.#tainted = true;
     const wasTxn = this.#remoteTxn;
     let result: ProgramReadResult;
     try {
-      result = await this.#primary.exec(steps, this.#o.timeoutMs);
+      result = await stream.exec(steps, this.#o.timeoutMs);
     } catch (err) {
-      if (this.#primary.broken) {
+      if (stream.broken) {
         this.#primary = null;
+        stream.close();
         if (wasTxn) {
-          // the primary rolled the transaction back: the next program hears of it instead of autocommitting
           this.#remoteTxn = false;
           this.#lostTxn = true;
         }
@@ -263,6 +190,11 @@ export class ForwardingConnection implements ClientConnection {
       throw callFailure(err);
     }
     this.#remoteTxn = !result.isAutocommit;
+    if (!this.#remoteTxn && !this.#tainted) {
+      // back in autocommit: the stream serves the next caller with the same credentials
+      this.#primary = null;
+      this.#release(stream, false);
+    }
     if (result.lastFrameNo !== null) await this.#awaitApplied(result.lastFrameNo, started);
     result.outcomes.forEach((o, i) => opts.onStep?.(i, o));
     return result.outcomes;

@@ -12,6 +12,7 @@ import type { ReplicaRole } from '../../engine/roles/replica-role.js';
 import type { DatabaseConfig, HelloResponse } from '../../rpc/messages.js';
 import { GrpcError, GrpcStatus } from '../../rpc/service.js';
 import type { PrimaryClient } from './primary-client.js';
+import { grpcDetail } from './primary-streams.js';
 import { RemoteFrameSource } from './remote-frame-source.js';
 
 export interface ReplicatorOptions {
@@ -41,24 +42,15 @@ const DEFAULT_BACKOFF: readonly [number, number] = [100, 5000];
 /** A follow that ends sooner than this without progress counts as a failure (no hot loop). */
 const MIN_HEALTHY_MS = 1000;
 
-/** grpc-js puts the time of the last attempt into its messages: without it, one cause reads the same every time. */
-function stableDetail(message: string): string {
-  return message
-    .replace(/\s*\(\d{4}-\d\d-\d\dT[\d:.]+Z\)/g, '')
-    .replace(/\.?\s*Resolution note:\s*$/, '')
-    .replace(/\s*\n\s*/g, ' ')
-    .trim();
-}
-
 function describeFailure(err: unknown): string {
   if (err instanceof GrpcError) {
-    if (err.status === GrpcStatus.UNAVAILABLE) return `the primary is unavailable (${stableDetail(err.message)})`;
+    if (err.status === GrpcStatus.UNAVAILABLE) return `the primary is unavailable (${grpcDetail(err.message)})`;
     if (err.status === GrpcStatus.INVALID_ARGUMENT && err.message === 'not a primary') return 'the server at the primary URL is not a primary';
     if (err.status === GrpcStatus.FAILED_PRECONDITION && err.message === 'NAMESPACE_DOESNT_EXIST') return 'the namespace does not exist on the primary';
-    if (err.status === GrpcStatus.UNIMPLEMENTED) return `the server at the primary URL does not serve replication (${stableDetail(err.message)})`;
-    return `${GrpcStatus[err.status] ?? err.status}: ${stableDetail(err.message)}`;
+    if (err.status === GrpcStatus.UNIMPLEMENTED) return `the server at the primary URL does not serve replication (${grpcDetail(err.message)})`;
+    return `${GrpcStatus[err.status] ?? err.status}: ${grpcDetail(err.message)}`;
   }
-  return stableDetail(errorMessage(err));
+  return grpcDetail(errorMessage(err));
 }
 
 export class Replicator {

@@ -1,71 +1,24 @@
-import { existsSync, readFileSync, statSync, truncateSync, writeFileSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { getEventListeners, setMaxListeners } from 'node:events';
 import { Writable } from 'node:stream';
 import Database from 'better-sqlite3';
 import { pino } from 'pino';
 import { afterEach, describe, expect, it } from 'vitest';
-import { NamespacePaths } from '../../../src/engine/data-dir.js';
 import { noFaults } from '../../../src/engine/faults.js';
-import { SqliteFiles } from '../../../src/engine/files/sqlite-files.js';
 import { silentLogger, type Logger } from '../../../src/engine/logger.js';
 import type { LoggedTransaction } from '../../../src/engine/pipeline/transactions.js';
-import { decodeClientWalIndex, encodeClientWalIndex, readClientWalIndex, writeClientWalIndex } from '../../../src/engine/replica/client-wal-index.js';
-import { APPLIER_CRASH_POINTS, parseCrashAt, type ApplierCrashPoint } from '../../../src/engine/replica/crash-points.js';
-import { FrameApplier, type FrameApplierOptions } from '../../../src/engine/replica/frame-applier.js';
+import { decodeClientWalIndex, encodeClientWalIndex } from '../../../src/engine/replica/client-wal-index.js';
+import { parseCrashAt } from '../../../src/engine/replica/crash-points.js';
 import { ReplicaRole, type ReplicaRoleOptions } from '../../../src/engine/roles/replica-role.js';
 import type { OpenTransaction, RoleHost } from '../../../src/engine/roles/role.js';
 import { SqlError } from '../../../src/engine/sql-error.js';
-import { inspectDb, MemoryFrameSource, PagePrimary, redoOf, removeTempDirs, standardWorkload, tempDir, unappliedRedo } from '../../helpers/page-transactions.js';
+import { ApplierScope, type Replica } from '../../helpers/applier-scope.js';
+import { MemoryFrameSource, PagePrimary } from '../../helpers/page-transactions.js';
 
-const cleanups: (() => void | Promise<void>)[] = [];
-afterEach(async () => {
-  for (const fn of cleanups.splice(0).reverse()) await fn();
-  removeTempDirs();
-});
-
-/** A replica directory with the engine's descriptors and a FrameApplier on them. */
-class Replica {
-  readonly paths = new NamespacePaths(tempDir());
-  files = SqliteFiles.open(this.paths);
-  applier: FrameApplier | null = null;
-
-  constructor() {
-    cleanups.push(() => this.close());
-  }
-
-  async open(opts: Partial<FrameApplierOptions> = {}): Promise<FrameApplier> {
-    this.applier = await FrameApplier.open({ paths: this.paths, files: this.files, logger: silentLogger(), ...opts });
-    return this.applier;
-  }
-
-  /** Closes everything (as a process exit would) and opens again: recovery runs. */
-  async reopen(opts: Partial<FrameApplierOptions> = {}): Promise<FrameApplier> {
-    this.close();
-    this.files = SqliteFiles.open(this.paths);
-    return this.open(opts);
-  }
-
-  close(): void {
-    this.applier?.close();
-    this.applier = null;
-    this.files.close();
-  }
-
-  expectAt(primary: PagePrimary, txn: LoggedTransaction): void {
-    const state = inspectDb(this.paths.db);
-    expect(state.integrity).toBe('ok');
-    expect(state.dump).toBe(primary.dumps.get(txn.lastFrameNo));
-    expect(readClientWalIndex(this.paths.clientWalIndex)?.committedFrameNo).toBe(txn.lastFrameNo);
-    expect(unappliedRedo(this.paths, txn.lastFrameNo)).toEqual([]);
-  }
-}
-
-function workload(): PagePrimary {
-  const primary = new PagePrimary();
-  cleanups.push(() => primary.close());
-  standardWorkload(primary);
-  return primary;
-}
+const scope = new ApplierScope();
+const cleanups = scope.cleanups;
+afterEach(() => scope.dispose());
+const workload = (): PagePrimary => scope.workload();
 
 function openDb(file: string): Database.Database {
   const db = new Database(file, { timeout: 0 });
@@ -134,7 +87,7 @@ describe('replica files', () => {
 describe('FrameApplier', () => {
   it('applies transactions one by one: every index equals the primary at that index', async () => {
     const primary = workload();
-    const replica = new Replica();
+    const replica = scope.replica();
     const applier = await replica.open();
     await applier.reset('6f1c0e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6');
     expect(applier.logId).toBe('6f1c0e1a-2b3c-4d5e-8f90-a1b2c3d4e5f6');
@@ -149,7 +102,7 @@ describe('FrameApplier', () => {
 
   it('applies several transactions as one unit (newest page wins, last size, largest frame_no)', async () => {
     const primary = workload();
-    const replica = new Replica();
+    const replica = scope.replica();
     const applier = await replica.open();
     await applier.reset('0d6d9a77-2a3b-4c5d-9e8f-0123456789ab');
     const txns = primary.transactions;
@@ -161,7 +114,7 @@ describe('FrameApplier', () => {
 
   it('patches page 1: rollback journal mode, change counter + 1, in-header size', async () => {
     const primary = workload();
-    const replica = new Replica();
+    const replica = scope.replica();
     const applier = await replica.open();
     await applier.reset('11111111-2222-4333-8444-555555555555');
     let previous = 0;
@@ -183,7 +136,7 @@ describe('FrameApplier', () => {
   it('readers with cached pages see the new data, and a shrinking database is truncated', async () => {
     const primary = workload();
     const txns = primary.transactions;
-    const replica = new Replica();
+    const replica = scope.replica();
     const applier = await replica.open();
     await applier.reset('22222222-3333-4444-8555-666666666666');
     await applier.apply(txns.slice(0, 3));
@@ -214,7 +167,7 @@ describe('FrameApplier', () => {
     primary.run('CREATE TABLE acct (id INTEGER PRIMARY KEY, bal INTEGER); WITH RECURSIVE n(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM n WHERE i < 10) INSERT INTO acct SELECT i, 100 FROM n');
     for (let i = 0; i < 6; i++) primary.run(`UPDATE acct SET bal = bal - ${i + 1} WHERE id = 1; UPDATE acct SET bal = bal + ${i + 1} WHERE id = 2`);
     const [first, ...rest] = primary.transactions as [LoggedTransaction, ...LoggedTransaction[]];
-    const replica = new Replica();
+    const replica = scope.replica();
     const readers: ClientReader[] = [];
     const applier = await replica.open({ readGraceMs: 60, openTransactions: () => readers.filter((r) => r.db.inTransaction) });
     await applier.reset('33333333-4444-4555-8666-777777777777');
@@ -251,7 +204,7 @@ describe('FrameApplier', () => {
 
   it('waits out a lock held outside its read transactions (asynchronously), then applies', async () => {
     const primary = workload();
-    const replica = new Replica();
+    const replica = scope.replica();
     const { logger, seen } = watchingLogger('waits for readers');
     const applier = await replica.open({ logger });
     await applier.reset('44444444-5555-4666-8777-888888888888');
@@ -269,96 +222,6 @@ describe('FrameApplier', () => {
     replica.expectAt(primary, last(primary.transactions));
   });
 
-  it.each(APPLIER_CRASH_POINTS)('re-applies the redo file on open after a crash at %s', async (point: ApplierCrashPoint) => {
-    const primary = workload();
-    const [t0, t1, t2] = primary.transactions as [LoggedTransaction, LoggedTransaction, LoggedTransaction];
-    const replica = new Replica();
-    let armed = false;
-    const crashHook = (p: ApplierCrashPoint): void => {
-      if (armed && p === point) throw new Error(`simulated crash at ${p}`);
-    };
-    const applier = await replica.open({ crashHook });
-    await applier.reset('55555555-6666-4777-8888-999999999999');
-    await applier.apply([t0]);
-    armed = true;
-    await expect(applier.apply([t1, t2])).rejects.toThrow(/simulated crash/);
-    expect(unappliedRedo(replica.paths, t0.lastFrameNo)).toEqual([redoOf(replica.paths, t2.lastFrameNo)]);
-    expect(readClientWalIndex(replica.paths.clientWalIndex)?.committedFrameNo).toBe(t0.lastFrameNo);
-    const reopened = await replica.reopen();
-    expect(reopened.appliedFrameNo).toBe(t2.lastFrameNo);
-    replica.expectAt(primary, t2);
-    await reopened.apply(primary.transactions.slice(3));
-    replica.expectAt(primary, last(primary.transactions));
-  });
-
-  it('recovers the index from the redo files when index writes were lost (power loss)', async () => {
-    const primary = workload();
-    const [t0, t1, t2] = primary.transactions as [LoggedTransaction, LoggedTransaction, LoggedTransaction];
-    const replica = new Replica();
-    const applier = await replica.open();
-    const logId = '77777777-8888-4999-8aaa-bbbbbbbbbbbb';
-    await applier.reset(logId);
-    for (const t of [t0, t1, t2]) await applier.apply([t]);
-    // batches alternate between the two slots: the last two batches are both still on disk
-    expect(redoOf(replica.paths, t2.lastFrameNo)).not.toBe(redoOf(replica.paths, t1.lastFrameNo));
-    // the index writes after t0 never reached the disk
-    writeClientWalIndex(replica.paths.clientWalIndex, { logId, committedFrameNo: t0.lastFrameNo });
-    const reopened = await replica.reopen();
-    expect(reopened.appliedFrameNo).toBe(t2.lastFrameNo);
-    replica.expectAt(primary, t2);
-  });
-
-  it('re-applies the older slot when the newest one is torn and the index is behind both', async () => {
-    const primary = workload();
-    const [t0, t1, t2] = primary.transactions as [LoggedTransaction, LoggedTransaction, LoggedTransaction];
-    const replica = new Replica();
-    let armed = false;
-    const applier = await replica.open({
-      crashHook: (p) => {
-        if (armed && p === 'after-redo') throw new Error('simulated crash');
-      },
-    });
-    const logId = '88888888-9999-4aaa-8bbb-cccccccccccc';
-    await applier.reset(logId);
-    await applier.apply([t0]);
-    await applier.apply([t1]);
-    armed = true;
-    await expect(applier.apply([t2])).rejects.toThrow(/simulated crash/);
-    const torn = redoOf(replica.paths, t2.lastFrameNo);
-    truncateSync(torn, statSync(torn).size - 100);
-    writeClientWalIndex(replica.paths.clientWalIndex, { logId, committedFrameNo: null });
-    const reopened = await replica.reopen();
-    expect(reopened.appliedFrameNo).toBe(t1.lastFrameNo);
-    replica.expectAt(primary, t1);
-    await reopened.apply([t2]);
-    replica.expectAt(primary, t2);
-  });
-
-  it.each(['torn', 'corrupt'])('discards a %s redo file: that batch never reached the database', async (damage) => {
-    const primary = workload();
-    const [t0, t1] = primary.transactions as [LoggedTransaction, LoggedTransaction];
-    const replica = new Replica();
-    let armed = false;
-    const applier = await replica.open({
-      crashHook: (p) => {
-        if (armed && p === 'after-redo') throw new Error('simulated crash');
-      },
-    });
-    await applier.reset('66666666-7777-4888-8999-aaaaaaaaaaaa');
-    await applier.apply([t0]);
-    armed = true;
-    await expect(applier.apply([t1])).rejects.toThrow(/simulated crash/);
-    const redo = redoOf(replica.paths, t1.lastFrameNo);
-    if (damage === 'torn') truncateSync(redo, statSync(redo).size - 100);
-    else {
-      const bytes = readFileSync(redo);
-      bytes[4200] = (bytes[4200] ?? 0) ^ 0xff;
-      writeFileSync(redo, bytes);
-    }
-    const reopened = await replica.reopen();
-    expect(reopened.appliedFrameNo).toBe(t0.lastFrameNo);
-    replica.expectAt(primary, t0);
-  });
 });
 
 /** A RoleHost over real files; the write lock is never used by a replica. */
@@ -383,7 +246,7 @@ function roleHost(replica: Replica): RoleHost {
 }
 
 async function openRole(opts: ReplicaRoleOptions = {}): Promise<{ role: ReplicaRole; replica: Replica }> {
-  const replica = new Replica();
+  const replica = scope.replica();
   const role = new ReplicaRole({ maxBatchFrames: 64, ...opts });
   await role.open(roleHost(replica));
   cleanups.push(() => role.close());
