@@ -10,7 +10,7 @@ import { startServer } from '../src/server/server.js';
 
 const flags = JSON.parse(process.argv[2] ?? '{}') as Partial<ServeFlags>;
 const config = await resolveServeConfig({ ...serveFlagDefaults(), 'no-welcome': true, ...flags }, {});
-const server = await startServer(config, { logger: createLogger({ level: 'warn' }) });
+const server = await startServer(config, { logger: createLogger({ level: process.env.BENCH_LOG_LEVEL ?? 'warn' }) });
 process.stdout.write(`READY ${JSON.stringify({ http: server.httpAddress.port, grpc: server.cluster.grpcAddress?.port ?? null })}\n`);
 const stop = (): void => {
   void server.close().finally(() => process.exit(0));

@@ -166,8 +166,12 @@ export class FrameCapture {
       const backfilled = row === undefined ? 0 : Math.max(0, Number(row.checkpointed));
       const complete = row !== undefined && Number(row.busy) === 0 && Number(row.log) === backfilled;
       const consumed = this.reader.framesConsumed;
-      // What the database file now holds of this generation (a partial checkpoint holds less).
-      const covered = Math.min(consumed, backfilled);
+      const gen = this.reader.salts;
+      const sameGeneration = gen !== null && gen.salt1 === this.state.salt1 && gen.salt2 === this.state.salt2;
+      // What the database file now holds of this generation (a partial checkpoint holds less). With
+      // no WAL of that generation open (a restart after a clean shutdown removed it), what an earlier
+      // checkpoint covered stands: this one saw none of its frames, so it cannot have covered fewer.
+      const covered = sameGeneration ? Math.min(consumed, backfilled) : (this.state.checkpointedFrames ?? 0);
       this.state = { ...this.state, checkpointedFrames: covered, dbIdentity: dbIdentity(this.host.files) };
       writeCaptureState(this.host.paths.captureState, this.state, this.host.faults);
       if (complete) this.checkpointed = true;

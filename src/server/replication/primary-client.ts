@@ -70,6 +70,12 @@ export class PrimaryClient {
     return this.#channel.serverStream(replicationLog.logEntries, { nextOffset: from, walFlavor: WalFlavor.Sqlite }, this.#sessionMetadata(namespace), { signal });
   }
 
+  /** What the primary has from `from` on, in one message (≥ 1024 frames when there are, whole transactions). */
+  async batchLogEntries(namespace: string, from: bigint, signal: AbortSignal): Promise<WireFrame[]> {
+    const res = await this.#channel.unary(replicationLog.batchLogEntries, { nextOffset: from, walFlavor: WalFlavor.Sqlite }, this.#sessionMetadata(namespace), { signal });
+    return res.frames;
+  }
+
   snapshot(namespace: string, from: bigint, signal: AbortSignal): AsyncIterable<WireFrame> {
     return this.#channel.serverStream(replicationLog.snapshot, { nextOffset: from }, this.#sessionMetadata(namespace), { signal });
   }

@@ -39,6 +39,9 @@ function isStatus(err: unknown, status: GrpcStatus, message?: string): boolean {
   return err instanceof GrpcError && err.status === status && (message === undefined || err.message === message);
 }
 
+/** A BatchLogEntries answer this long means the replica is behind: fetch the next batch at once. */
+const CATCH_UP_FRAMES = 1024;
+
 export interface RemoteSourceHooks {
   /** The newest commit the replica knows the primary has (frames seen, or Hello's index). */
   onPrimaryIndex?(index: bigint): void;
@@ -67,22 +70,46 @@ export class RemoteFrameSource implements FrameSource {
     return 0n;
   }
 
+  /**
+   * Catch-up first: BatchLogEntries (≥ 1024 frames a message, the next batch fetched while this one
+   * is applied) while the primary has that much for us; then LogEntries, one frame a message, live.
+   */
   async *transactions(from: bigint, signal?: AbortSignal): AsyncGenerator<LoggedTransaction> {
     const local = new AbortController();
     const all = signal ? AbortSignal.any([signal, local.signal]) : local.signal;
     let expected = from;
     let frames: Frame[] = [];
+    const group = (wire: WireFrame): LoggedTransaction | null => {
+      const f = frameOf(wire);
+      if (f.frameNo !== expected) throw new PrimaryProtocolError(`the primary sent frame ${f.frameNo} where ${expected} was due`);
+      expected += 1n;
+      frames.push(f);
+      if (f.sizeAfter === 0) return null;
+      const txn: LoggedTransaction = { firstFrameNo: frames[0]!.frameNo, lastFrameNo: f.frameNo, sizeAfter: f.sizeAfter, frames };
+      frames = [];
+      this.#seen(f.frameNo);
+      return txn;
+    };
     try {
-      for await (const wire of this.client.logEntries(this.namespace, from, all)) {
-        const f = frameOf(wire);
-        if (f.frameNo !== expected) throw new PrimaryProtocolError(`the primary sent frame ${f.frameNo} where ${expected} was due`);
-        expected += 1n;
-        frames.push(f);
-        if (f.sizeAfter === 0) continue;
-        const txn: LoggedTransaction = { firstFrameNo: frames[0]!.frameNo, lastFrameNo: f.frameNo, sizeAfter: f.sizeAfter, frames };
-        frames = [];
-        this.#seen(f.frameNo);
-        yield txn;
+      let batch: Promise<WireFrame[]> | null = this.client.batchLogEntries(this.namespace, expected, all);
+      while (batch !== null) {
+        const got = await batch;
+        batch = null;
+        const last = got.at(-1);
+        if (got.length >= CATCH_UP_FRAMES && last !== undefined && last.data.length === FRAME_SIZE) {
+          // prefetch: the primary serves the next batch while this one is applied
+          batch = this.client.batchLogEntries(this.namespace, frameOf(last).frameNo + 1n, all);
+          batch.catch(() => undefined); // seen when awaited
+        }
+        for (const wire of got) {
+          const txn = group(wire);
+          if (txn) yield txn;
+        }
+      }
+      if (frames.length > 0) throw new PrimaryProtocolError('a batch of the primary ended inside a transaction');
+      for await (const wire of this.client.logEntries(this.namespace, expected, all)) {
+        const txn = group(wire);
+        if (txn) yield txn;
       }
     } catch (err) {
       if (isStatus(err, GrpcStatus.FAILED_PRECONDITION, 'NEED_SNAPSHOT')) throw new NeedSnapshot();
