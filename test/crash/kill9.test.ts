@@ -7,6 +7,7 @@ import { replayIntoFile } from '../../src/engine/wal/replay.js';
 import { WallogFile } from '../../src/engine/wal/wallog-file.js';
 import { startChildServer, stopChild, within, type ChildServer } from '../helpers/child-server.js';
 import { crashScratch } from '../helpers/crash-scratch.js';
+import { prng } from '../helpers/prng.js';
 import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 
 /**
@@ -27,17 +28,6 @@ const SHUTDOWN_TIMEOUT_S = 3;
 const UNCLEAN_RE = /did not shut down cleanly/;
 const SEED = process.env.KILL9_SEED !== undefined ? Number(process.env.KILL9_SEED) : randomInt(2 ** 31);
 
-/** mulberry32: small seeded PRNG, [0, 1). */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const sha1 = (b: Uint8Array): string => createHash('sha1').update(b).digest('hex');
 

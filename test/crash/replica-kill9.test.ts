@@ -13,7 +13,8 @@ import type { Client } from '@libsql/client';
 import { describe, expect, it } from 'vitest';
 import { APPLIER_CRASH_POINTS } from '../../src/engine/replica/crash-points.js';
 import { within } from '../helpers/child-server.js';
-import { expectConverged, ForwardedReadError, prng, readLocal, startPrimary, startReplica, waitForCount, withClient, type ClusterNode } from '../helpers/cluster.js';
+import { expectConverged, ForwardedReadError, readLocal, startPrimary, startReplica, waitForCount, withClient, type ClusterNode } from '../helpers/cluster.js';
+import { prng } from '../helpers/prng.js';
 import { crashScratch } from '../helpers/crash-scratch.js';
 
 const WRITERS = 3;

@@ -6,6 +6,7 @@
  * with nothing, say why in their log and answer forwarded writes with PROXY_ERROR. The `--grpc-tls`
  * configuration errors are checked on the real CLI.
  */
+import { rejectionOf } from '../helpers/rejection.js';
 import { execFileSync } from 'node:child_process';
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import fs from 'node:fs';
@@ -93,14 +94,7 @@ function client(url: string, authToken: string): Client {
   return c;
 }
 
-async function failureOf(p: Promise<unknown>): Promise<LibsqlError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(LibsqlError);
-  return err as LibsqlError;
-}
+const failureOf = (p: Promise<unknown>): Promise<LibsqlError> => rejectionOf(p, LibsqlError);
 
 const jwtKey = (): { privateKey: KeyObject; pem: string } => {
   const { publicKey, privateKey } = generateKeyPairSync('ed25519');

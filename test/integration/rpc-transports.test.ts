@@ -1,3 +1,4 @@
+import { rejectionOf } from '../helpers/rejection.js';
 import { execFileSync } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
 import fs from 'node:fs';
@@ -118,14 +119,7 @@ async function take<T>(it: AsyncIterable<T>, n: number): Promise<{ got: T[]; ite
   return { got, iterator };
 }
 
-async function rejection(p: Promise<unknown>): Promise<GrpcError> {
-  const err = await p.then(
-    () => null,
-    (e: unknown) => e,
-  );
-  expect(err).toBeInstanceOf(GrpcError);
-  return err as GrpcError;
-}
+const rejection = (p: Promise<unknown>): Promise<GrpcError> => rejectionOf(p, GrpcError);
 
 describe('grpc-js transport (h2c)', () => {
   let server: GrpcServerHandle;
