@@ -1,8 +1,9 @@
 /**
  * A client connection on a replica (spec §7.1, design.md §7): programs that only read run on the
  * local copy; a program with a write, one that opens a transaction, and everything while a
- * transaction is open on the primary run on the primary over one `Proxy.StreamExec` stream of this
- * connection (so transactions span requests). A statement that does not prepare locally (it names
+ * transaction is open on the primary run on the primary over a `Proxy.StreamExec` stream, which
+ * this connection keeps while a transaction is open there (so transactions span requests) and
+ * otherwise hands back to the namespace's pool (primary-streams.ts). A statement that does not prepare locally (it names
  * a table the replica has not received yet) is classified by its text. Until the replica has
  * applied what the primary had at Hello, everything is forwarded. A forwarded program is answered
  * only once the replica has applied its last frame, so the client's next request — on any
