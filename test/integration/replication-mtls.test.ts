@@ -21,16 +21,9 @@ import { createLogger, type Logger } from '../../src/engine/logger.js';
 import type { ReplicaRole } from '../../src/engine/roles/replica-role.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 import { killAllChildServers, spawnCli, within } from '../helpers/child-server.js';
+import { requireOpenssl } from '../helpers/openssl.js';
 import { tempDir } from '../helpers/test-server.js';
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
 // ---- nodes with their own log ----
 
@@ -109,7 +102,7 @@ afterAll(async () => {
   for (const d of dirs) fs.rmSync(d, { recursive: true, force: true });
 });
 
-describe.skipIf(!hasOpenssl())('replication over mutual TLS', () => {
+describe('replication over mutual TLS', () => {
   let certs: string;
   const file = (name: string): string => path.join(certs, name);
   // The primary and the replica validate tokens with different keys: only a trusted principal gets through.
@@ -127,6 +120,7 @@ describe.skipIf(!hasOpenssl())('replication over mutual TLS', () => {
   });
 
   beforeAll(async () => {
+    requireOpenssl();
     certs = tempDir('libsqlctl-mtls-certs-');
     dirs.push(certs);
     const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: certs, stdio: 'ignore' });

@@ -1,3 +1,4 @@
+import { requireOpenssl } from '../helpers/openssl.js';
 import { rejectionOf } from '../helpers/rejection.js';
 import { execFileSync } from 'node:child_process';
 import { EventEmitter, once } from 'node:events';
@@ -245,22 +246,15 @@ describe('grpc-js transport (h2c)', () => {
 
 // ---- mutual TLS with certificates made by the openssl CLI ----
 
-function hasOpenssl(): boolean {
-  try {
-    execFileSync('openssl', ['version'], { stdio: 'ignore' });
-    return true;
-  } catch {
-    return false;
-  }
-}
 
-describe.skipIf(!hasOpenssl())('grpc-js transport (mTLS)', () => {
+describe('grpc-js transport (mTLS)', () => {
   let dir: string;
   let server: GrpcServerHandle;
   const pem: Record<string, Buffer> = {};
   const verified: boolean[] = [];
 
   beforeAll(async () => {
+    requireOpenssl();
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-mtls-'));
     const ssl = (...args: string[]): void => void execFileSync('openssl', args, { cwd: dir, stdio: 'ignore' });
     const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
