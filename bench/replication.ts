@@ -8,9 +8,9 @@
  * - replica-catch-up: a replica that starts ~100 MB of log behind catches up over gRPC from a
  *   primary in its own process; baseline: the same log applied by the same applier in this process
  *   straight from the primary's frame source (no network). Target ratio ≥ 0.5.
- * - forwarded-writes: single-row writes sent to a replica (forwarded to the primary, answered once
- *   applied locally) vs the same writes sent straight to the primary, alternating blocks of 100.
- *   Target p50 ratio ≤ 2.
+ * - forwarded-writes: single-row writes sent to a replica (forwarded to the primary, answered when
+ *   the primary answers; every later read on the replica waits for them) vs the same writes sent
+ *   straight to the primary, alternating blocks of 100. Target p50 ratio ≤ 2.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
@@ -235,7 +235,7 @@ export const replicaCatchUp: Benchmark = {
 
 export const forwardedWrites: Benchmark = {
   name: 'forwarded-writes',
-  description: 'single-row writes through a replica (forwarded, answered once applied) vs straight to the primary, p50 ratio',
+  description: 'single-row writes through a replica (forwarded; later reads on the replica see them) vs straight to the primary, p50 ratio',
   async run(opts) {
     const tmp = benchTempDir(opts, 'forward');
     const primary = await spawnServer(opts, { ...PRIMARY, 'db-path': path.join(tmp.dir, 'primary') });

@@ -80,12 +80,15 @@ export interface ServeConfig {
   testHooks: {
     /** `LIBSQLCTL_TEST_APPLIER_CRASH_AT=<point>[:<n>]`: the replica applier kills the process there. */
     applierCrashAt: { point: ApplierCrashPoint; after: number } | null;
+    /** `LIBSQLCTL_TEST_APPLY_DELAY_MS=<ms>`: a replica waits this long before applying each batch. */
+    applyDelayMs: number | null;
   };
 }
 
 export interface ServeEnv {
   SQLD_AUTH_JWT_KEY?: string | undefined;
   LIBSQLCTL_TEST_APPLIER_CRASH_AT?: string | undefined;
+  LIBSQLCTL_TEST_APPLY_DELAY_MS?: string | undefined;
 }
 
 function crashAt(value: string | undefined): ServeConfig['testHooks']['applierCrashAt'] {
@@ -159,6 +162,9 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
     cluster: await resolveClusterConfig(flags),
     replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },
-    testHooks: { applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT) },
+    testHooks: {
+      applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT),
+      applyDelayMs: parsePositive(env.LIBSQLCTL_TEST_APPLY_DELAY_MS, 'LIBSQLCTL_TEST_APPLY_DELAY_MS', { integer: true }),
+    },
   };
 }

@@ -17,6 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { killAllChildServers, within } from '../helpers/child-server.js';
 import {
   expectConverged,
+  ForwardedReadError,
   freePort,
   readLocal,
   readPrimary,
@@ -29,6 +30,8 @@ import {
 import { tempDir } from '../helpers/test-server.js';
 
 const FORWARD_TIMEOUT_MS = 2000;
+/** LIBSQLCTL_TEST_APPLY_DELAY_MS of the slow replicas. */
+const APPLY_DELAY_MS = 600;
 const WARN = 40;
 
 const root = tempDir('libsqlctl-cluster-');
@@ -89,6 +92,37 @@ describe('one primary and one replica', () => {
 
   const failureReport = (): void => console.error(`${primary.report()}\n${replica.report()}`);
 
+  it('a slow replica (every batch applied late): a read right after a forwarded write waits for it, or the primary answers it', async ({ onTestFailed }) => {
+    onTestFailed(failureReport);
+    const env = { LIBSQLCTL_TEST_APPLY_DELAY_MS: String(APPLY_DELAY_MS) };
+    // A local read waits for the fence up to 1 s (or --write-forward-timeout-ms when shorter):
+    // `waits` outlasts the delay, `handsOver` gives up first and lets the primary answer.
+    const [waits, handsOver] = await Promise.all([
+      startReplica(path.join(root, 'a-slow-waits'), { primaryUrl: primary.grpcUrl, env }),
+      startReplica(path.join(root, 'a-slow-hands-over'), { primaryUrl: primary.grpcUrl, env, args: ['--write-forward-timeout-ms', String(APPLY_DELAY_MS / 2)] }),
+    ]);
+    try {
+      await withClient(primary.url, (c) => c.execute('CREATE TABLE slow(id INTEGER PRIMARY KEY, v TEXT)'));
+      for (const r of [waits, handsOver]) await waitForCount(r, 'slow', 0);
+
+      await withClient(waits.url, (c) => c.execute("INSERT INTO slow(v) VALUES ('waits')"));
+      const [mine] = await readLocal(waits, ["SELECT v FROM slow WHERE v = 'waits'"]);
+      expect(mine, 'the replica answered the read from its own copy, after applying the write').toEqual([['waits']]);
+
+      await withClient(handsOver.url, (c) => c.execute("INSERT INTO slow(v) VALUES ('hands over')"));
+      const err = await readLocal(handsOver, ["SELECT v FROM slow WHERE v = 'hands over'"]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(err, 'the replica was still behind, so the primary answered the read').toBeInstanceOf(ForwardedReadError);
+      const rows = await withClient(handsOver.url, (c) => c.execute("SELECT v FROM slow WHERE v = 'hands over'"));
+      expect(rows.rows.map((r) => r[0])).toEqual(['hands over']);
+      for (const r of [waits, handsOver]) await expectConverged(primary, r, ['slow']);
+    } finally {
+      await Promise.all([waits.stop(), handsOver.stop()]);
+    }
+  });
+
   it('500 rows written on the primary appear on the replica', async ({ onTestFailed }) => {
     onTestFailed(failureReport);
     await withClient(primary.url, async (c) => {
@@ -102,9 +136,9 @@ describe('one primary and one replica', () => {
     onTestFailed(failureReport);
     const r = await withClient(replica.url, (c) => c.execute('CREATE TABLE t2(id INTEGER PRIMARY KEY, v TEXT)'));
     expect(r.rowsAffected).toBe(0);
-    // The table exists on the replica's own copy as soon as the answer came.
+    // The next request to the replica reads its own copy, and the table is there (the read waited for it).
     const [schema] = await readLocal(replica, ["SELECT name FROM sqlite_schema WHERE name = 't2'"]);
-    expect(schema, 'a forwarded CREATE TABLE is on the replica when answered').toEqual([['t2']]);
+    expect(schema, 'the next read on the replica sees a forwarded CREATE TABLE').toEqual([['t2']]);
     for (let i = 1; i <= 20; i++) {
       const res = await withClient(replica.url, (c) => c.execute({ sql: 'INSERT INTO t2(id, v) VALUES (?, ?)', args: [i, `v${i}`] }));
       expect(res.rowsAffected, `insert ${i}`).toBe(1);
@@ -152,7 +186,7 @@ describe('one primary and one replica', () => {
         tx.close();
       }
     });
-    // A later forwarded write: once it is answered the replica has applied everything before it.
+    // A later forwarded write: the next read on the replica sees everything up to it.
     await withClient(replica.url, (c) => c.execute("INSERT INTO t3 VALUES (10, 'after rollback')"));
     const after = [[1, 'a!'], [2, 'b'], [10, 'after rollback']];
     expect((await readLocal(replica, ['SELECT id, v FROM t3 ORDER BY id']))[0], 'rows on the replica after the rollback').toEqual(after);

@@ -34,6 +34,8 @@ export const REDO_ENTRY_SIZE = 4 + PAGE_SIZE;
 const DIGEST_SIZE = 32;
 /** Entries per read or write call (about 1 MB). */
 const CHUNK_ENTRIES = 256;
+/** A writer's first buffer holds this many entries; it doubles up to CHUNK_ENTRIES for larger batches. */
+const FIRST_CHUNK_ENTRIES = 8;
 
 export interface RedoHeader {
   logId: string;
@@ -116,7 +118,8 @@ export class RedoWriter {
   readonly #fd: number;
   readonly #head: Omit<RedoHeader, 'pageCount'>;
   readonly #hash = createHash('sha256');
-  readonly #chunk = Buffer.allocUnsafe(CHUNK_ENTRIES * REDO_ENTRY_SIZE);
+  /** Small batches (the usual live transaction) do not pay for a 1 MB buffer. */
+  #chunk = Buffer.allocUnsafe(FIRST_CHUNK_ENTRIES * REDO_ENTRY_SIZE);
   #inChunk = 0;
   #count = 0;
   #done = false;
@@ -144,7 +147,10 @@ export class RedoWriter {
     this.#chunk.set(page, at + 4);
     this.#inChunk += 1;
     this.#count += 1;
-    if (this.#inChunk === CHUNK_ENTRIES) this.#flush();
+    if (this.#inChunk * REDO_ENTRY_SIZE < this.#chunk.length) return;
+    this.#flush();
+    const entries = this.#chunk.length / REDO_ENTRY_SIZE;
+    if (entries < CHUNK_ENTRIES) this.#chunk = Buffer.allocUnsafe(Math.min(entries * 2, CHUNK_ENTRIES) * REDO_ENTRY_SIZE);
   }
 
   /**

@@ -19,6 +19,8 @@ export interface ReplicaRoleOptions {
   maxBatchFrames?: number;
   /** Tests only (FrameApplierOptions.crashHook). */
   crashHook?: (point: ApplierCrashPoint) => void;
+  /** Tests only: wait this long before applying each batch (a slow replica). */
+  applyDelayMs?: number;
 }
 
 const DEFAULT_MAX_BATCH_FRAMES = 1024;
@@ -209,6 +211,7 @@ export class ReplicaRole implements DbRole {
           batch.push(r.value);
           frames += r.value.frames.length;
         }
+        if (this.#opts.applyDelayMs) await sleep(this.#opts.applyDelayMs, undefined, { signal });
         await applier.apply(batch, signal);
         this.#notify();
         if (failure !== null) throw failure.err;

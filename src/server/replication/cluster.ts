@@ -32,6 +32,7 @@ import { ForwardingConnection } from './forwarding-connection.js';
 import { LogService } from './log-service.js';
 import { NODE_SECRET_HEADER, PrimaryClient } from './primary-client.js';
 import { PrimaryStreamPool } from './primary-streams.js';
+import { ReadFence } from './read-fence.js';
 import { Replicator, type ReplicationStatus } from './replicator.js';
 import { SessionTokens } from './session-tokens.js';
 
@@ -167,6 +168,7 @@ interface ReplicaNamespace {
   role: ReplicaRole;
   replicator: Replicator | null;
   streams: PrimaryStreamPool;
+  fence: ReadFence;
 }
 
 class ReplicaNode implements ClusterNode {
@@ -194,13 +196,14 @@ class ReplicaNode implements ClusterNode {
   };
 
   roleFor(namespace: string): DbRole {
-    const crashAt = this.#deps.config.testHooks.applierCrashAt;
+    const { applierCrashAt: crashAt, applyDelayMs } = this.#deps.config.testHooks;
     const role = new ReplicaRole({
       readGraceMs: this.#deps.config.replica.readGraceMs,
+      ...(applyDelayMs !== null ? { applyDelayMs } : {}),
       ...(crashAt ? { crashHook: crashHookAt(crashAt, () => process.kill(process.pid, 'SIGKILL')) } : {}),
     });
     this.#namespaces.get(namespace)?.streams.close();
-    this.#namespaces.set(namespace, { role, replicator: null, streams: new PrimaryStreamPool(this.#client, namespace, this.#deps.logger) });
+    this.#namespaces.set(namespace, { role, replicator: null, streams: new PrimaryStreamPool(this.#client, namespace, this.#deps.logger), fence: new ReadFence(role) });
     return role;
   }
 
@@ -217,7 +220,7 @@ class ReplicaNode implements ClusterNode {
     return new ForwardingConnection({
       namespace,
       local: db.connect(),
-      role: ns.role,
+      fence: ns.fence,
       caughtUp: () => ns.replicator?.caughtUp() ?? true,
       streams: ns.streams,
       creds: { proxyAuthorization: principalToProxyJson(auth.principal, namespace), credential: auth.credential },

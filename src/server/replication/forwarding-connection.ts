@@ -6,25 +6,26 @@
  * otherwise hands back to the namespace's pool (primary-streams.ts). A statement that does not prepare locally (it names
  * a table the replica has not received yet) is classified by its text. Until the replica has
  * applied what the primary had at Hello, everything is forwarded. A forwarded program is answered
- * only once the replica has applied its last frame, so the client's next request — on any
- * connection — reads its own write.
+ * as soon as the primary answers; it raises the namespace's read fence (read-fence.ts), which every
+ * local read waits for first, so the client's next request — on any connection — reads its own write.
  */
 import type { ClientConnection, StatementDescription } from '../../engine/client-connection.js';
 import type { ExecOptions, SqlConnection } from '../../engine/connection.js';
 import type { Logger } from '../../engine/logger.js';
 import type { ProgramStep, RunProgramOptions, StepOutcome } from '../../engine/program.js';
-import type { ReplicaRole } from '../../engine/roles/replica-role.js';
 import { classifyStatement } from '../../engine/sql-split.js';
 import { ForbiddenError, SqlError } from '../../engine/sql-error.js';
 import type { ExecResult, SqlArgs } from '../../engine/values.js';
 import type { ProgramReadResult } from '../../rpc/proxy/convert.js';
 import type { ForwardCredentials } from './primary-client.js';
+import type { ReadFence } from './read-fence.js';
 import { callFailure, proxyError, taintsConnection, type PrimaryStream, type PrimaryStreamPool } from './primary-streams.js';
 
 export interface ForwardingOptions {
   namespace: string;
   local: SqlConnection;
-  role: ReplicaRole;
+  /** The namespace's read-your-writes fence: raised by forwarded programs, passed before local ones. */
+  fence: ReadFence;
   /** False until the replica applied what the primary had at Hello: then reads go to the primary too. */
   caughtUp: () => boolean;
   /** The namespace's idle primary streams. */
@@ -41,6 +42,9 @@ function lostTransaction(): SqlError {
 
 /** Statements that need the primary (by their text, when they do not prepare here). */
 const WRITING_KINDS = new Set(['ddl', 'dml']);
+
+/** How long a local read waits for the replica to reach the read fence before the primary answers it instead. */
+const FENCE_WAIT_MS = 1000;
 
 export class ForwardingConnection implements ClientConnection {
   readonly #o: ForwardingOptions;
@@ -74,7 +78,7 @@ export class ForwardingConnection implements ClientConnection {
   }
 
   replicationIndex(): bigint | null {
-    return this.#o.local.replicationIndex();
+    return this.#o.fence.index();
   }
 
   async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
@@ -91,7 +95,7 @@ export class ForwardingConnection implements ClientConnection {
       if (settled) return settled;
     }
     const local = this.#o.local;
-    if (!this.#mustForward(steps, opts)) {
+    if (!this.#mustForward(steps, opts) && (await this.#localIsCurrent())) {
       const outcomes = await local.runProgram(steps, opts);
       if (local.isAutocommit || local.inReadonlyTransaction) return outcomes;
       // It only read, but left a transaction open: the transaction belongs on the primary.
@@ -151,6 +155,20 @@ export class ForwardingConnection implements ClientConnection {
     return forward;
   }
 
+  /**
+   * True when the local copy has everything forwarded programs were answered with (a local read
+   * transaction already has its snapshot). A replica that does not get there in time (it lost the
+   * primary's log stream) lets the primary answer the read: it must not see an older state.
+   */
+  async #localIsCurrent(): Promise<boolean> {
+    if (!this.#o.local.isAutocommit) return true;
+    const fence = this.#o.fence;
+    if (fence.pending() === null) return true;
+    if (await fence.reached(Math.min(FENCE_WAIT_MS, this.#o.timeoutMs))) return true;
+    this.#o.logger.debug({ namespace: this.#o.namespace, fence: fence.pending()?.toString() }, 'the replica is behind what it answered: a read goes to the primary');
+    return false;
+  }
+
   #readsOnly(sql: string): boolean {
     try {
       return this.#o.local.describe(sql).isReadonly;
@@ -162,7 +180,6 @@ export class ForwardingConnection implements ClientConnection {
   async #forward(steps: readonly ProgramStep[], opts: RunProgramOptions): Promise<StepOutcome[]> {
     const failed = steps.find((s) => 'failed' in s);
     if (failed && 'failed' in failed) throw failed.failed;
-    const started = performance.now();
     if (this.#primary?.broken) {
       // it broke while idle inside a transaction (an idle autocommit stream is in the pool, not here)
       this.#primary.close();
@@ -196,18 +213,8 @@ export class ForwardingConnection implements ClientConnection {
       this.#primary = null;
       this.#release(stream, false);
     }
-    if (result.lastFrameNo !== null) await this.#awaitApplied(result.lastFrameNo, started);
+    if (result.lastFrameNo !== null) this.#o.fence.raise(result.lastFrameNo);
     result.outcomes.forEach((o, i) => opts.onStep?.(i, o));
     return result.outcomes;
-  }
-
-  /** Read-your-writes: the answer waits until the replica has applied the primary's frame. */
-  async #awaitApplied(frameNo: bigint, started: number): Promise<void> {
-    const left = Math.max(1, Math.ceil(this.#o.timeoutMs - (performance.now() - started)));
-    try {
-      await this.#o.role.waitForIndex(frameNo, AbortSignal.timeout(left));
-    } catch (err) {
-      this.#o.logger.warn({ namespace: this.#o.namespace, frameNo: frameNo.toString(), err }, 'a forwarded write is answered before the replica applied it');
-    }
   }
 }
