@@ -164,6 +164,8 @@ describe('ReplicationLog on a primary with a compacted log', () => {
       const hello = await t.unary(replicationLog.hello, { handshakeVersion: 1n });
       const token = Buffer.from(hello.sessionToken).toString('ascii');
       expect(token).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/);
+      // sqld's defaults for a namespace without a config of its own
+      expect(hello.config, t.name).toMatchObject({ blockReads: false, blockWrites: false, maxDbPages: 244_140_625_000_000n, txnTimeoutS: 5n, maxRowSize: 5_000_000n, allowAttach: false });
       const md = { 'x-session-token': token };
       const batch = await t.unary(replicationLog.batchLogEntries, { nextOffset: start, walFlavor: WalFlavor.Sqlite }, md);
       expect(batch.frames.map(frameNo)[0], t.name).toBe(start);

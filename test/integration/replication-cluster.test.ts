@@ -103,7 +103,7 @@ describe('one primary and one replica', () => {
     ]);
     try {
       await withClient(primary.url, (c) => c.execute('CREATE TABLE slow(id INTEGER PRIMARY KEY, v TEXT)'));
-      for (const r of [waits, handsOver]) await waitForCount(r, 'slow', 0);
+      await Promise.all([waits, handsOver].map((r) => waitForCount(r, 'slow', 0)));
 
       await withClient(waits.url, (c) => c.execute("INSERT INTO slow(v) VALUES ('waits')"));
       const [mine] = await readLocal(waits, ["SELECT v FROM slow WHERE v = 'waits'"]);
@@ -117,7 +117,7 @@ describe('one primary and one replica', () => {
       expect(err, 'the replica was still behind, so the primary answered the read').toBeInstanceOf(ForwardedReadError);
       const rows = await withClient(handsOver.url, (c) => c.execute("SELECT v FROM slow WHERE v = 'hands over'"));
       expect(rows.rows.map((r) => r[0])).toEqual(['hands over']);
-      for (const r of [waits, handsOver]) await expectConverged(primary, r, ['slow']);
+      await Promise.all([waits, handsOver].map((r) => expectConverged(primary, r, ['slow'])));
     } finally {
       await Promise.all([waits.stop(), handsOver.stop()]);
     }

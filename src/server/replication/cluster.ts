@@ -69,7 +69,19 @@ export interface ClusterDeps {
   primaryRole: () => DbRole;
 }
 
-const DEFAULT_DATABASE_CONFIG: DatabaseConfig = { blockReads: false, blockWrites: false, maxDbPages: 0n, allowAttach: false };
+/**
+ * What HelloResponse.config carries until namespaces have their own config (the admin API's
+ * config routes): sqld's defaults — 1000 PB of 4 KiB pages, a 5 s transaction timeout, 5 MB rows.
+ */
+const DEFAULT_DATABASE_CONFIG: DatabaseConfig = {
+  blockReads: false,
+  blockWrites: false,
+  maxDbPages: 10n ** 18n / 4096n,
+  txnTimeoutS: 5n,
+  allowAttach: false,
+  maxRowSize: 5_000_000n,
+  sharedSchema: false,
+};
 
 function secretMatches(expected: string | null, meta: CallMetadata): boolean {
   if (expected === null) return false;
