@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --only <name>] [--duration <s>] [--warmup <s>] [--rounds <n>] [--connections <n>] [--list]`
+ * `npm run bench [-- --only <name>[,<name>…]] [--duration <s>] [--warmup <s>] [--rounds <n>] [--connections <n>] [--list]`
  *
  * Runs the benchmarks in sequence and prints a table of ratios against baselines measured in the
  * same run (absolute numbers on a shared, noisy machine mean little). Exit code 1 when a benchmark
@@ -91,7 +91,10 @@ async function main(): Promise<number> {
     for (const b of BENCHMARKS) process.stdout.write(`${b.name.padEnd(16)} ${b.description}\n`);
     return 0;
   }
-  const selected = values.only === undefined ? BENCHMARKS : BENCHMARKS.filter((b) => b.name === values.only);
+  const names = values.only?.split(',').map((n) => n.trim());
+  const selected = names === undefined ? BENCHMARKS : BENCHMARKS.filter((b) => names.includes(b.name));
+  const unknown = names?.filter((n) => !BENCHMARKS.some((b) => b.name === n)) ?? [];
+  if (unknown.length > 0) throw new Error(`--only ${unknown.join(',')}: no such benchmark (have: ${BENCHMARKS.map((b) => b.name).join(', ')})`);
   if (selected.length === 0) throw new Error(`--only ${values.only ?? ''}: no such benchmark (have: ${BENCHMARKS.map((b) => b.name).join(', ')})`);
 
   const opts: BenchOptions = {
