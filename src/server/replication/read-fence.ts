@@ -1,5 +1,5 @@
 /**
- * Read-your-writes on a replica (docs/REPLICATION.md "Read-your-writes"). Every program the primary
+ * Read-your-writes on a replica (docs/REPLICATION.md, write forwarding). Every program the primary
  * answers for this namespace raises the fence to the primary's frame after it; a program that is
  * about to run on the local copy first waits until the replica has applied the fence. A forwarded
  * write is therefore answered as soon as the primary answers — the apply overlaps the answer's way
