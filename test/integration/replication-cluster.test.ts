@@ -92,7 +92,7 @@ describe('one primary and one replica', () => {
 
   const failureReport = (): void => console.error(`${primary.report()}\n${replica.report()}`);
 
-  it('a slow replica (every batch applied late): a read right after a forwarded write waits for it, or the primary answers it', async ({ onTestFailed }) => {
+  it('a slow replica (every batch applied late): a read right after a forwarded write waits for it, or the primary answers it, or (the primary hung) the replica does', async ({ onTestFailed }) => {
     onTestFailed(failureReport);
     const env = { LIBSQLCTL_TEST_APPLY_DELAY_MS: String(APPLY_DELAY_MS) };
     // A local read waits for the fence up to 1 s (or --write-forward-timeout-ms when shorter):
@@ -117,6 +117,18 @@ describe('one primary and one replica', () => {
       expect(err, 'the replica was still behind, so the primary answered the read').toBeInstanceOf(ForwardedReadError);
       const rows = await withClient(handsOver.url, (c) => c.execute("SELECT v FROM slow WHERE v = 'hands over'"));
       expect(rows.rows.map((r) => r[0])).toEqual(['hands over']);
+
+      // The primary hangs right after answering a write: the read cannot wait for it, the primary
+      // cannot answer it, so the replica answers from its own copy (reads go on).
+      await withClient(handsOver.url, (c) => c.execute("INSERT INTO slow(v) VALUES ('then the primary hangs')"));
+      expect(primary.proc.signal('SIGSTOP')).toBe(true);
+      try {
+        const [[total] = []] = await readLocal(handsOver, ['SELECT count(*) FROM slow']);
+        expect(Number(total?.[0]), 'rows the replica answered with while the primary hangs').toBeGreaterThanOrEqual(1);
+      } finally {
+        primary.proc.signal('SIGCONT');
+      }
+      expect(handsOver.log().some((l) => /primary does not answer reads/.test(l.msg)), 'the replica said it gave up waiting').toBe(true);
       await Promise.all([waits, handsOver].map((r) => expectConverged(primary, r, ['slow'])));
     } finally {
       await Promise.all([waits.stop(), handsOver.stop()]);

@@ -95,7 +95,11 @@ export class ForwardingConnection implements ClientConnection {
       if (settled) return settled;
     }
     const local = this.#o.local;
-    if (!this.#mustForward(steps, opts) && (await this.#localIsCurrent())) {
+    if (!this.#mustForward(steps, opts)) {
+      if (!(await this.#localIsCurrent())) {
+        const answered = await this.#readOnPrimary(steps, opts);
+        if (answered) return answered;
+      }
       const outcomes = await local.runProgram(steps, opts);
       if (local.isAutocommit || local.inReadonlyTransaction) return outcomes;
       // It only read, but left a transaction open: the transaction belongs on the primary.
@@ -157,16 +161,34 @@ export class ForwardingConnection implements ClientConnection {
 
   /**
    * True when the local copy has everything forwarded programs were answered with (a local read
-   * transaction already has its snapshot). A replica that does not get there in time (it lost the
-   * primary's log stream) lets the primary answer the read: it must not see an older state.
+   * transaction already has its snapshot), waiting for it a little if need be.
    */
   async #localIsCurrent(): Promise<boolean> {
     if (!this.#o.local.isAutocommit) return true;
     const fence = this.#o.fence;
     if (fence.pending() === null) return true;
-    if (await fence.reached(Math.min(FENCE_WAIT_MS, this.#o.timeoutMs))) return true;
-    this.#o.logger.debug({ namespace: this.#o.namespace, fence: fence.pending()?.toString() }, 'the replica is behind what it answered: a read goes to the primary');
-    return false;
+    return fence.reached(Math.min(FENCE_WAIT_MS, this.#o.timeoutMs));
+  }
+
+  /**
+   * A read the replica is not current enough for (it lost the primary's log stream, or applies
+   * slowly) goes to the primary, so it does not see an older state than the client was told of.
+   * If the primary does not answer either, reads must go on: the fence is given up (they answer
+   * from the local copy until it catches up) and null is returned.
+   */
+  async #readOnPrimary(steps: readonly ProgramStep[], opts: RunProgramOptions): Promise<StepOutcome[] | null> {
+    const fence = this.#o.fence.pending();
+    try {
+      return await this.#forward(steps, opts);
+    } catch (err) {
+      if (this.#remoteTxn || this.#lostTxn) throw err;
+      this.#o.fence.abandon();
+      this.#o.logger.warn(
+        { namespace: this.#o.namespace, fence: fence?.toString(), err },
+        'the replica has not applied what it answered, and the primary does not answer reads: reads answer from the replica until it catches up',
+      );
+      return null;
+    }
   }
 
   #readsOnly(sql: string): boolean {

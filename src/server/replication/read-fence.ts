@@ -50,6 +50,11 @@ export class ReadFence {
     return applied !== null && applied >= target ? null : target;
   }
 
+  /** Forgets the fence (the primary cannot answer the reads that wait for it). */
+  abandon(): void {
+    this.#frameNo = null;
+  }
+
   /** Resolves true once the local copy has reached the fence, false if `waitMs` passed first. */
   async reached(waitMs: number): Promise<boolean> {
     const target = this.pending();

@@ -77,6 +77,18 @@ describe('read fence', () => {
     expect(fence.pending()).toBe(2n);
   });
 
+  it('an abandoned fence holds nothing until the next forwarded answer raises it', () => {
+    const replica = new FakeReplica();
+    const fence = new ReadFence(replica);
+    replica.apply(1n);
+    fence.raise(5n);
+    fence.abandon();
+    expect(fence.pending()).toBeNull();
+    expect(fence.index()).toBe(1n);
+    fence.raise(6n);
+    expect(fence.pending()).toBe(6n);
+  });
+
   it('a fence of a log the replica no longer follows is dropped', async () => {
     const replica = new FakeReplica();
     const fence = new ReadFence(replica);
