@@ -6,36 +6,46 @@ import type { SqlArgs, SqlValue } from './values.js';
 export type BoundArgs = [SqlValue[], Record<string, SqlValue>] | [SqlValue[]];
 
 /**
- * Applies sqld's binding rules (spec §4.7): `?NNN` takes positional value NNN, a bare `?` at index i
- * takes positional value i, a named parameter takes the named value whose key is its full name, else
- * its name without the prefix. Too many values or a missing one is ARGS_INVALID.
+ * Applies sqld's binding rules (spec §4.7) to every parameter index from 1 to the highest one:
+ * `?NNN` takes positional value NNN, a nameless index i (a bare `?`, or an index no parameter names,
+ * as in `SELECT ?3, ?1`) takes positional value i, a named parameter takes the named value whose key
+ * is its full name, else its name without the prefix. More values than indices, or a missing value
+ * (outside EXPLAIN), is ARGS_INVALID.
+ *
+ * better-sqlite3 gives the anonymous values to the nameless indices in ascending order and looks a
+ * named one (`?NNN` included) up in the object by its name without its first character.
  */
 export function bindArgs(params: readonly SqlParam[], args: SqlArgs, isExplain: boolean): BoundArgs {
-  if (params.length === 0 && args.positional.length === 0 && args.named.size === 0) return [[]];
-  const supplied = args.positional.length + args.named.size;
   const count = params.length === 0 ? 0 : params[params.length - 1]!.index;
+  const supplied = args.positional.length + args.named.size;
   if (supplied > count) {
     throw new SqlError('ARGS_INVALID', `too many parameters, expected ${count} found ${supplied}`);
   }
+  const names = new Map<number, string>();
+  for (const p of params) if (p.name !== null) names.set(p.index, p.name);
   const anonymous: SqlValue[] = [];
   const named: Record<string, SqlValue> = {};
-  for (const p of params) {
-    let value: SqlValue | undefined;
-    if (p.name === null || p.name.startsWith('?')) {
-      value = args.positional[p.index - 1];
-    } else {
-      value = args.named.has(p.name) ? args.named.get(p.name) : args.named.get(p.name.slice(1));
-    }
+  // Inside EXPLAIN sqld stops binding at the first missing value: that one and all later stay NULL.
+  let stopped = false;
+  for (let index = 1; index <= count; index++) {
+    const name = names.get(index) ?? null;
+    let value = stopped ? null : lookup(name, index, args);
     if (value === undefined) {
-      if (!isExplain) throw missing(p.name ?? `?${p.index}`);
+      if (!isExplain) {
+        throw new SqlError('ARGS_INVALID', `value for parameter ${name ?? index} not found`);
+      }
+      stopped = true;
       value = null;
     }
-    if (p.name === null) anonymous.push(value);
-    else named[p.name.slice(1)] = value;
+    if (name === null) anonymous.push(value);
+    else named[name.slice(1)] = value;
   }
   return Object.keys(named).length > 0 ? [anonymous, named] : [anonymous];
 }
 
-function missing(name: string): SqlError {
-  return new SqlError('ARGS_INVALID', `value for parameter ${name} not found`);
+/** The value sqld binds to parameter `index` (full name `name`, null if nameless), if there is one. */
+function lookup(name: string | null, index: number, args: SqlArgs): SqlValue | undefined {
+  if (name === null) return args.positional[index - 1];
+  if (name.startsWith('?')) return args.positional[Number(name.slice(1)) - 1];
+  return args.named.has(name) ? args.named.get(name) : args.named.get(name.slice(1));
 }

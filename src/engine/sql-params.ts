@@ -1,7 +1,9 @@
 /**
- * Finds the parameters of one SQL statement the way SQLite numbers them: `?` takes the next index,
- * `?NNN` index NNN, and `:name` / `@name` / `$name` a new index on first use. better-sqlite3 does not
- * expose sqlite3_bind_parameter_name, so the binder needs this to apply sqld's binding rules.
+ * Finds the parameters of one SQL statement the way SQLite numbers them: `?` takes one more than the
+ * largest index so far, `?NNN` index NNN, and `:name` / `@name` / `$name` a new index on first use.
+ * Indices no parameter names (the holes of `SELECT ?3, ?1`) are not listed; SQLite counts them as
+ * nameless. better-sqlite3 does not expose sqlite3_bind_parameter_name, so the binder needs this to
+ * apply sqld's binding rules.
  */
 export interface SqlParam {
   index: number;
