@@ -6,6 +6,7 @@ import { parseJwtKeys, type JwtKey } from '../server/auth/jwt-keys.js';
 import type { AuthConfig } from '../server/auth/strategy.js';
 import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
+import { refuseUnsupportedFlags } from './sqld-settings.js';
 
 /** Raw `serve` flags as oclif hands them over (each already falls back to its SQLD_* variable). */
 export interface ServeFlags extends ClusterFlags {
@@ -76,6 +77,8 @@ export interface ServeConfig {
     /** `--replica-read-grace-ms`: an open read transaction may hold up applying frames this long. Default 200. */
     readGraceMs: number;
   };
+  /** sqld variables that are set but that nothing reads (the server warns about them once). */
+  ignoredEnv: readonly string[];
   /** Test-only hooks, from the environment (never set in production). */
   testHooks: {
     /** `LIBSQLCTL_TEST_APPLIER_CRASH_AT=<point>[:<n>]`: the replica applier kills the process there. */
@@ -89,6 +92,8 @@ export interface ServeEnv {
   SQLD_AUTH_JWT_KEY?: string | undefined;
   LIBSQLCTL_TEST_APPLIER_CRASH_AT?: string | undefined;
   LIBSQLCTL_TEST_APPLY_DELAY_MS?: string | undefined;
+  /** `SQLD_*`/`LIBSQL_*` variables nothing reads (readServeEnv): named in a warning at start-up. */
+  ignored?: readonly string[] | undefined;
 }
 
 function crashAt(value: string | undefined): ServeConfig['testHooks']['applierCrashAt'] {
@@ -134,6 +139,7 @@ async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig
 
 /** The one place `serve` input is validated and defaulted. */
 export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Promise<ServeConfig> {
+  refuseUnsupportedFlags(flags as unknown as Record<string, unknown>);
   const connTimeout = parsePositive(flags['connection-creation-timeout-sec'], '--connection-creation-timeout-sec');
   return {
     dbPath: path.resolve(flags['db-path']),
@@ -162,6 +168,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
     cluster: await resolveClusterConfig(flags),
     replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },
+    ignoredEnv: env.ignored ?? [],
     testHooks: {
       applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT),
       applyDelayMs: parsePositive(env.LIBSQLCTL_TEST_APPLY_DELAY_MS, 'LIBSQLCTL_TEST_APPLY_DELAY_MS', { integer: true }),

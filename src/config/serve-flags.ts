@@ -1,5 +1,18 @@
 import { Flags } from '@oclif/core';
 import type { ServeFlags } from './serve-config.js';
+import { UNSUPPORTED_SQLD_SETTINGS } from './sqld-settings.js';
+
+/**
+ * sqld's flags we do not support, accepted by the parser only to be refused with one clear line
+ * (sqld-settings.ts); hidden from the help. They read no variable: their variables are checked
+ * separately (a role-changing one stops the start, the others are named in a warning).
+ */
+const unsupportedSqldFlags = Object.fromEntries(
+  UNSUPPORTED_SQLD_SETTINGS.map((s) => {
+    const opts = { hidden: true, ...(s.char ? { char: s.char } : {}) };
+    return [s.flag, s.switch ? Flags.boolean(opts) : Flags.string(opts)];
+  }),
+);
 
 /** `serve` flags: sqld's names, each falling back to sqld's environment variable. */
 export const serveFlags = {
@@ -46,7 +59,11 @@ export const serveFlags = {
     description: 'Replica: a write forwarded to the primary fails when it gets no answer within this many ms (default 15000).',
   }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
+  ...unsupportedSqldFlags,
 };
+
+/** Every environment variable the `serve` flags fall back to. */
+export const serveFlagVariables: ReadonlySet<string> = new Set(Object.values(serveFlags).flatMap((f) => ('env' in f && typeof f.env === 'string' ? [f.env] : [])));
 
 /**
  * The flag values `serve` gets when nothing is given (the oclif defaults above), for callers that

@@ -60,6 +60,9 @@ export async function startServer(config: ServeConfig, overrides: ServerOverride
 
 async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOverrides): Promise<RunningServer> {
   const logger = overrides.logger ?? createLogger();
+  if (config.ignoredEnv.length > 0) {
+    logger.warn({ ignored: config.ignoredEnv }, `ignoring environment variables libsqlctl does not read: ${config.ignoredEnv.join(', ')}`);
+  }
   const dataDir = new DataDirPaths(config.dbPath);
   // Teardown runs in reverse: HTTP listeners, then streams, then databases, then the data-dir lock.
   const teardown = new Teardown();

@@ -59,10 +59,10 @@ export async function within<T>(promise: Promise<T>, ms: number, what: string): 
   }
 }
 
-/** The environment without SQLD_* variables, which would change the server's flags. */
+/** The environment without SQLD_* and LIBSQL_* variables, which would change the server's settings. */
 function childEnv(): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = {};
-  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('SQLD_')) env[key] = value;
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('SQLD_') && !key.startsWith('LIBSQL_')) env[key] = value;
   return env;
 }
 
