@@ -1,6 +1,7 @@
 import fs from 'node:fs';
-import { LibsqlctlError } from '../errors.js';
+import { ConfigError, LibsqlctlError } from '../errors.js';
 import { DataDirPaths } from './data-dir.js';
+import { errnoOf, fsReason } from './fs-errors.js';
 
 /** Lock files this process holds (a lock naming our own pid but not in here is a previous run's). */
 const held = new Set<string>();
@@ -23,7 +24,7 @@ export class DataDirLock {
   private constructor(private readonly file: string) {}
 
   static acquire(dbPath: string): DataDirLock {
-    fs.mkdirSync(dbPath, { recursive: true });
+    createDataDir(dbPath);
     const file = new DataDirPaths(dbPath).lockFile;
     if (held.has(file)) {
       throw new LibsqlctlError('DATA_DIR_IN_USE', `the data directory ${dbPath} is in use by this process`, { hint: 'Give each server its own --db-path.' });
@@ -50,5 +51,25 @@ export class DataDirLock {
   release(): void {
     if (!held.delete(this.file)) return;
     fs.rmSync(this.file, { force: true });
+  }
+}
+
+/** Creates the data directory (and its parents), or says in words why it cannot be one. */
+function createDataDir(dbPath: string): void {
+  try {
+    fs.mkdirSync(dbPath, { recursive: true });
+    return;
+  } catch (err) {
+    const code = errnoOf(err);
+    if (code === 'EEXIST' || code === 'ENOTDIR') {
+      throw new ConfigError('CONFIG_DB_PATH', `--db-path ${dbPath}: ${code === 'EEXIST' ? 'it is a file, not a directory' : fsReason(err)}`, {
+        cause: err,
+        hint: 'give a directory (it is created when missing), e.g. --db-path data.sqld',
+      });
+    }
+    throw new ConfigError('CONFIG_DB_PATH', `--db-path ${dbPath}: cannot create the data directory: ${fsReason(err)}`, {
+      cause: err,
+      hint: 'choose a --db-path you can write to, or fix the permissions of its parent directory',
+    });
   }
 }

@@ -1,0 +1,30 @@
+/** Start-up mistakes as a new user makes them: one clear Error line and a Try: hint, exit 2, no stack trace. */
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterAll, afterEach, describe, expect, it } from 'vitest';
+import { killAllChildServers, spawnCli, within } from '../helpers/child-server.js';
+
+const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-startup-errors-'));
+afterEach(async () => {
+  await killAllChildServers();
+});
+afterAll(async () => {
+  await killAllChildServers();
+  fs.rmSync(scratch, { recursive: true, force: true });
+});
+
+describe('start-up errors', () => {
+  it('--db-path naming a regular file (or a path below one)', async () => {
+    const file = path.join(scratch, 'a-file');
+    fs.writeFileSync(file, 'not a directory');
+    const runs = [file, path.join(file, 'below')].map((dbPath) => ({ dbPath, child: spawnCli(['serve', '--http-listen-addr', '127.0.0.1:0', '--db-path', dbPath], { cwd: scratch }) }));
+    for (const { dbPath, child } of runs) {
+      const exit = await within(child.exited, 10_000, `exit of serve --db-path ${dbPath}`);
+      expect(exit, child.stderr()).toEqual({ code: 2, signal: null });
+      const lines = child.stderr().split('\n').filter((l) => l.trim() !== '');
+      expect(lines).toEqual([expect.stringMatching(new RegExp(`^Error: --db-path ${dbPath}: .*(file, not a directory)`)), expect.stringMatching(/^Try: /)]);
+    }
+    expect(fs.readFileSync(file, 'utf8')).toBe('not a directory');
+  });
+});
