@@ -32,6 +32,7 @@ export function welcomeBanner(config: ServeConfig, http: Addr, hranaWs: Addr | n
     ...roleLines(config, grpc),
     `  data in        ${displayPath(new DataDirPaths(config.dbPath).namespace(DEFAULT_NAMESPACE).db)}`,
     `  auth           ${auth}`,
+    ...(config.jwtKeyIgnored ? ['                 (a JWT key is also configured; as in sqld, basic auth is used)'] : []),
     '  Ctrl-C to stop',
   ].join('\n');
 }

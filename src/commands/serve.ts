@@ -19,10 +19,10 @@ export default class Serve extends BaseCommand {
     if (config.welcome) this.log(welcomeBanner(config, server.httpAddress, server.hranaWsAddress, server.cluster.grpcAddress));
 
     let signals = 0;
-    const onSignal = (): void => {
+    const onSignal = (signal: NodeJS.Signals): void => {
       signals += 1;
       if (signals > 1) process.exit(130);
-      void server.close();
+      void server.close({ signal });
     };
     process.on('SIGINT', onSignal);
     process.on('SIGTERM', onSignal);

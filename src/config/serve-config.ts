@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { parseCrashAt, type ApplierCrashPoint } from '../engine/replica/crash-points.js';
 import { parseJwtKeys, type JwtKey } from '../server/auth/jwt-keys.js';
 import type { AuthConfig } from '../server/auth/strategy.js';
+import { resolveLogLevel, type LogLevel } from './log-level.js';
 import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
 import { refuseUnsupportedFlags } from './sqld-settings.js';
@@ -24,6 +25,8 @@ export interface ServeFlags extends ClusterFlags {
   'connection-creation-timeout-sec'?: number | undefined;
   'checkpoint-interval-s'?: number | undefined;
   'idle-shutdown-timeout-s'?: number | undefined;
+  'initial-idle-shutdown-timeout-s'?: number | undefined;
+  'log-level'?: string | undefined;
   'shutdown-timeout': number;
   'replica-read-grace-ms'?: number | undefined;
   'max-log-size'?: number | undefined;
@@ -57,6 +60,8 @@ export interface ServeConfig {
   /** `--hrana-listen-addr`: a WebSocket-only Hrana listener besides the user port, or null. */
   hranaWs: ListenAddr | null;
   auth: AuthConfig;
+  /** A JWT key was given too, but `--http-auth` wins (as in sqld): the banner and the log say so. */
+  jwtKeyIgnored: boolean;
   /** Hrana `base_url` for sticky sessions (`--http-self-url`). */
   httpSelfUrl: string | null;
   welcome: boolean;
@@ -68,6 +73,12 @@ export interface ServeConfig {
   log: { maxLogFrames: bigint; maxLogDurationMs: number | null; snapshotExec: string | null };
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
   idleShutdownTimeoutS: number | null;
+  /** `--initial-idle-shutdown-timeout-s`: the idle timeout until the first request after start; null = idleShutdownTimeoutS. */
+  initialIdleShutdownTimeoutS: number | null;
+  /** `--log-level`, else from `RUST_LOG` (log-level.ts), else `info`. */
+  logLevel: LogLevel;
+  /** RUST_LOG directives ignored because they cannot be parsed (named in one warning at start-up). */
+  ignoredRustLog: readonly string[];
   /** `--shutdown-timeout`: seconds in-flight requests get to finish on SIGINT/SIGTERM. Default 30. */
   shutdownTimeoutS: number;
   /** Primary (with or without an inter-node gRPC port) or replica of a primary. */
@@ -90,6 +101,8 @@ export interface ServeConfig {
 
 export interface ServeEnv {
   SQLD_AUTH_JWT_KEY?: string | undefined;
+  /** sqld's log filter (log-level.ts maps it onto one level). */
+  RUST_LOG?: string | undefined;
   LIBSQLCTL_TEST_APPLIER_CRASH_AT?: string | undefined;
   LIBSQLCTL_TEST_APPLY_DELAY_MS?: string | undefined;
   /** `SQLD_*`/`LIBSQL_*` variables nothing reads (readServeEnv): named in a warning at start-up. */
@@ -141,11 +154,14 @@ async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig
 export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Promise<ServeConfig> {
   refuseUnsupportedFlags(flags as unknown as Record<string, unknown>);
   const connTimeout = parsePositive(flags['connection-creation-timeout-sec'], '--connection-creation-timeout-sec');
+  const log = resolveLogLevel(flags['log-level'], env.RUST_LOG);
+  const auth = await resolveAuth(flags, env);
   return {
     dbPath: path.resolve(flags['db-path']),
     http: parseListenAddr(flags['http-listen-addr'], '--http-listen-addr'),
     hranaWs: flags['hrana-listen-addr'] ? parseListenAddr(flags['hrana-listen-addr'], '--hrana-listen-addr') : null,
-    auth: await resolveAuth(flags, env),
+    auth,
+    jwtKeyIgnored: auth.kind === 'basic' && Boolean(flags['auth-jwt-key-file'] || env.SQLD_AUTH_JWT_KEY),
     httpSelfUrl: flags['http-self-url'] ?? null,
     welcome: !flags['no-welcome'],
     namespaces: { enabled: Boolean(flags['enable-namespaces']), defaultDisabled: Boolean(flags['disable-default-namespace']) },
@@ -165,6 +181,9 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
       snapshotExec: flags['snapshot-exec'] ?? null,
     },
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
+    initialIdleShutdownTimeoutS: parsePositive(flags['initial-idle-shutdown-timeout-s'], '--initial-idle-shutdown-timeout-s'),
+    logLevel: log.level,
+    ignoredRustLog: log.ignoredRustLog,
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
     cluster: await resolveClusterConfig(flags),
     replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },

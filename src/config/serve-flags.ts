@@ -35,6 +35,14 @@ export const serveFlags = {
   'max-log-duration': Flags.string({ env: 'SQLD_MAX_LOG_DURATION', description: 'Compact the replication log after this many seconds.' }),
   'snapshot-exec': Flags.string({ env: 'SQLD_SNAPSHOT_EXEC', description: 'Command run for each new log snapshot: <cmd> <snapshot> <namespace> <start> <end> <log_id>.' }),
   'idle-shutdown-timeout-s': Flags.integer({ env: 'SQLD_IDLE_SHUTDOWN_TIMEOUT_S', description: 'Shut down after this many seconds without requests.' }),
+  'initial-idle-shutdown-timeout-s': Flags.integer({
+    env: 'SQLD_INITIAL_IDLE_SHUTDOWN_TIMEOUT_S',
+    description: 'Like --idle-shutdown-timeout-s, but only until the first request after start; then --idle-shutdown-timeout-s (if given) applies.',
+  }),
+  'log-level': Flags.string({
+    env: 'LIBSQLCTL_LOG_LEVEL',
+    description: 'Log level: trace, debug, info, warn, error or off (default: from RUST_LOG, else info). Wins over RUST_LOG.',
+  }),
   'replica-read-grace-ms': Flags.integer({
     env: 'LIBSQLCTL_REPLICA_READ_GRACE_MS',
     default: 200,

@@ -28,6 +28,8 @@ export interface UnsupportedSetting {
 }
 
 const LATER = 'not supported yet';
+/** better-sqlite3 is built with SQLITE_DEFAULT_MEMSTATUS=0: SQLite counts no memory, so its heap limits never trigger (test/unit/sqlite-build.test.ts). */
+const HEAP_LIMITS = 'better-sqlite3 is built with SQLite memory accounting off, so a heap limit would never take effect';
 
 /** sqld's `serve` settings we do not honour, as its `--help` names them. */
 export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
@@ -56,9 +58,8 @@ export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
   { flag: 'heartbeat-url', env: 'SQLD_HEARTBEAT_URL', why: `heartbeats are ${LATER}` },
   { flag: 'heartbeat-auth', env: 'SQLD_HEARTBEAT_AUTH', why: `heartbeats are ${LATER}` },
   { flag: 'heartbeat-period-s', env: 'SQLD_HEARTBEAT_PERIOD_S', why: `heartbeats are ${LATER}` },
-  { flag: 'initial-idle-shutdown-timeout-s', env: 'SQLD_INITIAL_IDLE_SHUTDOWN_TIMEOUT_S', why: LATER },
-  { flag: 'soft-heap-limit-mb', env: 'SQLD_SOFT_HEAP_LIMIT_MB', why: LATER },
-  { flag: 'hard-heap-limit-mb', env: 'SQLD_HARD_HEAP_LIMIT_MB', why: LATER },
+  { flag: 'soft-heap-limit-mb', env: 'SQLD_SOFT_HEAP_LIMIT_MB', why: HEAP_LIMITS },
+  { flag: 'hard-heap-limit-mb', env: 'SQLD_HARD_HEAP_LIMIT_MB', why: HEAP_LIMITS },
   { flag: 'snapshot-at-shutdown', switch: true, why: LATER },
   { flag: 'max-active-namespaces', env: 'SQLD_MAX_ACTIVE_NAMESPACES', why: LATER },
   { flag: 'disable-intelligent-throttling', env: 'SQLD_DISABLE_INTELLIGENT_THROTTLING', switch: true, why: LATER },

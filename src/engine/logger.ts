@@ -4,19 +4,34 @@
  * never thrown into the event loop (it would kill the process after writes were acknowledged).
  */
 import { pino, type DestinationStream, type Logger as PinoLogger } from 'pino';
+import { prettyDestination } from './log-format.js';
 
 export type Logger = PinoLogger;
 
 export interface LoggerOptions {
-  /** pino level name (`info` by default). */
+  /** pino level name, or `off` (`info` by default). */
   level?: string;
-  /** Where lines go (stderr by default). */
+  /** Where lines go (stderr by default: JSON lines, or one line of text each when stderr is a terminal). */
   destination?: DestinationStream;
 }
 
+/** Our level names (`off`, as sqld's RUST_LOG has it) as pino's (`silent`). */
+export function pinoLevel(level: string): string {
+  return level === 'off' ? 'silent' : level;
+}
+
 export function createLogger(opts: LoggerOptions = {}): Logger {
-  const destination = opts.destination ?? pino.destination({ fd: 2, sync: true });
-  return pino({ level: opts.level ?? 'info', base: { name: 'libsqlctl' } }, destination);
+  let destination = opts.destination;
+  if (destination === undefined) {
+    const stderr = pino.destination({ fd: 2, sync: true });
+    destination = process.stderr.isTTY ? prettyDestination(stderr) : stderr;
+  }
+  return pino({ level: pinoLevel(opts.level ?? 'info'), base: { name: 'libsqlctl' } }, destination);
+}
+
+/** The more severe of two pino levels (a child logger that must never be more verbose than `min`). */
+export function atLeast(logger: Logger, min: 'warn' | 'error'): string {
+  return logger.levelVal >= logger.levels.values[min]! ? logger.level : min;
 }
 
 /** A logger that drops everything (engine tests that do not look at logs). */

@@ -38,10 +38,64 @@ export interface RunningServer {
   readonly context: ServerContext;
   /** Primary or replica: the inter-node port's address, replication status. */
   readonly cluster: ClusterNode;
-  /** Resolves when the server stopped by itself (idle shutdown). */
+  /** Resolves when the server stopped (by close(), or by itself: idle shutdown). */
   readonly stopped: Promise<void>;
-  /** Graceful stop: no new requests, in-flight ones finish (bounded by the shutdown timeout), databases close. */
-  close(): Promise<void>;
+  /**
+   * Graceful stop: no new requests, in-flight ones finish (bounded by the shutdown timeout), databases
+   * close. `why` (the signal, or a reason) goes into the "shutting down" log line.
+   */
+  close(why?: ShutdownCause): Promise<void>;
+}
+
+/** Why the server stops, for the log. */
+export interface ShutdownCause {
+  signal?: NodeJS.Signals;
+  reason?: string;
+}
+
+type Addr = { host: string; port: number };
+
+function url(scheme: string, a: Addr): string {
+  return `${scheme}://${a.host.includes(':') ? `[${a.host}]` : a.host}:${a.port}`;
+}
+
+/**
+ * The idle-shutdown timer: `--initial-idle-shutdown-timeout-s` until the first request after start,
+ * then `--idle-shutdown-timeout-s` (restarted by every request); none when neither applies.
+ */
+class IdleShutdown {
+  private timer: NodeJS.Timeout | null = null;
+  private initial: boolean;
+
+  constructor(
+    private readonly initialS: number | null,
+    private readonly idleS: number | null,
+    private readonly onIdle: (idleS: number) => void,
+  ) {
+    this.initial = initialS !== null;
+    this.arm(initialS ?? idleS);
+  }
+
+  /** A request came in. */
+  touch(): void {
+    if (this.initial) {
+      this.initial = false;
+      this.stop();
+      this.arm(this.idleS);
+      return;
+    }
+    this.timer?.refresh();
+  }
+
+  stop(): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.timer = null;
+  }
+
+  private arm(seconds: number | null): void {
+    if (seconds === null) return;
+    this.timer = setTimeout(() => this.onIdle(seconds), seconds * 1000);
+  }
 }
 
 /**
@@ -59,7 +113,10 @@ export async function startServer(config: ServeConfig, overrides: ServerOverride
 }
 
 async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOverrides): Promise<RunningServer> {
-  const logger = overrides.logger ?? createLogger();
+  const logger = overrides.logger ?? createLogger({ level: config.logLevel });
+  if (config.ignoredRustLog.length > 0) {
+    logger.warn({ ignored: config.ignoredRustLog }, `RUST_LOG: ignoring directives that cannot be parsed: ${config.ignoredRustLog.join(', ')}`);
+  }
   if (config.ignoredEnv.length > 0) {
     logger.warn({ ignored: config.ignoredEnv }, `ignoring environment variables libsqlctl does not read: ${config.ignoredEnv.join(', ')}`);
   }
@@ -99,7 +156,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   // Registered after the namespaces, so replication and the inter-node port stop before they close.
   teardown.register('replication', () => cluster.close());
 
-  let idleTimer: NodeJS.Timeout | null = null;
+  let idle: IdleShutdown | null = null;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   ctx = {
@@ -115,7 +172,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     httpStreams: new HttpStreams(config.limits.streamExpiryMs),
     responses: new ResponseBudget(config.limits.maxTotalResponseBytes),
     connect: (namespace, db, auth) => cluster.connect(namespace, db, auth),
-    touch: () => idleTimer?.refresh(),
+    touch: () => idle?.touch(),
     isClosing: () => teardown.started,
   };
   teardown.register('Hrana HTTP streams', () => ctx.httpStreams.closeAll());
@@ -154,14 +211,35 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   }
   const address = app.server.address() as AddressInfo;
 
-  const close = (): Promise<void> => {
-    if (idleTimer) clearTimeout(idleTimer);
-    return teardown.close().finally(() => resolveStopped());
+  let closing: Promise<void> | null = null;
+  const close = (why: ShutdownCause = {}): Promise<void> => {
+    if (closing !== null) return closing;
+    idle?.stop();
+    logger.info(why.signal || why.reason ? { ...why } : { reason: 'stop requested' }, 'shutting down');
+    closing = teardown.close().finally(() => {
+      logger.info('stopped');
+      resolveStopped();
+    });
+    return closing;
   };
 
-  if (config.idleShutdownTimeoutS !== null) {
-    idleTimer = setTimeout(() => void close().catch((err: unknown) => logger.error({ err }, 'shutdown failed')), config.idleShutdownTimeoutS * 1000);
-  }
+  idle = new IdleShutdown(config.initialIdleShutdownTimeoutS, config.idleShutdownTimeoutS, (seconds) => {
+    void close({ reason: `idle for ${seconds} s` }).catch((err: unknown) => logger.error({ err }, 'shutdown failed'));
+  });
 
-  return { httpAddress: { host: address.address, port: address.port }, hranaWsAddress: hranaWs?.address ?? null, context: ctx, cluster, stopped, close };
+  const httpAddress = { host: address.address, port: address.port };
+  const hranaWsAddress = hranaWs?.address ?? null;
+  const grpc = cluster.grpcAddress;
+  logger.info(
+    {
+      http: url('http', httpAddress),
+      ...(hranaWsAddress ? { hranaWs: url('ws', hranaWsAddress) } : {}),
+      ...(grpc ? { grpc: url(config.cluster.role === 'primary' && config.cluster.grpc?.tls ? 'https' : 'http', grpc) } : {}),
+      ...(config.cluster.role === 'replica' ? { primary: config.cluster.primary.url } : {}),
+    },
+    'listening',
+  );
+  if (config.jwtKeyIgnored) logger.info('auth: basic (a JWT key is also configured; as in sqld, basic auth is used)');
+
+  return { httpAddress, hranaWsAddress, context: ctx, cluster, stopped, close };
 }

@@ -1,5 +1,7 @@
-import Fastify, { type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import { atLeast } from '../../engine/logger.js';
 import type { ServerContext } from '../context.js';
+import { namespaceFromHeaders } from '../session.js';
 import { permissiveCors } from './cors.js';
 import { httpErrorAnswer } from './error-map.js';
 import { cursorRoutes } from './routes/cursor.js';
@@ -13,18 +15,46 @@ import { protobufRoutes } from './routes/protobuf.js';
 /** Request bodies up to this size are read (Hrana routes have no limit in sqld; we keep a sane one). */
 const BODY_LIMIT = 64 * 1024 * 1024;
 
+/** Routes that belong to no namespace (routes/info.ts): their request lines name none. */
+const NO_NAMESPACE_ROUTES = new Set(['/health', '/version', '/v1', '/v2', '/v3', '/v3-protobuf']);
+
 /**
  * Builds the user-port fastify app without listening. Bodies are taken raw whatever their content
  * type (sqld ignores it) and parsed by each route, so malformed JSON gets sqld's answer.
  */
 export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInstance) => void)[] = []): FastifyInstance {
-  // fastify's own request lines stay below the level we log at (a request log is a later, debug-level addition).
-  const loggerInstance: FastifyBaseLogger = ctx.logger.child({}, { level: 'warn' });
-  const app = Fastify({ loggerInstance, bodyLimit: BODY_LIMIT, return503OnClosing: true });
+  // fastify logs its own warnings and errors; its info lines (listening, requests) are replaced by ours.
+  const loggerInstance: FastifyBaseLogger = ctx.logger.child({}, { level: atLeast(ctx.logger, 'warn') });
+  const app = Fastify({
+    loggerInstance,
+    bodyLimit: BODY_LIMIT,
+    return503OnClosing: true,
+    logController: new LogController({ disableRequestLogging: true }),
+  });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', (_req, _reply, done) => {
     ctx.touch();
+    done();
+  });
+  // One line per request at debug: never bodies, query strings or headers (credentials).
+  app.addHook('onResponse', (req, reply, done) => {
+    if (ctx.logger.isLevelEnabled('debug')) {
+      const route = req.routeOptions.url;
+      let namespace: string | undefined;
+      if (route !== undefined && !NO_NAMESPACE_ROUTES.has(route)) {
+        try {
+          namespace = namespaceFromHeaders(ctx, req.headers);
+        } catch {
+          // an invalid namespace header: the answer (400) says so, the line names none
+        }
+      }
+      const path = req.url.split('?', 1)[0];
+      ctx.logger.debug(
+        { method: req.method, path, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, ...(namespace === undefined ? {} : { namespace }) },
+        'request',
+      );
+    }
     done();
   });
   permissiveCors(app);
