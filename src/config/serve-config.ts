@@ -8,6 +8,7 @@ import { resolveLogLevel, type LogLevel } from './log-level.js';
 import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
 import { refuseUnsupportedFlags } from './sqld-settings.js';
+import { fsReason } from '../engine/fs-errors.js';
 
 /** Raw `serve` flags as oclif hands them over (each already falls back to its SQLD_* variable). */
 export interface ServeFlags extends ClusterFlags {
@@ -117,13 +118,18 @@ function crashAt(value: string | undefined): ServeConfig['testHooks']['applierCr
   }
 }
 
+const KEY_HINT = 'Give an Ed25519 public key: PEM "PUBLIC KEY" blocks, or 32 raw bytes in URL-safe base64.';
+
 /** Parses JWT keys, naming where they came from in the error. */
 async function keysFrom(text: string, source: string): Promise<JwtKey[]> {
+  if (text.trim() === '') {
+    throw new ConfigError('CONFIG_JWT_KEY', `${source}: no key in it (it is empty)`, { hint: KEY_HINT });
+  }
   try {
     return await parseJwtKeys(text.trim());
   } catch (err) {
     if (!(err instanceof ConfigError)) throw err;
-    throw new ConfigError(err.code, `${source}: ${err.message}`, { cause: err, hint: 'Give an Ed25519 public key: PEM "PUBLIC KEY" blocks, or 32 raw bytes in URL-safe base64.' });
+    throw new ConfigError(err.code, `${source}: ${err.message}`, { cause: err, hint: KEY_HINT });
   }
 }
 
@@ -142,7 +148,10 @@ async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig
     try {
       text = await fs.readFile(keyFile, 'utf8');
     } catch (err) {
-      throw new ConfigError('CONFIG_JWT_KEY', `--auth-jwt-key-file: cannot read ${keyFile}`, { cause: err });
+      throw new ConfigError('CONFIG_JWT_KEY', `--auth-jwt-key-file: cannot read ${keyFile}: ${fsReason(err)}`, {
+        cause: err,
+        hint: 'give the path of a readable file holding the public key (or pass the key itself in SQLD_AUTH_JWT_KEY)',
+      });
     }
     return { kind: 'jwt', keys: await keysFrom(text, `--auth-jwt-key-file ${keyFile}`) };
   }
