@@ -1,6 +1,7 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import type { ListenAddr } from '../config/parse.js';
+import type { ServeConfig } from '../config/serve-config.js';
 import { LibsqlctlError } from '../errors.js';
 import type { ServerContext } from './context.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
@@ -13,6 +14,35 @@ export function listenError(err: unknown, addr: ListenAddr, flag: string): Libsq
     cause: err,
     hint: `Stop the other server on that address or pick another ${flag}.`,
   });
+}
+
+/** The fixed addresses the server will listen on (port 0 asks for any free port: nothing to check). */
+function fixedAddresses(config: ServeConfig): { addr: ListenAddr; flag: string }[] {
+  const all = [{ addr: config.http, flag: '--http-listen-addr' }];
+  if (config.hranaWs) all.push({ addr: config.hranaWs, flag: '--hrana-listen-addr' });
+  if (config.cluster.role === 'primary' && config.cluster.grpc) all.push({ addr: config.cluster.grpc.listen, flag: '--grpc-listen-addr' });
+  return all.filter((a) => a.addr.port !== 0);
+}
+
+/**
+ * Binds each fixed address once and lets it go, before anything is created on disk: an address in
+ * use (or not ours to bind) is reported before the data directory exists. The real listen later
+ * still reports a port someone took in between.
+ */
+export async function checkListenAddresses(config: ServeConfig): Promise<void> {
+  for (const { addr, flag } of fixedAddresses(config)) {
+    const probe = net.createServer();
+    try {
+      await new Promise<void>((resolve, reject) => {
+        probe.once('error', reject);
+        probe.listen({ port: addr.port, host: addr.host, exclusive: true }, () => resolve());
+      });
+    } catch (err) {
+      throw listenError(err, addr, flag);
+    } finally {
+      await new Promise<void>((resolve) => (probe.listening ? probe.close(() => resolve()) : resolve()));
+    }
+  }
 }
 
 export interface HranaWsListener {

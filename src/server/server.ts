@@ -13,7 +13,7 @@ import type { ServerContext } from './context.js';
 import { buildUserApp } from './http/app.js';
 import { HttpStreams } from './http/http-streams.js';
 import { ResponseBudget } from './response-budget.js';
-import { listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
+import { checkListenAddresses, listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
 import { createClusterNode, type ClusterNode } from './replication/cluster.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
 
@@ -103,6 +103,8 @@ class IdleShutdown {
  * a handle whose close() tears down in reverse order. Signals are handled by the command, not here.
  */
 export async function startServer(config: ServeConfig, overrides: ServerOverrides = {}): Promise<RunningServer> {
+  // nothing is created on disk before the addresses are known to be free
+  await checkListenAddresses(config);
   const lock = DataDirLock.acquire(config.dbPath);
   try {
     return await start(config, lock, overrides);
