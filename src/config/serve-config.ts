@@ -8,6 +8,7 @@ import { resolveLogLevel, type LogLevel } from './log-level.js';
 import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
 import { refuseUnsupportedFlags } from './sqld-settings.js';
+import { resolveTrustedExtensions } from './extensions.js';
 import { fsReason } from '../engine/fs-errors.js';
 
 /** Raw `serve` flags as oclif hands them over (each already falls back to its SQLD_* variable). */
@@ -35,6 +36,7 @@ export interface ServeFlags extends ClusterFlags {
   'snapshot-exec'?: string | undefined;
   'enable-namespaces'?: boolean | undefined;
   'disable-default-namespace'?: boolean | undefined;
+  'extensions-path'?: string | undefined;
 }
 
 export interface ServeLimits {
@@ -89,6 +91,11 @@ export interface ServeConfig {
     /** `--replica-read-grace-ms`: an open read transaction may hold up applying frames this long. Default 200. */
     readGraceMs: number;
   };
+  /**
+   * `--extensions-path`: absolute paths of the trusted extensions (listed in its trusted.lst, sha256
+   * checked at start-up), loaded into every client connection; empty = extension loading is off.
+   */
+  extensions: readonly string[];
   /** sqld variables that are set but that nothing reads (the server warns about them once). */
   ignoredEnv: readonly string[];
   /** Test-only hooks, from the environment (never set in production). */
@@ -196,6 +203,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     shutdownTimeoutS: parsePositive(flags['shutdown-timeout'], '--shutdown-timeout', { allowZero: true }) ?? 30,
     cluster: await resolveClusterConfig(flags),
     replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },
+    extensions: await resolveTrustedExtensions(flags['extensions-path']),
     ignoredEnv: env.ignored ?? [],
     testHooks: {
       applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT),

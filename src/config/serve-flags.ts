@@ -9,7 +9,7 @@ import { UNSUPPORTED_SQLD_SETTINGS } from './sqld-settings.js';
  */
 const unsupportedSqldFlags = Object.fromEntries(
   UNSUPPORTED_SQLD_SETTINGS.map((s) => {
-    const opts = { hidden: true, ...(s.char ? { char: s.char } : {}) };
+    const opts = { hidden: true };
     return [s.flag, s.switch ? Flags.boolean(opts) : Flags.string(opts)];
   }),
 );
@@ -65,6 +65,11 @@ export const serveFlags = {
   'write-forward-timeout-ms': Flags.integer({
     env: 'LIBSQLCTL_WRITE_FORWARD_TIMEOUT_MS',
     description: 'Replica: a write forwarded to the primary fails when it gets no answer within this many ms (default 15000).',
+  }),
+  'extensions-path': Flags.string({
+    char: 'e',
+    env: 'SQLD_EXTENSIONS_PATH',
+    description: 'Directory of trusted SQLite extensions, loaded into every connection: its trusted.lst lists "<sha256> <file name>" per line, checked at start-up. Without it extension loading is off.',
   }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
   ...unsupportedSqldFlags,

@@ -21,8 +21,6 @@ export interface UnsupportedSetting {
   changesRole?: boolean;
   /** Flags without a value (clap switches); any other flag takes one. */
   switch?: boolean;
-  /** sqld's short form. */
-  char?: 'e';
   /** Why it is not supported, or what to use instead (one short clause). */
   why: string;
 }
@@ -33,7 +31,6 @@ const HEAP_LIMITS = 'better-sqlite3 is built with SQLite memory accounting off, 
 
 /** sqld's `serve` settings we do not honour, as its `--help` names them. */
 export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
-  { flag: 'extensions-path', char: 'e', why: `loading trusted extensions is ${LATER}` },
   { flag: 'enable-http-console', switch: true, why: `the web console is ${LATER}` },
   { flag: 'admin-listen-addr', env: 'SQLD_ADMIN_LISTEN_ADDR', why: `the admin API is ${LATER}` },
   { flag: 'admin-auth-key', env: 'LIBSQL_ADMIN_AUTH_KEY', why: `the admin API is ${LATER}` },

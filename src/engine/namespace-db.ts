@@ -1,6 +1,6 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import { openSqlite, SqlConnection, SqliteHandle, type ConnectionHost } from './connection.js';
+import { ExtensionLoadError, openSqlite, SqlConnection, SqliteHandle, type ConnectionHost } from './connection.js';
 import type { NamespacePaths } from './data-dir.js';
 import { noFaults, type FaultInjector } from './faults.js';
 import { SqliteFiles } from './files/sqlite-files.js';
@@ -21,6 +21,8 @@ export interface NamespaceDbOptions {
   role: DbRole | null;
   logger?: Logger;
   faults?: FaultInjector;
+  /** Absolute paths of the trusted extensions loaded into every client connection (`--extensions-path`). */
+  extensions?: readonly string[];
 }
 
 /**
@@ -36,6 +38,7 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
   readonly faults: FaultInjector;
   readonly role: DbRole | null;
   private readonly lock: WriteLock;
+  private readonly extensions: readonly string[];
   private readonly connections = new Set<SqlConnection>();
   private readonly idle: SqliteHandle[] = [];
   private main: Database.Database | null = null;
@@ -49,6 +52,7 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     this.logger = opts.logger ?? silentLogger();
     this.faults = opts.faults ?? noFaults;
     this.lock = new WriteLock(opts.txnTimeoutMs);
+    this.extensions = opts.extensions ?? [];
   }
 
   get dir(): string {
@@ -97,8 +101,19 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     return this.openConnection(false);
   }
 
+  /**
+   * A connection for clients: from the idle pool, or a new one with the trusted extensions loaded.
+   * An extension that fails to load is logged and refuses this connection (the request gets the error).
+   */
   takeHandle(): SqliteHandle {
-    return this.idle.pop() ?? new SqliteHandle(this.openConnection(false));
+    const idle = this.idle.pop();
+    if (idle) return idle;
+    try {
+      return new SqliteHandle(this.openConnection(false, this.extensions));
+    } catch (err) {
+      if (err instanceof ExtensionLoadError) this.logger.error({ extension: err.extension, reason: err.reason }, `cannot load the trusted extension ${err.extension}: ${err.reason}`);
+      throw err;
+    }
   }
 
   returnHandle(handle: SqliteHandle): void {
@@ -176,8 +191,12 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     }
   }
 
-  private openConnection(maintenance: boolean): Database.Database {
+  /**
+   * Extensions go only into client connections: the maintenance and internal connections run the
+   * engine's own SQL (capture, checkpoints, read guard), never SQL a user gave.
+   */
+  private openConnection(maintenance: boolean, extensions: readonly string[] = []): Database.Database {
     const mode = this.role?.journalMode ?? 'wal';
-    return openSqlite(this.paths.db, { journalMode: maintenance ? mode : null, wal: mode === 'wal' });
+    return openSqlite(this.paths.db, { journalMode: maintenance ? mode : null, wal: mode === 'wal', extensions });
   }
 }

@@ -13,6 +13,8 @@ export interface NamespacesOptions {
   role: (name: string) => DbRole | null;
   logger: Logger;
   faults?: FaultInjector;
+  /** Absolute paths of the trusted extensions loaded into every client connection (`--extensions-path`). */
+  extensions?: readonly string[];
   /**
    * Asked about a namespace the registry does not know (a replica asks its primary): true registers
    * and opens it. Without it, only registered namespaces (and `default`) exist.
@@ -78,6 +80,7 @@ export class Namespaces {
       role: this.opts.role(name),
       logger: this.opts.logger.child({ namespace: name }),
       ...(this.opts.faults ? { faults: this.opts.faults } : {}),
+      ...(this.opts.extensions ? { extensions: this.opts.extensions } : {}),
     });
     await db.open();
     if (this.closing) {

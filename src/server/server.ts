@@ -149,6 +149,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     dataDir,
     txnTimeoutMs: config.limits.txnTimeoutMs,
     logger,
+    extensions: config.extensions,
     ...(overrides.faults ? { faults: overrides.faults } : {}),
     role: (name) => cluster.roleFor(name),
     onOpen: (db) => cluster.onOpen(db),
