@@ -13,8 +13,8 @@ export interface TestServer {
   close(): Promise<void>;
 }
 
-/** Test servers: loopback, a free port, a short shutdown, no banner. */
-const TEST_FLAGS: Partial<ServeFlags> = { 'http-listen-addr': '127.0.0.1:0', 'shutdown-timeout': 5, 'no-welcome': true };
+/** Test servers: loopback, a free port, a short shutdown, no banner, only warnings and errors logged. */
+const TEST_FLAGS: Partial<ServeFlags> = { 'http-listen-addr': '127.0.0.1:0', 'shutdown-timeout': 5, 'no-welcome': true, 'log-level': 'warn' };
 
 export function tempDir(prefix = 'libsqlctl-test-'): string {
   return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
