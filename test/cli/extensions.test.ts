@@ -9,11 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { buildConstantExtension, requireCc, sha256Of } from '../helpers/c-extension.js';
-import { bannerUrl, killAllChildServers, spawnCli, within, type CliProcess } from '../helpers/child-server.js';
+import { bannerUrl, killAllChildServers, spawnCli, STACK_FRAME_RE, within, type CliProcess } from '../helpers/child-server.js';
 import { isObj, pipeline } from '../helpers/pipeline.js';
 
 const STEP_MS = 15_000;
-const STACK_FRAME_RE = /^\s+at \S/m;
 
 const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-extensions-'));
 const build = path.join(scratch, 'build');

@@ -1,10 +1,9 @@
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { killAllChildServers, spawnCli, within, type ExitInfo } from '../helpers/child-server.js';
+import { describe, expect, it } from 'vitest';
+import { cliScratch, spawnCli, STACK_FRAME_RE, within, type ExitInfo } from '../helpers/child-server.js';
 
 /**
  * `-h`/`--help`, `-V`/`--version` and `help [COMMAND]` where sqld has them, and command lines the
@@ -14,19 +13,9 @@ import { killAllChildServers, spawnCli, within, type ExitInfo } from '../helpers
 const STEP_MS = 15_000;
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 const VERSION = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { version: string }).version;
-/** A JavaScript stack frame line (`    at fn (file:line:col)`). */
-const STACK_FRAME_RE = /^\s+at \S/m;
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-help-'));
+const scratch = cliScratch('libsqlctl-help-');
 
-afterEach(async () => {
-  await killAllChildServers();
-});
-
-afterAll(async () => {
-  await killAllChildServers();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
 
 interface Outcome {
   args: string[];

@@ -7,7 +7,7 @@ import path from 'node:path';
 import Database from 'better-sqlite3';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { bannerUrl, killAllChildServers, spawnCli, within, type CliProcess, type ExitInfo, type SpawnCliOptions } from '../helpers/child-server.js';
+import { bannerUrl, killAllChildServers, spawnCli, STACK_FRAME_RE, within, type CliProcess, type ExitInfo, type SpawnCliOptions } from '../helpers/child-server.js';
 
 /**
  * `libsqlctl serve` as users run it: the real CLI (`node bin/run.js serve …`) as a child process in a
@@ -17,8 +17,6 @@ import { bannerUrl, killAllChildServers, spawnCli, within, type CliProcess, type
 /** Bound of one step (start, one request, an exit that should be prompt). */
 const STEP_MS = 10_000;
 const UNCLEAN_RE = /did not shut down cleanly/;
-/** A JavaScript stack frame line (`    at fn (file:line:col)`). */
-const STACK_FRAME_RE = /^\s+at \S/m;
 const CLEAN_EXIT: ExitInfo = { code: 0, signal: null };
 const BASIC_CREDENTIAL = 'dXNlcjpwYXNzd29yZA=='; // user:password
 

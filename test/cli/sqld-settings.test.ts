@@ -4,22 +4,13 @@
  * variable is named in one warning. Nothing is created on disk when the start is refused.
  */
 import fs from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { bannerUrl, killAllChildServers, spawnCli, within } from '../helpers/child-server.js';
+import { describe, expect, it } from 'vitest';
+import { bannerUrl, cliScratch, spawnCli, STACK_FRAME_RE, within } from '../helpers/child-server.js';
 
 const STEP_MS = 10_000;
-const STACK_FRAME_RE = /^\s+at \S/m;
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-sqld-settings-'));
-afterEach(async () => {
-  await killAllChildServers();
-});
-afterAll(async () => {
-  await killAllChildServers();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
+const scratch = cliScratch('libsqlctl-sqld-settings-');
 
 function nonEmptyLines(text: string): string[] {
   return text.split('\n').filter((l) => l.trim() !== '');

@@ -1,19 +1,11 @@
 /** Start-up mistakes as a new user makes them: one clear Error line and a Try: hint, exit 2, no stack trace. */
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
-import { afterAll, afterEach, describe, expect, it } from 'vitest';
-import { killAllChildServers, spawnCli, within } from '../helpers/child-server.js';
+import { describe, expect, it } from 'vitest';
+import { cliScratch, spawnCli, within } from '../helpers/child-server.js';
 
-const scratch = fs.mkdtempSync(path.join(os.tmpdir(), 'libsqlctl-startup-errors-'));
-afterEach(async () => {
-  await killAllChildServers();
-});
-afterAll(async () => {
-  await killAllChildServers();
-  fs.rmSync(scratch, { recursive: true, force: true });
-});
+const scratch = cliScratch('libsqlctl-startup-errors-');
 
 describe('start-up errors', () => {
   it('--db-path naming a regular file (or a path below one)', async () => {

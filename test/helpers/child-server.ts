@@ -1,6 +1,9 @@
 import { spawn } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach } from 'vitest';
 
 /**
  * `libsqlctl` as a child process (crash and CLI tests): runs the compiled `bin/run.js` (dist/ is built
@@ -163,4 +166,21 @@ export async function stopChild(child: CliProcess, timeoutMs = 15_000): Promise<
 /** For afterAll: no server outlives the test file, whatever happened. */
 export async function killAllChildServers(): Promise<void> {
   await Promise.allSettled([...live].map((c) => killChild(c)));
+}
+
+/** A JavaScript stack frame line (`    at fn (file:line:col)`): errors we understand never print one. */
+export const STACK_FRAME_RE = /^\s+at \S/m;
+
+/**
+ * The scratch directory of a CLI test file (call at module level): child processes are killed
+ * after each test, and at the end the directory is removed.
+ */
+export function cliScratch(prefix: string): string {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  afterEach(killAllChildServers);
+  afterAll(async () => {
+    await killAllChildServers();
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+  return dir;
 }
