@@ -1,6 +1,6 @@
 import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
 import { ConfigError, LibsqlctlError } from '../errors.js';
-import { describeParseFailure, helpHint, UsageError, usageLine } from './usage.js';
+import { describeParseFailure, helpHint, UsageError, usageLines } from './usage.js';
 import { versionFlag } from './version.js';
 
 /** Exit codes: 2 for bad flags or configuration, 1 for everything else that went wrong. */
@@ -39,7 +39,7 @@ export abstract class BaseCommand extends Command {
 
   protected override async catch(err: Error & { exitCode?: number }): Promise<unknown> {
     if (err instanceof UsageError) {
-      this.logToStderr(usageLine(err.message, err.hint));
+      this.logToStderr(usageLines(err.message, err.hint));
       this.exit(exitCodeFor(err));
     }
     if (err instanceof LibsqlctlError) {

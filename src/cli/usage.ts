@@ -10,7 +10,7 @@ type Config = Interfaces.Config;
  */
 export const USAGE_EXIT_CODE = 2;
 
-/** A command line that makes no sense (unknown flag or command, bad value): reported on one line, see usageLine. */
+/** A command line that makes no sense (unknown flag or command, bad value): reported as usageLines says. */
 export class UsageError extends ConfigError {
   override readonly hint: string;
 
@@ -20,10 +20,12 @@ export class UsageError extends ConfigError {
   }
 }
 
-/** `Error: <what is wrong>. Try: <hint>`, one line whatever the message looked like. */
-export function usageLine(message: string, hint: string): string {
-  const what = oneLine(message).replace(/[.\s]+$/, '');
-  return `Error: ${what}. Try: ${hint}`;
+/**
+ * `Error: <what is wrong>` on one line, then `Try: <hint>`: the same two lines as every other
+ * start-up error (base-command.ts), whatever the parser's message looked like.
+ */
+export function usageLines(message: string, hint: string): string {
+  return `Error: ${oneLine(message).replace(/[.\s]+$/, '')}\nTry: ${hint}`;
 }
 
 /** How to get help: `<bin> <command> --help`, or `<bin> --help` without a command. */
@@ -38,7 +40,7 @@ export function oneLine(text: string): string {
 
 /**
  * What oclif's parser said, made to read as one short clause: without its "See more help" line
- * (usageLine gives the hint) and with its multi-line forms folded.
+ * (usageLines gives the hint) and with its multi-line forms folded.
  */
 export function describeParseFailure(message: string): string {
   return oneLine(message.replaceAll('See more help with --help', ''))

@@ -34,6 +34,8 @@ export interface ServeFlags extends ClusterFlags {
   'max-log-size'?: number | undefined;
   'max-log-duration'?: string | number | undefined;
   'snapshot-exec'?: string | undefined;
+  'snapshot-at-shutdown'?: boolean | undefined;
+  'enable-http-console'?: boolean | undefined;
   'enable-namespaces'?: boolean | undefined;
   'disable-default-namespace'?: boolean | undefined;
   'extensions-path'?: string | undefined;
@@ -74,6 +76,10 @@ export interface ServeConfig {
   checkpointIntervalS: number | null;
   /** Replication log: compaction (`--max-log-size` MB, `--max-log-duration` s) and `--snapshot-exec`. */
   log: { maxLogFrames: bigint; maxLogDurationMs: number | null; snapshotExec: string | null };
+  /** `--snapshot-at-shutdown`: a primary compacts each open namespace's log into a snapshot when it closes (after the TRUNCATE checkpoint every close runs). */
+  snapshotAtShutdown: boolean;
+  /** `--enable-http-console`: the web SQL console at `GET /console`. */
+  httpConsole: boolean;
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
   idleShutdownTimeoutS: number | null;
   /** `--initial-idle-shutdown-timeout-s`: the idle timeout until the first request after start; null = idleShutdownTimeoutS. */
@@ -196,6 +202,8 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
       maxLogDurationMs: ((d) => (d === null ? null : d * 1000))(parsePositive(flags['max-log-duration'], '--max-log-duration')),
       snapshotExec: flags['snapshot-exec'] ?? null,
     },
+    snapshotAtShutdown: Boolean(flags['snapshot-at-shutdown']),
+    httpConsole: Boolean(flags['enable-http-console']),
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     initialIdleShutdownTimeoutS: parsePositive(flags['initial-idle-shutdown-timeout-s'], '--initial-idle-shutdown-timeout-s'),
     logLevel: log.level,

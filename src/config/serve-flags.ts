@@ -33,6 +33,12 @@ export const serveFlags = {
   'checkpoint-interval-s': Flags.integer({ env: 'SQLD_CHECKPOINT_INTERVAL_S', description: 'Checkpoint the WAL every this many seconds.' }),
   'max-log-size': Flags.integer({ env: 'SQLD_MAX_LOG_SIZE', default: 200, description: 'Compact the replication log once it grows above this many MB.' }),
   'max-log-duration': Flags.string({ env: 'SQLD_MAX_LOG_DURATION', description: 'Compact the replication log after this many seconds.' }),
+  'snapshot-at-shutdown': Flags.boolean({
+    env: 'SQLD_SNAPSHOT_AT_SHUTDOWN',
+    default: false,
+    description: "At shutdown, checkpoint each primary database's WAL (TRUNCATE) and compact its replication log into a snapshot.",
+  }),
+  'enable-http-console': Flags.boolean({ env: 'SQLD_ENABLE_HTTP_CONSOLE', default: false, description: 'Serve a small web SQL console at /console on the user port.' }),
   'snapshot-exec': Flags.string({ env: 'SQLD_SNAPSHOT_EXEC', description: 'Command run for each new log snapshot: <cmd> <snapshot> <namespace> <start> <end> <log_id>.' }),
   'idle-shutdown-timeout-s': Flags.integer({ env: 'SQLD_IDLE_SHUTDOWN_TIMEOUT_S', description: 'Shut down after this many seconds without requests.' }),
   'initial-idle-shutdown-timeout-s': Flags.integer({

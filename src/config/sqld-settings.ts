@@ -31,7 +31,6 @@ const HEAP_LIMITS = 'better-sqlite3 is built with SQLite memory accounting off, 
 
 /** sqld's `serve` settings we do not honour, as its `--help` names them. */
 export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
-  { flag: 'enable-http-console', switch: true, why: `the web console is ${LATER}` },
   { flag: 'admin-listen-addr', env: 'SQLD_ADMIN_LISTEN_ADDR', why: `the admin API is ${LATER}` },
   { flag: 'admin-auth-key', env: 'LIBSQL_ADMIN_AUTH_KEY', why: `the admin API is ${LATER}` },
   { flag: 'http-primary-url', env: 'SQLD_HTTP_PRIMARY_URL', changesRole: true, why: 'replicas follow their primary over gRPC: use --primary-grpc-url' },
@@ -57,7 +56,6 @@ export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
   { flag: 'heartbeat-period-s', env: 'SQLD_HEARTBEAT_PERIOD_S', why: `heartbeats are ${LATER}` },
   { flag: 'soft-heap-limit-mb', env: 'SQLD_SOFT_HEAP_LIMIT_MB', why: HEAP_LIMITS },
   { flag: 'hard-heap-limit-mb', env: 'SQLD_HARD_HEAP_LIMIT_MB', why: HEAP_LIMITS },
-  { flag: 'snapshot-at-shutdown', switch: true, why: LATER },
   { flag: 'max-active-namespaces', env: 'SQLD_MAX_ACTIVE_NAMESPACES', why: LATER },
   { flag: 'disable-intelligent-throttling', env: 'SQLD_DISABLE_INTELLIGENT_THROTTLING', switch: true, why: LATER },
   { flag: 'allow-metastore-recovery', env: 'SQLD_ALLOW_METASTORE_RECOVERY', switch: true, why: 'there is no older meta store to recover from' },

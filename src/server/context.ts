@@ -25,4 +25,9 @@ export interface ServerContext {
   touch(): void;
   /** True once shutdown began: responses then close their connection so keep-alive clients let go. */
   isClosing(): boolean;
+  /**
+   * False while the server opens (or restores) its databases after it started listening: every user
+   * route but `/version` answers 503 then, `/health` included, and WebSocket upgrades are refused.
+   */
+  isReady(): boolean;
 }

@@ -28,6 +28,10 @@ const OUTSIDE_POLL_MS = 1000;
 export interface ServerOverrides {
   logger?: Logger;
   faults?: FaultInjector;
+  /** Called once the user port listens, before the databases open (the server answers 503 until ready). */
+  onListening?: (httpAddress: { host: string; port: number }) => void;
+  /** Awaited right before the databases open (tests: hold the server in its starting phase). */
+  beforeOpen?: () => Promise<void>;
 }
 
 export interface RunningServer {
@@ -143,6 +147,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
           prepareTimeoutMs: CHECKPOINT_PREPARE_TIMEOUT_MS,
         },
         outsidePollMs: OUTSIDE_POLL_MS,
+        snapshotAtShutdown: config.snapshotAtShutdown,
       }),
   });
   const namespaces = new Namespaces({
@@ -160,6 +165,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   teardown.register('replication', () => cluster.close());
 
   let idle: IdleShutdown | null = null;
+  let ready = false;
   let resolveStopped!: () => void;
   const stopped = new Promise<void>((resolve) => (resolveStopped = resolve));
   ctx = {
@@ -177,6 +183,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     connect: (namespace, db, auth) => cluster.connect(namespace, db, auth),
     touch: () => idle?.touch(),
     isClosing: () => teardown.started,
+    isReady: () => ready,
   };
   teardown.register('Hrana HTTP streams', () => ctx.httpStreams.closeAll());
 
@@ -184,7 +191,8 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   const ws = attachHranaWebSocket(app.server, ctx);
   let hranaWs: HranaWsListener | null = null;
   try {
-    if (!config.namespaces.enabled) await namespaces.get(DEFAULT_NAMESPACE);
+    // Listen first and answer 503 while the databases open (recovery of a large log, later a
+    // restore from a backup): clients and health checks see a server that is starting, not a dead port.
     await app.listen({ host: config.http.host, port: config.http.port }).catch((err: unknown) => {
       throw listenError(err, config.http, '--http-listen-addr');
     });
@@ -198,6 +206,11 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
         clearTimeout(force);
       }
     });
+    const listening = app.server.address() as AddressInfo;
+    overrides.onListening?.({ host: listening.address, port: listening.port });
+    logger.debug('accepting connections; opening databases');
+    await overrides.beforeOpen?.();
+    if (!config.namespaces.enabled) await namespaces.get(DEFAULT_NAMESPACE);
     await cluster.listen().catch((err: unknown) => {
       throw listenError(err, config.cluster.role === 'primary' && config.cluster.grpc ? config.cluster.grpc.listen : config.http, '--grpc-listen-addr');
     });
@@ -213,6 +226,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     throw err;
   }
   const address = app.server.address() as AddressInfo;
+  ready = true;
 
   let closing: Promise<void> | null = null;
   const close = (why: ShutdownCause = {}): Promise<void> => {

@@ -41,13 +41,15 @@ function expectSuccess(o: Outcome): void {
 }
 
 /** Exit 2, nothing on stdout, exactly one stderr line matching `line`, no stack trace. */
-function expectUsageError(o: Outcome, line: RegExp): void {
+/** `Error: <error>` and `Try: <hint>`: the two lines every start-up error prints. */
+function expectUsageError(o: Outcome, error: RegExp, hint: string): void {
   expect.soft(o.exit, `exit of ${what(o)}`).toEqual({ code: 2, signal: null });
   expect.soft(o.stdout, `stdout of ${what(o)}`).toBe('');
   expect.soft(o.stderr.endsWith('\n'), `stderr ends with a newline: ${what(o)}`).toBe(true);
   const lines = o.stderr.replace(/\n$/, '').split('\n');
-  expect.soft(lines, `stderr lines of ${what(o)}`).toHaveLength(1);
-  expect.soft(lines[0], what(o)).toMatch(line);
+  expect.soft(lines, `stderr lines of ${what(o)}`).toHaveLength(2);
+  expect.soft(lines[0], what(o)).toMatch(error);
+  expect.soft(lines[1], what(o)).toBe(`Try: ${hint}`);
   expect.soft(o.stderr, `stack trace in ${what(o)}`).not.toMatch(STACK_FRAME_RE);
 }
 
@@ -97,27 +99,27 @@ describe('help and version', () => {
   });
 });
 
-describe('command lines the parser rejects: one stderr line with a Try: hint, exit 2', () => {
+describe('command lines the parser rejects: an Error: line and a Try: hint, exit 2', () => {
   // A command line accepted by mistake must not bind the default port 8080.
   const serve = (...args: string[]): string[] => ['serve', '--http-listen-addr', '127.0.0.1:0', ...args];
 
   it('an unknown flag', async () => {
     const [serveFlag, rootFlag] = await runAll([serve('--no-such-flag'), ['--no-such-flag']]);
-    expectUsageError(serveFlag!, /^Error: .*--no-such-flag\b.*Try: libsqlctl serve --help$/);
-    expectUsageError(rootFlag!, /^Error: .*--no-such-flag\b.*Try: libsqlctl --help$/);
+    expectUsageError(serveFlag!, /^Error: .*--no-such-flag\b/, 'libsqlctl serve --help');
+    expectUsageError(rootFlag!, /^Error: .*--no-such-flag\b/, 'libsqlctl --help');
   });
 
   it('an unknown command, and a command given arguments it does not take', async () => {
     const [command, helpCommand, argument] = await runAll([['no-such-command'], ['help', 'no-such-command'], serve('extra')]);
-    expectUsageError(command!, /^Error: .*\bno-such-command\b.*Try: libsqlctl --help$/);
-    expectUsageError(helpCommand!, /^Error: .*\bno-such-command\b.*Try: libsqlctl help$/);
-    expectUsageError(argument!, /^Error: .*\bextra\b.*Try: libsqlctl serve --help$/);
+    expectUsageError(command!, /^Error: .*\bno-such-command\b/, 'libsqlctl --help');
+    expectUsageError(helpCommand!, /^Error: .*\bno-such-command\b/, 'libsqlctl help');
+    expectUsageError(argument!, /^Error: .*\bextra\b/, 'libsqlctl serve --help');
   });
 
   it('a flag with a value oclif rejects, or without its value', async () => {
     const [notInteger, missing] = await runAll([serve('--max-concurrent-connections', 'abc'), serve('--db-path')]);
-    expectUsageError(notInteger!, /^Error: .*--max-concurrent-connections\b.*\babc\b.*Try: libsqlctl serve --help$/);
-    expectUsageError(missing!, /^Error: .*--db-path\b.*Try: libsqlctl serve --help$/);
+    expectUsageError(notInteger!, /^Error: .*--max-concurrent-connections\b.*\babc\b/, 'libsqlctl serve --help');
+    expectUsageError(missing!, /^Error: .*--db-path\b/, 'libsqlctl serve --help');
     expect(fs.existsSync(path.join(scratch, 'data.sqld')), 'a data directory created despite the bad command line').toBe(false);
   });
 });

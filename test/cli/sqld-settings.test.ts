@@ -20,7 +20,7 @@ describe('sqld settings libsqlctl does not honour', () => {
   it('each unsupported sqld flag is refused in one line with a hint, exit 2, nothing created', async () => {
     const cases = [
       { args: ['--admin-listen-addr', '127.0.0.1:9090'], flag: '--admin-listen-addr', why: /admin API/ },
-      { args: ['--enable-http-console'], flag: '--enable-http-console', why: /web console/ },
+      { args: ['--enable-deadlock-monitor'], flag: '--enable-deadlock-monitor', why: /not supported yet/ },
       { args: ['--enable-bottomless-replication'], flag: '--enable-bottomless-replication', why: /backups to S3/ },
       { args: ['--encryption-key', 'secret'], flag: '--encryption-key', why: /not supported on stock SQLite/ },
     ].map((c) => {

@@ -1,5 +1,5 @@
 import { toConfiguredId, ux, type Hook, type Interfaces } from '@oclif/core';
-import { helpHint, USAGE_EXIT_CODE, usageLine } from '../usage.js';
+import { helpHint, USAGE_EXIT_CODE, usageLines } from '../usage.js';
 
 /**
  * What is wrong with a command line whose words name no command (oclif joins the leading words into
@@ -22,7 +22,7 @@ export function describeUnknownId(config: Interfaces.Config, id: string): { mess
 /** oclif's `command_not_found` hook: one line on stderr instead of oclif's `command … not found`, exit 2. */
 const commandNotFound: Hook.CommandNotFound = function (opts) {
   const { message, hint } = describeUnknownId(opts.config, opts.id);
-  ux.stderr(usageLine(message, hint));
+  ux.stderr(usageLines(message, hint));
   this.exit(USAGE_EXIT_CODE);
   return Promise.resolve();
 };

@@ -257,6 +257,28 @@ export class FrameCapture {
     this.host.logger.warn(`namespace ${this.host.name}: frame capture recovered, writes accepted again`);
   }
 
+  /**
+   * `--snapshot-at-shutdown`: captures what is left, compacts the whole log into a snapshot and waits
+   * until the snapshot is built (and `--snapshot-exec` ran). A failure is logged; the log stays.
+   */
+  async compactForShutdown(): Promise<void> {
+    if (this.closed || this.failure) return;
+    try {
+      this.capture();
+      const from = this.log.startFrameNo;
+      const to = this.log.nextFrameNo - 1n;
+      if (to < from) return;
+      this.log.compact();
+      // A snapshot that fails to build is logged by the log itself and finished at the next start.
+      await this.log.drain();
+      if (this.log.snapshots().some((snap) => snap.endFrameNo === to)) {
+        this.host.logger.info(`namespace ${this.host.name}: snapshot at shutdown: log frames ${from}..${to} compacted into a snapshot`);
+      }
+    } catch (err) {
+      this.host.logger.error({ err }, `namespace ${this.host.name}: snapshot at shutdown failed: ${errorMessage(err)}`);
+    }
+  }
+
   /** Compacts the log when the policy says so; a failure is logged and retried a second later. */
   compactIfDue(): void {
     if (Date.now() < this.compactAfter) return;

@@ -16,6 +16,11 @@ export interface PrimaryOptions {
   checkpoint: CheckpointPolicy;
   /** How often to look for frames other processes committed (ms); null = only at our commits. */
   outsidePollMs: number | null;
+  /**
+   * `--snapshot-at-shutdown`: at close, after the final checkpoint, the whole log is compacted into
+   * a snapshot (waited for, `--snapshot-exec` included) and the WAL is truncated.
+   */
+  snapshotAtShutdown?: boolean;
 }
 
 /** Errors of the machine rather than the data (disk full, I/O, a lock held elsewhere): the namespace serves reads and retries. */
@@ -176,8 +181,21 @@ export class PrimaryRole implements DbRole, LockHolder {
     const checkpointed = await this.checkpointer.close();
     this.closed = true;
     this.publisher.close();
+    // Only after a complete checkpoint: the database file then holds everything the log does.
+    if (this.opts.snapshotAtShutdown && checkpointed) await this.capture?.compactForShutdown();
     const clean = this.capture?.close() ?? false;
+    if (clean && checkpointed && this.opts.snapshotAtShutdown) this.truncateWal();
     if (clean && checkpointed) fs.rmSync(this.host.paths.sentinel, { force: true });
+  }
+
+  /** `--snapshot-at-shutdown`: everything is checkpointed and captured; leave an empty WAL. */
+  private truncateWal(): void {
+    try {
+      const [row] = this.host.maintenance.pragma('wal_checkpoint(TRUNCATE)') as { busy: bigint }[];
+      if (row !== undefined && Number(row.busy) !== 0) this.host.logger.warn(`namespace ${this.host.name}: snapshot at shutdown: the WAL could not be truncated (another process reads the database)`);
+    } catch (err) {
+      this.host.logger.warn({ err }, `namespace ${this.host.name}: snapshot at shutdown: truncating the WAL failed: ${errorMessage(err)}`);
+    }
   }
 
   private async openCapture(): Promise<void> {

@@ -15,6 +15,9 @@ import { protobufRoutes } from './routes/protobuf.js';
 /** Request bodies up to this size are read (Hrana routes have no limit in sqld; we keep a sane one). */
 const BODY_LIMIT = 64 * 1024 * 1024;
 
+/** What a request gets while the server is still opening its databases (ServerContext.isReady). */
+const STARTING_BODY = Buffer.from(JSON.stringify({ error: 'the server is starting: its databases are not open yet' }));
+
 /** Routes that belong to no namespace (routes/info.ts): their request lines name none. */
 const NO_NAMESPACE_ROUTES = new Set(['/health', '/version', '/v1', '/v2', '/v3', '/v3-protobuf']);
 
@@ -33,7 +36,11 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
-  app.addHook('onRequest', (_req, _reply, done) => {
+  app.addHook('onRequest', (req, reply, done) => {
+    if (!ctx.isReady() && req.url !== '/version') {
+      void reply.code(503).header('retry-after', '1').header('content-type', 'application/json').send(STARTING_BODY);
+      return;
+    }
     ctx.touch();
     done();
   });

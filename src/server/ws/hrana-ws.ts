@@ -104,7 +104,7 @@ export function attachHranaWebSocket(server: Server, ctx: ServerContext, opts: H
       refuse(socket, 503, UPGRADE_FAILED);
       return;
     }
-    if (closing) {
+    if (closing || !ctx.isReady()) {
       refuse(socket, 503, UPGRADE_FAILED);
       return;
     }
