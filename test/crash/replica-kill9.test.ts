@@ -91,11 +91,14 @@ function startLoad(primary: ClusterNode, replica: () => ClusterNode, tag: string
           if (row?.[0] !== row?.[1]) violations.push(`${node.label} pid ${node.proc.pid}: count(t) ${row?.[0]} but total.n ${row?.[1]}`);
         } catch (err) {
           // The replica is down or restarting, or not caught up (the primary answered): not a finding.
-          const kind = err instanceof ForwardedReadError ? 'forwarded' : /fetch failed|ECONNREFUSED|ECONNRESET|other side closed/i.test(`${String(err)} ${String((err as Error).cause)}`) ? 'connection' : null;
+          // A restarted replica listens before its database is open and answers 503 until then.
+          const text = `${String(err)} ${String((err as Error).cause)}`;
+          const kind =
+            err instanceof ForwardedReadError ? 'forwarded' : /fetch failed|ECONNREFUSED|ECONNRESET|other side closed/i.test(text) ? 'connection' : /HTTP status 503\b/.test(text) ? 'starting' : null;
           if (kind === null) violations.push(`read on ${node.label}: ${String(err)}`);
           else skipped[kind] = (skipped[kind] ?? 0) + 1;
           // not up yet: ask again less often
-          if (kind === 'connection') await new Promise((resolve) => setTimeout(resolve, 100));
+          if (kind === 'connection' || kind === 'starting') await new Promise((resolve) => setTimeout(resolve, 100));
         }
       }
       await new Promise((resolve) => setTimeout(resolve, 10));

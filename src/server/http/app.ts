@@ -4,6 +4,7 @@ import type { ServerContext } from '../context.js';
 import { namespaceFromHeaders } from '../session.js';
 import { permissiveCors } from './cors.js';
 import { httpErrorAnswer } from './error-map.js';
+import { consoleRoutes } from './routes/console.js';
 import { cursorRoutes } from './routes/cursor.js';
 import { dumpRoutes } from './routes/dump.js';
 import { hranaV1Routes } from './routes/hrana-v1.js';
@@ -19,7 +20,7 @@ const BODY_LIMIT = 64 * 1024 * 1024;
 const STARTING_BODY = Buffer.from(JSON.stringify({ error: 'the server is starting: its databases are not open yet' }));
 
 /** Routes that belong to no namespace (routes/info.ts): their request lines name none. */
-const NO_NAMESPACE_ROUTES = new Set(['/health', '/version', '/v1', '/v2', '/v3', '/v3-protobuf']);
+const NO_NAMESPACE_ROUTES = new Set(['/health', '/version', '/console', '/v1', '/v2', '/v3', '/v3-protobuf']);
 
 /**
  * Builds the user-port fastify app without listening. Bodies are taken raw whatever their content
@@ -79,6 +80,7 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     void reply.code(404).send();
   });
   infoRoutes(app);
+  consoleRoutes(app, ctx);
   pipelineRoutes(app, ctx);
   cursorRoutes(app, ctx);
   protobufRoutes(app, ctx);
