@@ -1,0 +1,259 @@
+/**
+ * Byte layouts of bottomless' small objects (spec §1.5) and the metadata we add to the others.
+ *
+ * - `.meta`: page size u32 BE + the WAL header's checksum words (seed of the frame chain), 12 bytes.
+ * - `.dep`: the parent generation id as 16 raw UUID bytes.
+ * - `.changecounter`: SQLite's file change counter (database header bytes 24..28), u32 BE.
+ * - `<db>.tombstone`: i64 BE Unix seconds; generations created at or before it are deleted.
+ *
+ * Our additions travel as `x-amz-meta-*` (keys lower-case without the prefix, US-ASCII values) and
+ * in `.libsqlctl-durable`; bottomless ignores both.
+ *
+ * Commit times (`libsqlctl-commits` on a batch): every transaction of the batch as
+ * `<lastFrame>.<unixMs>` joined by `;`, numbers in base 36. The first entry is absolute, each
+ * later one is the delta from the entry before it: frames strictly increase (delta ≥ 1), a time
+ * delta may be negative (a clock stepping back) and is then written with a leading `-`.
+ * Example: commits ending at frames 12, 15, 40 at 1700000000000, +3 ms, +250 ms →
+ * `c.loyw3v28;3.3;p.6y`.
+ */
+import { isUuid } from '../../engine/wal/log-id.js';
+import { CorruptBackupError } from './errors.js';
+import { generationIdFromBytes, generationIdToBytes, isGenerationId } from './generation-id.js';
+
+export interface GenerationMeta {
+  pageSize: number;
+  /** WAL header bytes 24..32 as two u32: the seed of the generation's frame checksum chain. */
+  checksum: readonly [number, number];
+}
+
+function validPageSize(n: number): boolean {
+  return Number.isInteger(n) && n >= 512 && n <= 65536 && (n & (n - 1)) === 0;
+}
+
+function expectLength(buf: Uint8Array, size: number, key: string): Buffer {
+  if (buf.length !== size) throw new CorruptBackupError(key, `expected ${size} bytes, got ${buf.length}`);
+  return Buffer.from(buf.buffer, buf.byteOffset, buf.length);
+}
+
+export function encodeMeta(meta: GenerationMeta): Buffer {
+  if (!validPageSize(meta.pageSize)) throw new RangeError(`invalid page size ${meta.pageSize}`);
+  const out = Buffer.alloc(12);
+  out.writeUInt32BE(meta.pageSize, 0);
+  out.writeUInt32BE(meta.checksum[0] >>> 0, 4);
+  out.writeUInt32BE(meta.checksum[1] >>> 0, 8);
+  return out;
+}
+
+export function decodeMeta(buf: Uint8Array, key: string): GenerationMeta {
+  const b = expectLength(buf, 12, key);
+  const pageSize = b.readUInt32BE(0);
+  if (!validPageSize(pageSize)) throw new CorruptBackupError(key, `invalid page size ${pageSize}`);
+  return { pageSize, checksum: [b.readUInt32BE(4), b.readUInt32BE(8)] };
+}
+
+export function encodeDep(parent: string): Buffer {
+  if (!isGenerationId(parent)) throw new RangeError(`not a generation id: ${parent}`);
+  return generationIdToBytes(parent);
+}
+
+/** The parent generation named by a `.dep` object. */
+export function decodeDep(buf: Uint8Array, key: string): string {
+  const id = generationIdFromBytes(expectLength(buf, 16, key));
+  if (!isGenerationId(id)) throw new CorruptBackupError(key, `${id} is not a generation id`);
+  return id;
+}
+
+export function encodeChangeCounter(counter: number): Buffer {
+  if (!Number.isInteger(counter) || counter < 0 || counter > 0xffff_ffff) throw new RangeError(`invalid change counter ${counter}`);
+  const out = Buffer.alloc(4);
+  out.writeUInt32BE(counter, 0);
+  return out;
+}
+
+export function decodeChangeCounter(buf: Uint8Array, key: string): number {
+  return expectLength(buf, 4, key).readUInt32BE(0);
+}
+
+/** The file change counter of a database, from (at least) the first 28 bytes of its file. */
+export function changeCounterOfDbHeader(header: Uint8Array): number {
+  if (header.length < 28) throw new RangeError(`a database header has at least 28 bytes, got ${header.length}`);
+  return Buffer.from(header.buffer, header.byteOffset, header.length).readUInt32BE(24);
+}
+
+export function encodeTombstone(unixSecs: number): Buffer {
+  if (!Number.isSafeInteger(unixSecs)) throw new RangeError(`invalid tombstone time ${unixSecs}`);
+  const out = Buffer.alloc(8);
+  out.writeBigInt64BE(BigInt(unixSecs), 0);
+  return out;
+}
+
+/** The tombstone's threshold in Unix seconds (values beyond ±2^53 are taken for damage). */
+export function decodeTombstone(buf: Uint8Array, key: string): number {
+  const v = expectLength(buf, 8, key).readBigInt64BE(0);
+  if (v > BigInt(Number.MAX_SAFE_INTEGER) || v < BigInt(Number.MIN_SAFE_INTEGER)) throw new CorruptBackupError(key, `tombstone time ${v} out of range`);
+  return Number(v);
+}
+
+// ---- our metadata ----------------------------------------------------------------------------
+
+/** Snapshot: sha256 (hex) of the uncompressed database file. */
+export const META_SNAPSHOT_SHA256 = 'libsqlctl-sha256';
+/** Snapshot: pages in the uncompressed database file (decimal). */
+export const META_SNAPSHOT_PAGES = 'libsqlctl-page-count';
+/** Batch: the commit times of its transactions (format in the module comment). */
+export const META_BATCH_COMMITS = 'libsqlctl-commits';
+
+/**
+ * The longest commit-times value we write. S3 allows 2 KB of user metadata per object (keys plus
+ * values); this leaves room for the header name and the other fields.
+ */
+export const COMMIT_TIMES_BUDGET = 1800;
+
+export interface SnapshotInfo {
+  sha256: string;
+  pageCount: number;
+}
+
+export function encodeSnapshotMetadata(info: SnapshotInfo): Record<string, string> {
+  if (!/^[0-9a-f]{64}$/.test(info.sha256)) throw new RangeError(`not a sha256 hex digest: ${info.sha256}`);
+  if (!Number.isSafeInteger(info.pageCount) || info.pageCount < 0) throw new RangeError(`invalid page count ${info.pageCount}`);
+  return { [META_SNAPSHOT_SHA256]: info.sha256, [META_SNAPSHOT_PAGES]: String(info.pageCount) };
+}
+
+/** Our snapshot fields, or null when the snapshot has none (written by sqld). */
+export function decodeSnapshotMetadata(meta: Readonly<Record<string, string>>, key: string): SnapshotInfo | null {
+  const sha256 = meta[META_SNAPSHOT_SHA256];
+  const pages = meta[META_SNAPSHOT_PAGES];
+  if (sha256 === undefined && pages === undefined) return null;
+  if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) throw new CorruptBackupError(key, `bad ${META_SNAPSHOT_SHA256} metadata ${JSON.stringify(sha256)}`);
+  if (pages === undefined || !/^\d{1,15}$/.test(pages)) throw new CorruptBackupError(key, `bad ${META_SNAPSHOT_PAGES} metadata ${JSON.stringify(pages)}`);
+  return { sha256, pageCount: Number(pages) };
+}
+
+export interface CommitTime {
+  /** Frame number (in its generation) of the transaction's commit frame. */
+  lastFrame: number;
+  unixMs: number;
+}
+
+/** Builds a commit-times value entry by entry, knowing its length at every step (the batcher cuts with it). */
+export class CommitTimesWriter {
+  private text = '';
+  private prev: CommitTime | null = null;
+
+  get length(): number {
+    return this.text.length;
+  }
+
+  /** The value's length if `c` were appended. */
+  lengthWith(c: CommitTime): number {
+    return this.text.length + this.entry(c).length;
+  }
+
+  /** Appends `c` unless the value would outgrow `budget`; says whether it did. */
+  tryAdd(c: CommitTime, budget = COMMIT_TIMES_BUDGET): boolean {
+    const entry = this.entry(c);
+    if (this.text.length + entry.length > budget) return false;
+    this.text += entry;
+    this.prev = c;
+    return true;
+  }
+
+  toString(): string {
+    return this.text;
+  }
+
+  private entry(c: CommitTime): string {
+    if (!Number.isSafeInteger(c.lastFrame) || c.lastFrame < 1) throw new RangeError(`invalid commit frame ${c.lastFrame}`);
+    if (!Number.isSafeInteger(c.unixMs) || c.unixMs < 0) throw new RangeError(`invalid commit time ${c.unixMs}`);
+    const prev = this.prev;
+    if (prev === null) return `${c.lastFrame.toString(36)}.${c.unixMs.toString(36)}`;
+    if (c.lastFrame <= prev.lastFrame) throw new RangeError(`commit frames must increase: ${c.lastFrame} after ${prev.lastFrame}`);
+    return `;${(c.lastFrame - prev.lastFrame).toString(36)}.${(c.unixMs - prev.unixMs).toString(36)}`;
+  }
+}
+
+export function encodeCommitTimes(commits: readonly CommitTime[]): string {
+  const w = new CommitTimesWriter();
+  for (const c of commits) w.tryAdd(c, Number.POSITIVE_INFINITY);
+  return w.toString();
+}
+
+/** Whether the commit times of `commits` fit in one batch's metadata. */
+export function commitTimesFit(commits: readonly CommitTime[]): boolean {
+  return encodeCommitTimes(commits).length <= COMMIT_TIMES_BUDGET;
+}
+
+const B36 = /^-?[0-9a-z]{1,11}$/;
+
+/**
+ * Decodes a batch's commit times; `firstFrame` (and `lastFrame` when given) is the batch's range
+ * from its key, which every commit frame must lie in.
+ */
+export function decodeCommitTimes(s: string, firstFrame: number, key: string, lastFrame?: number): CommitTime[] {
+  if (s === '') return [];
+  const out: CommitTime[] = [];
+  let prev: CommitTime | null = null;
+  for (const entry of s.split(';')) {
+    const parts = entry.split('.');
+    if (parts.length !== 2 || !B36.test(parts[0]!) || !B36.test(parts[1]!)) {
+      throw new CorruptBackupError(key, `bad ${META_BATCH_COMMITS} entry ${JSON.stringify(entry)}`);
+    }
+    const f = Number.parseInt(parts[0]!, 36);
+    const t = Number.parseInt(parts[1]!, 36);
+    const c: CommitTime = prev === null ? { lastFrame: f, unixMs: t } : { lastFrame: prev.lastFrame + f, unixMs: prev.unixMs + t };
+    const bad =
+      !Number.isSafeInteger(c.lastFrame) ||
+      !Number.isSafeInteger(c.unixMs) ||
+      c.unixMs < 0 ||
+      (prev === null ? c.lastFrame < firstFrame : f < 1) ||
+      (lastFrame !== undefined && c.lastFrame > lastFrame);
+    if (bad) throw new CorruptBackupError(key, `${META_BATCH_COMMITS} entry ${JSON.stringify(entry)} is out of range`);
+    out.push(c);
+    prev = c;
+  }
+  return out;
+}
+
+// ---- the durable marker ----------------------------------------------------------------------
+
+/** `<db>-<gen>/.libsqlctl-durable`: every frame of the generation up to `lastFrame` is in the store. */
+export interface DurableMarker {
+  /** The engine's replication log id. */
+  logId: string;
+  /** Last frame number (within the generation) known to be stored; 0 = none yet. */
+  lastFrame: number;
+  /** The replication log's frame number of that frame. */
+  lastFrameNo: bigint;
+  /** The generation ended: no frame will be added to it. */
+  sealed: boolean;
+  at: Date;
+}
+
+export function encodeDurableMarker(m: DurableMarker): Buffer {
+  if (!isUuid(m.logId)) throw new RangeError(`not a log id: ${m.logId}`);
+  if (!Number.isSafeInteger(m.lastFrame) || m.lastFrame < 0) throw new RangeError(`invalid last frame ${m.lastFrame}`);
+  if (m.lastFrameNo < 0n) throw new RangeError(`invalid frame number ${m.lastFrameNo}`);
+  if (Number.isNaN(m.at.getTime())) throw new RangeError('invalid marker time');
+  const json = { logId: m.logId, lastFrame: m.lastFrame, lastFrameNo: m.lastFrameNo.toString(), sealed: m.sealed, at: m.at.toISOString() };
+  return Buffer.from(JSON.stringify(json), 'utf8');
+}
+
+export function decodeDurableMarker(buf: Uint8Array, key: string): DurableMarker {
+  let v: unknown;
+  try {
+    v = JSON.parse(Buffer.from(buf.buffer, buf.byteOffset, buf.length).toString('utf8'));
+  } catch (e) {
+    throw new CorruptBackupError(key, 'not JSON', { cause: e });
+  }
+  if (typeof v !== 'object' || v === null || Array.isArray(v)) throw new CorruptBackupError(key, 'not a JSON object');
+  const o = v as Record<string, unknown>;
+  const { logId, lastFrame, lastFrameNo, sealed, at } = o;
+  if (typeof logId !== 'string' || !isUuid(logId)) throw new CorruptBackupError(key, 'bad logId');
+  if (typeof lastFrame !== 'number' || !Number.isSafeInteger(lastFrame) || lastFrame < 0) throw new CorruptBackupError(key, 'bad lastFrame');
+  if (typeof lastFrameNo !== 'string' || !/^(0|[1-9]\d*)$/.test(lastFrameNo)) throw new CorruptBackupError(key, 'bad lastFrameNo');
+  if (typeof sealed !== 'boolean') throw new CorruptBackupError(key, 'bad sealed');
+  const when = typeof at === 'string' ? new Date(at) : null;
+  if (when === null || Number.isNaN(when.getTime())) throw new CorruptBackupError(key, 'bad at');
+  return { logId, lastFrame, lastFrameNo: BigInt(lastFrameNo), sealed, at: when };
+}

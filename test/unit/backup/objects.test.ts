@@ -1,0 +1,197 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { CorruptBackupError } from '../../../src/backup/format/errors.js';
+import {
+  changeCounterOfDbHeader,
+  COMMIT_TIMES_BUDGET,
+  commitTimesFit,
+  CommitTimesWriter,
+  decodeChangeCounter,
+  decodeCommitTimes,
+  decodeDep,
+  decodeDurableMarker,
+  decodeMeta,
+  decodeSnapshotMetadata,
+  decodeTombstone,
+  encodeChangeCounter,
+  encodeCommitTimes,
+  encodeDep,
+  encodeDurableMarker,
+  encodeMeta,
+  encodeSnapshotMetadata,
+  encodeTombstone,
+  META_BATCH_COMMITS,
+  META_SNAPSHOT_PAGES,
+  META_SNAPSHOT_SHA256,
+  type CommitTime,
+} from '../../../src/backup/format/objects.js';
+
+const KEY = 'ns-x:default-e4eb3c21-ff53-7b2e-a6ea-ca396f4df9b1/.meta';
+
+function corruptError(fn: () => unknown): CorruptBackupError {
+  try {
+    fn();
+  } catch (e) {
+    expect(e).toBeInstanceOf(CorruptBackupError);
+    const err = e as CorruptBackupError;
+    expect(err.code).toBe('BACKUP_CORRUPT');
+    expect(err.message).toContain(KEY);
+    return err;
+  }
+  throw new Error('expected a CorruptBackupError');
+}
+
+describe('per-generation objects', () => {
+  it('.meta: page size and the two seed words, big-endian', () => {
+    const bytes = encodeMeta({ pageSize: 4096, checksum: [0x01020304, 0xfffffffe] });
+    expect(bytes.toString('hex')).toBe('00001000' + '01020304' + 'fffffffe');
+    expect(decodeMeta(bytes, KEY)).toEqual({ pageSize: 4096, checksum: [0x01020304, 0xfffffffe] });
+    expect(decodeMeta(encodeMeta({ pageSize: 65536, checksum: [0, 0] }), KEY).pageSize).toBe(65536);
+    corruptError(() => decodeMeta(bytes.subarray(0, 11), KEY));
+    corruptError(() => decodeMeta(Buffer.concat([bytes, Buffer.alloc(1)]), KEY));
+    const bad = Buffer.from(bytes);
+    bad.writeUInt32BE(1000, 0);
+    expect(corruptError(() => decodeMeta(bad, KEY)).message).toContain('page size 1000');
+    expect(() => encodeMeta({ pageSize: 100, checksum: [0, 0] })).toThrow(RangeError);
+  });
+
+  it('.dep: the parent id as 16 raw bytes', () => {
+    const parent = 'e4e46038-04e1-7a3c-9f00-0123456789ab';
+    const bytes = encodeDep(parent);
+    expect(bytes.toString('hex')).toBe('e4e4603804e17a3c9f000123456789ab');
+    expect(decodeDep(bytes, KEY)).toBe(parent);
+    corruptError(() => decodeDep(bytes.subarray(1), KEY));
+    corruptError(() => decodeDep(Buffer.alloc(16), KEY)); // not version 7
+  });
+
+  it('.changecounter: u32 big-endian, as in the database header', () => {
+    expect(encodeChangeCounter(0x0a0b0c0d).toString('hex')).toBe('0a0b0c0d');
+    expect(decodeChangeCounter(encodeChangeCounter(7), KEY)).toBe(7);
+    corruptError(() => decodeChangeCounter(Buffer.alloc(8), KEY));
+    const header = Buffer.alloc(100);
+    header.write('SQLite format 3\0', 0, 'latin1');
+    header.writeUInt32BE(0xdeadbeef, 24);
+    expect(changeCounterOfDbHeader(header)).toBe(0xdeadbeef);
+    expect(encodeChangeCounter(changeCounterOfDbHeader(header))).toEqual(header.subarray(24, 28));
+    expect(() => changeCounterOfDbHeader(header.subarray(0, 27))).toThrow(RangeError);
+  });
+
+  it('tombstone: i64 big-endian Unix seconds', () => {
+    expect(encodeTombstone(1_700_000_000).toString('hex')).toBe('000000006553f100');
+    expect(decodeTombstone(encodeTombstone(1_700_000_000), KEY)).toBe(1_700_000_000);
+    expect(decodeTombstone(encodeTombstone(-5), KEY)).toBe(-5);
+    corruptError(() => decodeTombstone(Buffer.alloc(4), KEY));
+    corruptError(() => decodeTombstone(Buffer.from('7fffffffffffffff', 'hex'), KEY));
+  });
+});
+
+describe('our metadata', () => {
+  it('names the headers in lower case without the x-amz-meta- prefix', () => {
+    for (const name of [META_SNAPSHOT_SHA256, META_SNAPSHOT_PAGES, META_BATCH_COMMITS]) expect(name).toMatch(/^libsqlctl-[a-z0-9-]+$/);
+  });
+
+  it('snapshot checksum and page count', () => {
+    const sha256 = 'ab'.repeat(32);
+    const meta = encodeSnapshotMetadata({ sha256, pageCount: 12 });
+    expect(meta).toEqual({ 'libsqlctl-sha256': sha256, 'libsqlctl-page-count': '12' });
+    expect(decodeSnapshotMetadata(meta, KEY)).toEqual({ sha256, pageCount: 12 });
+    expect(decodeSnapshotMetadata({}, KEY)).toBeNull();
+    corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-sha256': 'xyz', 'libsqlctl-page-count': '1' }, KEY));
+    corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-sha256': sha256 }, KEY));
+    corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-sha256': sha256, 'libsqlctl-page-count': '-1' }, KEY));
+  });
+
+  it('commit times: the documented example', () => {
+    const commits = [
+      { lastFrame: 12, unixMs: 1_700_000_000_000 },
+      { lastFrame: 15, unixMs: 1_700_000_000_003 },
+      { lastFrame: 40, unixMs: 1_700_000_000_253 },
+    ];
+    expect(encodeCommitTimes(commits)).toBe('c.loyw3v28;3.3;p.6y');
+    expect(decodeCommitTimes('c.loyw3v28;3.3;p.6y', 10, KEY, 40)).toEqual(commits);
+    expect(encodeCommitTimes([])).toBe('');
+    expect(decodeCommitTimes('', 1, KEY)).toEqual([]);
+  });
+
+  it('commit times: round trip, clocks stepping back included', () => {
+    const commitsArb = fc
+      .array(fc.record({ frames: fc.integer({ min: 1, max: 5000 }), dt: fc.integer({ min: -5000, max: 100_000 }) }), { minLength: 1, maxLength: 60 })
+      .map((steps) => {
+        let frame = 0;
+        let t = 1_800_000_000_000;
+        return steps.map(({ frames, dt }) => ({ lastFrame: (frame += frames), unixMs: (t += dt) }));
+      });
+    fc.assert(
+      fc.property(commitsArb, (commits) => {
+        const s = encodeCommitTimes(commits);
+        expect(s).toMatch(/^[0-9a-z.;-]*$/);
+        expect(decodeCommitTimes(s, 1, KEY, commits.at(-1)!.lastFrame)).toEqual(commits);
+      }),
+      { numRuns: 200 },
+    );
+  });
+
+  it('commit times: damaged or out-of-range values are corrupt', () => {
+    for (const bad of ['c', 'c.', 'c.1.2', 'C.1', 'c.1;;1.1', 'c.1;0.1', 'c.1;-1.1', '-c.1', 'c.-1', 'c.1;1.-2', 'zzzzzzzzzzzz.1']) {
+      corruptError(() => decodeCommitTimes(bad, 1, KEY));
+    }
+    corruptError(() => decodeCommitTimes('5.1', 6, KEY)); // before the batch's first frame
+    corruptError(() => decodeCommitTimes('5.1;1.1', 1, KEY, 5)); // after its last
+    expect(() => encodeCommitTimes([{ lastFrame: 3, unixMs: 1 }, { lastFrame: 3, unixMs: 2 }])).toThrow(RangeError);
+    expect(() => encodeCommitTimes([{ lastFrame: 0, unixMs: 1 }])).toThrow(RangeError);
+  });
+
+  it('commit times: the writer knows the length before adding and stops at the budget', () => {
+    const w = new CommitTimesWriter();
+    const added: CommitTime[] = [];
+    let frame = 0;
+    let t = 1_750_000_000_000;
+    for (;;) {
+      const c = { lastFrame: (frame += 1 + (added.length % 3)), unixMs: (t += added.length % 17) };
+      const expected = w.lengthWith(c);
+      if (!w.tryAdd(c)) {
+        expect(expected).toBeGreaterThan(COMMIT_TIMES_BUDGET);
+        break;
+      }
+      added.push(c);
+      expect(w.length).toBe(expected);
+      expect(w.toString()).toBe(encodeCommitTimes(added));
+    }
+    expect(w.length).toBeLessThanOrEqual(COMMIT_TIMES_BUDGET);
+    expect(commitTimesFit(added)).toBe(true);
+    expect(commitTimesFit([...added, { lastFrame: frame + 1000, unixMs: t + 10_000 }])).toBe(false);
+    // Busy servers commit every few ms: a batch holds a few hundred transactions.
+    expect(added.length).toBeGreaterThan(300);
+    // Our metadata stays inside S3's 2 KB (names with the x-amz-meta- prefix plus values).
+    expect(`x-amz-meta-${META_BATCH_COMMITS}`.length + COMMIT_TIMES_BUDGET).toBeLessThan(2048);
+  });
+
+  it('durable marker: JSON with a decimal frame number', () => {
+    const marker = { logId: '0b6f8a9e-7f3c-4c2e-9d51-2f4c6a1e8b7d', lastFrame: 1234, lastFrameNo: 2n ** 60n + 1n, sealed: false, at: new Date('2026-01-02T03:04:05.678Z') };
+    const bytes = encodeDurableMarker(marker);
+    expect(JSON.parse(bytes.toString('utf8'))).toEqual({
+      logId: marker.logId,
+      lastFrame: 1234,
+      lastFrameNo: '1152921504606846977',
+      sealed: false,
+      at: '2026-01-02T03:04:05.678Z',
+    });
+    expect(decodeDurableMarker(bytes, KEY)).toEqual(marker);
+    const good = JSON.parse(bytes.toString('utf8')) as Record<string, unknown>;
+    const variants: Record<string, unknown>[] = [
+      { ...good, logId: 'x' },
+      { ...good, lastFrame: -1 },
+      { ...good, lastFrame: 1.5 },
+      { ...good, lastFrame: '3' },
+      { ...good, lastFrameNo: 12 },
+      { ...good, lastFrameNo: '012' },
+      { ...good, sealed: 'no' },
+      { ...good, at: 'yesterday' },
+      { ...good, at: undefined },
+    ];
+    for (const v of variants) corruptError(() => decodeDurableMarker(Buffer.from(JSON.stringify(v)), KEY));
+    corruptError(() => decodeDurableMarker(Buffer.from('{'), KEY));
+    corruptError(() => decodeDurableMarker(Buffer.from('[]'), KEY));
+    corruptError(() => decodeDurableMarker(Buffer.from('null'), KEY));
+  });
+});
