@@ -69,16 +69,29 @@ export function authHeader(headers: IncomingHttpHeaders): string | undefined {
 }
 
 /**
+ * Whether a namespace exists, without opening its database when that can be told from what is
+ * already known (open, `default`, or registered). Otherwise a primary answers 404 at once and a
+ * replica asks its primary (which opens the namespace on yes, as sqld's lazy replica does).
+ */
+export async function checkNamespaceExists(ctx: ServerContext, namespace: string): Promise<void> {
+  if (ctx.namespaces.peek(namespace) !== undefined) return;
+  if (namespace === DEFAULT_NAMESPACE || ctx.namespaces.registry.has(namespace)) return;
+  await ctx.namespaces.get(namespace);
+}
+
+/**
  * Namespace first (a missing one is 404 before any credential check), then authentication; a
- * principal that may not read the namespace gets the same 404 (its existence stays hidden).
+ * principal that may not read the namespace gets the same 404 (its existence stays hidden). The
+ * database is opened only for an authenticated caller.
  */
 export async function resolveSession(ctx: ServerContext, headers: IncomingHttpHeaders, credential = authHeader(headers)): Promise<Session> {
   const namespace = namespaceFromHeaders(ctx, headers);
-  const db = await ctx.namespaces.get(namespace);
+  await checkNamespaceExists(ctx, namespace);
   const principal = await ctx.auth.authenticateHttp(credential);
   if (!principal.canRead(namespace)) {
     throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);
   }
+  const db = await ctx.namespaces.get(namespace);
   const auth: CallerAuth = { principal, credential };
   return { namespace, db, allowWrite: principal.canWrite(namespace), auth, connect: () => ctx.connect(namespace, db, auth) };
 }

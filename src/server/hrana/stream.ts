@@ -3,6 +3,7 @@ import { condRefsValid, type ProgramCond, type ProgramStep, type RunProgramOptio
 import { splitStatements } from '../../engine/sql-split.js';
 import { NO_ARGS, type ExecResult } from '../../engine/values.js';
 import { asStatementError, ProtocolError, transactionTimeout } from './errors.js';
+import { MAX_COND_DEPTH } from './nesting.js';
 import type { Batch, BatchResult, CursorEntry, DescribeResult, HranaErrorBody, HranaVersion, Stmt, StmtResult } from './protocol.js';
 import type { SqlStore } from './sql-store.js';
 import { decodeArgs, encodeValue } from './values.js';
@@ -178,24 +179,26 @@ function stepError(err: Error): HranaErrorBody {
 
 /** A Hrana batch condition as an engine condition (validated: steps must be earlier ones). */
 function toCond(cond: unknown, index: number, ctx: StreamContext): ProgramCond {
-  const c = convertCond(cond, ctx);
+  const c = convertCond(cond, ctx, 1);
   if (!condRefsValid(c, index)) throw new ProtocolError('Invalid reference to step in a batch condition');
   return c;
 }
 
-function convertCond(cond: unknown, ctx: StreamContext): ProgramCond {
+/** `depth` is the level of `cond` (1 for a step's own condition), bounded by MAX_COND_DEPTH. */
+function convertCond(cond: unknown, ctx: StreamContext, depth: number): ProgramCond {
   if (!isObject(cond)) throw new ProtocolError('Cannot deserialize client message: invalid batch condition');
+  if (depth > MAX_COND_DEPTH) throw new ProtocolError(`Cannot deserialize client message: batch condition nested deeper than ${MAX_COND_DEPTH} levels`);
   switch (cond.type) {
     case 'ok':
     case 'error':
       if (typeof cond.step !== 'number' || !Number.isInteger(cond.step)) throw new ProtocolError('Invalid reference to step in a batch condition');
       return { type: cond.type, step: cond.step };
     case 'not':
-      return { type: 'not', cond: convertCond(cond.cond, ctx) };
+      return { type: 'not', cond: convertCond(cond.cond, ctx, depth + 1) };
     case 'and':
     case 'or':
       if (!Array.isArray(cond.conds)) throw new ProtocolError('Cannot deserialize client message: conds must be an array');
-      return { type: cond.type, conds: cond.conds.map((c) => convertCond(c, ctx)) };
+      return { type: cond.type, conds: cond.conds.map((c) => convertCond(c, ctx, depth + 1)) };
     case 'is_autocommit':
       requireVersion(ctx, 3, 'The `is_autocommit` condition');
       return { type: 'is_autocommit' };

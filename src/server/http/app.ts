@@ -3,6 +3,7 @@ import { atLeast } from '../../engine/logger.js';
 import type { ServerContext } from '../context.js';
 import { namespaceFromHeaders } from '../session.js';
 import { permissiveCors } from './cors.js';
+import { announcesBody, closeAfterAnswer } from './early-auth.js';
 import { httpErrorAnswer } from './error-map.js';
 import { consoleRoutes } from './routes/console.js';
 import { cursorRoutes } from './routes/cursor.js';
@@ -66,6 +67,15 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     done();
   });
   permissiveCors(app);
+  // An unknown route is answered before its body is read (fastify would read it whole first).
+  app.addHook('onRequest', (req, reply, done) => {
+    if (req.is404 && announcesBody(req.headers)) {
+      closeAfterAnswer(req, reply);
+      void reply.code(404).send();
+      return;
+    }
+    done();
+  });
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (ctx.isClosing()) void reply.header('connection', 'close');
     done(null, payload);

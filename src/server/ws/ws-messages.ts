@@ -1,4 +1,5 @@
 import { LibsqlctlError } from '../../errors.js';
+import { checkJsonNesting } from '../hrana/nesting.js';
 
 /**
  * A client message that is not valid JSON or does not have the shape of a Hrana `ClientMsg`
@@ -114,10 +115,14 @@ function decodeRequest(req: Obj): WsRequest {
   }
 }
 
-/** Parses and checks one JSON text frame; the Stmt and Batch contents are checked by the stream. */
+/**
+ * Parses and checks one JSON text frame (nesting beyond MAX_JSON_DEPTH is a decode error); the Stmt
+ * and Batch contents are checked by the stream.
+ */
 export function decodeClientMsg(text: string): ClientMsg {
   let msg: unknown;
   try {
+    checkJsonNesting(text);
     msg = JSON.parse(text);
   } catch (err) {
     throw new WsDecodeError(err instanceof Error ? err.message : String(err));

@@ -2,7 +2,7 @@ import { WebSocket, type RawData } from 'ws';
 import { ForbiddenError } from '../../engine/sql-error.js';
 import type { NamespaceDb } from '../../engine/namespace-db.js';
 import { AuthError } from '../auth/auth-error.js';
-import type { CallerAuth } from '../session.js';
+import { checkNamespaceExists, type CallerAuth } from '../session.js';
 import type { Principal } from '../auth/permissions.js';
 import type { ServerContext } from '../context.js';
 import { asStatementError, ProtocolError } from '../hrana/errors.js';
@@ -110,8 +110,9 @@ export class WsSession {
     if (this.principal && this.version < 2) {
       throw new ProtocolError('Repeated hello message is only supported in protocol version hrana2 and higher');
     }
-    // A namespace that cannot be loaded is a server error (1011), not an authentication failure.
-    const db: NamespaceDb = await this.ctx.namespaces.get(this.namespace);
+    // A missing namespace is a server error (1011), not an authentication failure; its database is
+    // opened only once the caller is authenticated.
+    await checkNamespaceExists(this.ctx, this.namespace);
     let principal: Principal;
     try {
       principal = await this.ctx.auth.authenticateHello(jwt);
@@ -121,6 +122,7 @@ export class WsSession {
       this.end(CloseCode.normal, 'Thank you for using sqld');
       return;
     }
+    const db: NamespaceDb = await this.ctx.namespaces.get(this.namespace);
     if (this.ended) return;
     this.principal = principal;
     this.auth = { principal, credential: jwt === null ? undefined : `Bearer ${jwt}` };

@@ -1,4 +1,5 @@
 import { LibsqlctlError } from '../../../errors.js';
+import { MAX_PROTOBUF_DEPTH } from '../nesting.js';
 
 /**
  * The protobuf wire format, just what Hrana needs: varints (32-bit, 64-bit, zigzag), 64-bit
@@ -180,7 +181,10 @@ export class ProtoWriter {
   }
 }
 
-/** Reads the fields of one message: `while (r.more()) switch (r.field()) {...; default: r.skip()}`. */
+/**
+ * Reads the fields of one message: `while (r.more()) switch (r.field()) {...; default: r.skip()}`.
+ * `depth` counts the messages enclosing this one; nesting beyond MAX_PROTOBUF_DEPTH is a decode error.
+ */
 export class ProtoReader {
   private pos: number;
   private wireType = -1;
@@ -189,6 +193,7 @@ export class ProtoReader {
     private readonly buf: Uint8Array,
     start = 0,
     private readonly limit = buf.length,
+    private readonly depth = 0,
   ) {
     this.pos = start;
   }
@@ -278,9 +283,10 @@ export class ProtoReader {
   /** A reader over the nested message in the field just read. */
   message(): ProtoReader {
     this.expect(WireType.delimited);
+    if (this.depth >= MAX_PROTOBUF_DEPTH) throw new ProtobufDecodeError('recursion limit reached');
     const len = this.length();
     const at = this.advance(len);
-    return new ProtoReader(this.buf, at, at + len);
+    return new ProtoReader(this.buf, at, at + len, this.depth + 1);
   }
 
   private expect(wireType: number): void {

@@ -3,8 +3,9 @@ import type { FastifyInstance, FastifyReply } from 'fastify';
 import type { ServerContext } from '../../context.js';
 import { asStatementError, ProtocolError } from '../../hrana/errors.js';
 import type { CursorEntry, HranaErrorBody } from '../../hrana/protocol.js';
-import { resolveSession, type Session } from '../../session.js';
+import type { Session } from '../../session.js';
 import { isObject, parseJsonBody } from '../body.js';
+import { authenticateFirst, sessionOf } from '../early-auth.js';
 import type { HttpStreamEntry } from '../http-streams.js';
 import { openOrTakeStream, streamContext } from './pipeline.js';
 
@@ -72,10 +73,10 @@ export async function serveCursor(ctx: ServerContext, reply: FastifyReply, sessi
 
 /** `POST /v3/cursor`: JSON lines in a `text/plain` body, like sqld's. */
 export function cursorRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v3/cursor', async (request, reply) => {
+  app.post('/v3/cursor', authenticateFirst(ctx), async (request, reply) => {
+    const session = sessionOf(request);
     const body = parseJsonBody(request.body);
     if (!isObject(body) || !isObject(body.batch)) throw new ProtocolError('Cannot deserialize client message from JSON: expected an object with `batch`');
-    const session = await resolveSession(ctx, request.headers);
     return serveCursor(ctx, reply, session, body.baton, body.batch, jsonLines);
   });
 }

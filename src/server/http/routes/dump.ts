@@ -3,7 +3,7 @@ import type { FastifyInstance } from 'fastify';
 import type { SqlConnection } from '../../../engine/connection.js';
 import type { SqlValue } from '../../../engine/values.js';
 import type { ServerContext } from '../../context.js';
-import { resolveSession } from '../../session.js';
+import { authenticateFirst, sessionOf } from '../early-auth.js';
 import { quoteIdent, sqlLiteral, textLiteral } from './dump-sql.js';
 
 /**
@@ -202,8 +202,8 @@ async function* dumpScript(conn: SqlConnection, schema: Schema, preserve: boolea
 }
 
 export function dumpRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.get('/dump', async (request, reply) => {
-    const session = await resolveSession(ctx, request.headers);
+  app.get('/dump', authenticateFirst(ctx), async (request, reply) => {
+    const session = sessionOf(request);
     const preserve = parsePreserveRowIds(request.query);
     if (typeof preserve === 'string') return reply.code(400).type(TEXT).send(preserve);
 

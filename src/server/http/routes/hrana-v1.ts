@@ -7,8 +7,9 @@ import { SqlStore } from '../../hrana/sql-store.js';
 import { HranaStream, type StreamContext } from '../../hrana/stream.js';
 import { decodeArgs } from '../../hrana/values.js';
 import type { Stmt } from '../../hrana/protocol.js';
-import { resolveSession, type Session } from '../../session.js';
+import type { Session } from '../../session.js';
 import { isObject, parseJsonBody } from '../body.js';
+import { authenticateFirst, sessionOf } from '../early-auth.js';
 import { hranaV1Status } from '../error-map.js';
 import { sendJson } from '../reply.js';
 import { streamContext } from './pipeline.js';
@@ -117,14 +118,14 @@ async function withStream(ctx: ServerContext, session: Session, reply: FastifyRe
 
 /** `POST /v1/execute` → `{"result": StmtResult}`; `POST /v1/batch` → `{"result": BatchResult}`. */
 export function hranaV1Routes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v1/execute', async (request, reply) => {
-    const session = await resolveSession(ctx, request.headers);
+  app.post('/v1/execute', authenticateFirst(ctx), async (request, reply) => {
+    const session = sessionOf(request);
     const stmt = normalizeStmt(bodyField(parseJsonBody(request.body), 'stmt'));
     return withStream(ctx, session, reply, (stream, sctx) => stream.execute(stmt, sctx));
   });
 
-  app.post('/v1/batch', async (request, reply) => {
-    const session = await resolveSession(ctx, request.headers);
+  app.post('/v1/batch', authenticateFirst(ctx), async (request, reply) => {
+    const session = sessionOf(request);
     const batch = normalizeBatch(bodyField(parseJsonBody(request.body), 'batch'));
     return withStream(ctx, session, reply, (stream, sctx) => {
       checkBatchSteps(stream, batch);

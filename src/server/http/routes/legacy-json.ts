@@ -5,6 +5,8 @@
  * bigints verbatim and reals the way sqld's serializer spells them (`1.0`, `1e20`, `1.5e-7`).
  */
 
+import { MAX_JSON_DEPTH } from '../../hrana/nesting.js';
+
 export type JsonValue = null | boolean | bigint | number | string | JsonValue[] | JsonObject;
 /** A JSON object; created without a prototype so any key (even `__proto__`) is an own property. */
 export interface JsonObject {
@@ -14,7 +16,6 @@ export interface JsonObject {
 /** A syntax error, worded like serde_json's (`expected value at line 1 column 1`). */
 export class JsonSyntaxError extends Error {}
 
-const MAX_DEPTH = 128;
 const ESCAPES: Readonly<Record<string, string>> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
 class Parser {
@@ -51,7 +52,7 @@ class Parser {
     if (this.pos >= this.src.length) this.eof('a value');
     const c = this.src[this.pos]!;
     if (c === '{' || c === '[') {
-      if (depth >= MAX_DEPTH) this.fail('recursion limit exceeded');
+      if (depth >= MAX_JSON_DEPTH) this.fail('recursion limit exceeded');
       this.pos++;
       return c === '{' ? this.object(depth + 1) : this.array(depth + 1);
     }

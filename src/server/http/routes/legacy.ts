@@ -4,7 +4,7 @@ import { splitStatements, type StmtKind } from '../../../engine/sql-split.js';
 import { SqlError } from '../../../engine/sql-error.js';
 import { NO_ARGS, type ExecResult, type SqlArgs, type SqlValue } from '../../../engine/values.js';
 import type { ServerContext } from '../../context.js';
-import { resolveSession } from '../../session.js';
+import { authenticateFirst, sessionOf } from '../early-auth.js';
 import { httpErrorAnswer } from '../error-map.js';
 import { BodyShapeError, decodeLegacyBody, type LegacyQuery } from './legacy-body.js';
 import { formatReal, JsonSyntaxError, parseJsonExact } from './legacy-json.js';
@@ -183,8 +183,8 @@ export function legacyRoutes(app: FastifyInstance, ctx: ServerContext): void {
     void reply.code(answer.status).type(answer.contentType).send(answer.body);
   };
 
-  app.post('/', { bodyLimit: LEGACY_BODY_LIMIT, errorHandler }, async (request, reply) => {
-    const session = await resolveSession(ctx, request.headers);
+  app.post('/', { bodyLimit: LEGACY_BODY_LIMIT, errorHandler, ...authenticateFirst(ctx) }, async (request, reply) => {
+    const session = sessionOf(request);
     const raw = Buffer.isBuffer(request.body) ? request.body.toString('utf8') : '';
     let queries: LegacyQuery[];
     try {

@@ -5,8 +5,9 @@ import type { HttpStreamResponse, HttpStreamResult } from '../../hrana/protobuf/
 import type { HranaVersion } from '../../hrana/protocol.js';
 import { SqlStore } from '../../hrana/sql-store.js';
 import { HranaStream, type StreamContext } from '../../hrana/stream.js';
-import { resolveSession, type Session } from '../../session.js';
+import type { Session } from '../../session.js';
 import { isObject, parseJsonBody } from '../body.js';
+import { authenticateFirst, sessionOf } from '../early-auth.js';
 import type { HttpStreamEntry } from '../http-streams.js';
 import { sendJson } from '../reply.js';
 
@@ -91,12 +92,12 @@ export function streamContext(ctx: ServerContext, session: Session, version: Hra
 
 export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
   for (const version of [2, 3] as const) {
-    app.post(`/v${version}/pipeline`, async (request, reply) => {
+    app.post(`/v${version}/pipeline`, authenticateFirst(ctx), async (request, reply) => {
+      const session = sessionOf(request);
       const body = parseJsonBody(request.body);
       if (!isObject(body) || !Array.isArray(body.requests)) {
         throw new ProtocolError('Cannot deserialize client message from JSON: expected an object with `requests`');
       }
-      const session = await resolveSession(ctx, request.headers);
       const entry = await openOrTakeStream(ctx, session, body.baton);
       const results = await runPipeline(ctx, entry, body.requests, streamContext(ctx, session, version));
       const baton = ctx.httpStreams.finish(entry);

@@ -3,7 +3,7 @@ import type { ServerContext } from '../../context.js';
 import { HranaError, ProtocolError } from '../../hrana/errors.js';
 import { decodeCursorReqBody, decodePipelineReqBody, encodeCursorEntryDelimited, encodeCursorRespBody, encodeErrorBody, encodePipelineRespBody } from '../../hrana/protobuf/http.js';
 import { ProtobufDecodeError } from '../../hrana/protobuf/wire.js';
-import { resolveSession } from '../../session.js';
+import { authenticateFirst, sessionOf } from '../early-auth.js';
 import { serveCursor, type CursorFraming } from './cursor.js';
 import { openOrTakeStream, runPipeline, streamContext } from './pipeline.js';
 
@@ -48,10 +48,10 @@ async function handleHranaErrors(reply: FastifyReply, run: () => Promise<Fastify
  * `POST /v3-protobuf/cursor`, on the same streams, batons and pipeline as the JSON routes.
  */
 export function protobufRoutes(app: FastifyInstance, ctx: ServerContext): void {
-  app.post('/v3-protobuf/pipeline', (request, reply) =>
+  app.post('/v3-protobuf/pipeline', authenticateFirst(ctx), (request, reply) =>
     handleHranaErrors(reply, async () => {
+      const session = sessionOf(request);
       const body = decodeBody(request.body, decodePipelineReqBody);
-      const session = await resolveSession(ctx, request.headers);
       const entry = await openOrTakeStream(ctx, session, body.baton);
       const results = await runPipeline(ctx, entry, body.requests, streamContext(ctx, session, 3));
       const baton = ctx.httpStreams.finish(entry);
@@ -62,10 +62,10 @@ export function protobufRoutes(app: FastifyInstance, ctx: ServerContext): void {
     }),
   );
 
-  app.post('/v3-protobuf/cursor', (request, reply) =>
+  app.post('/v3-protobuf/cursor', authenticateFirst(ctx), (request, reply) =>
     handleHranaErrors(reply, async () => {
+      const session = sessionOf(request);
       const body = decodeBody(request.body, decodeCursorReqBody);
-      const session = await resolveSession(ctx, request.headers);
       return serveCursor(ctx, reply, session, body.baton, body.batch, delimitedProtobuf);
     }),
   );
