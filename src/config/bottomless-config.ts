@@ -5,7 +5,7 @@
  */
 import { ConfigError } from '../errors.js';
 import type { Compression } from '../backup/format/layout.js';
-import { parseEndpoint, type StorageConfig } from '../backup/storage/open-storage.js';
+import { parseEndpoint, type StorageConfig } from '../backup/storage/endpoint.js';
 
 /** The variables, by their names. */
 export type BottomlessEnv = Partial<Record<(typeof BOTTOMLESS_VARIABLES)[number], string>>;

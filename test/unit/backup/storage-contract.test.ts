@@ -415,10 +415,10 @@ describe('parseEndpoint and openStorage', () => {
   });
 
   it('opens the backend a config names', async () => {
-    const local = openStorage({ kind: 'local', dir: '/srv/backups', bucket: 'bottomless' });
+    const local = await openStorage({ kind: 'local', dir: '/srv/backups', bucket: 'bottomless' });
     expect(local).toBeInstanceOf(LocalStorage);
     expect(local.description).toBe('file:///srv/backups/bottomless');
-    const remote = openStorage({ kind: 's3', bucket: 'b', endpoint: 'http://127.0.0.1:1', region: null, credentials: null, maxAttempts: 1 });
+    const remote = await openStorage({ kind: 's3', bucket: 'b', endpoint: 'http://127.0.0.1:1', region: null, credentials: null, maxAttempts: 1 });
     expect(remote).toBeInstanceOf(S3Storage);
     expect(remote.description).toBe('s3://b (http://127.0.0.1:1)');
     await remote.close();

@@ -1,0 +1,152 @@
+/**
+ * What a store holds for one database: its generations (newest first, from a delimiter listing),
+ * the tombstone, and everything about one generation (its small objects decoded, its snapshot's
+ * head, its batches in frame order). Reads are strict: an object that is listed but cannot be
+ * read is an error, never "absent" (spec §6: bottomless restored the wrong generation that way).
+ */
+import { generationSeconds, generationTimeMs } from '../format/generation-id.js';
+import {
+  type BatchName,
+  type Compression,
+  dbPrefix,
+  generationPrefix,
+  parseGenerationKey,
+  parseGenerationPrefix,
+  tombstoneKey,
+} from '../format/layout.js';
+import {
+  decodeChangeCounter,
+  decodeDep,
+  decodeDurableMarker,
+  decodeMeta,
+  decodeTombstone,
+  type DurableMarker,
+  type GenerationMeta,
+} from '../format/objects.js';
+import { type BackupStorage, type ObjectMetadata, ObjectNotFoundError } from '../storage/storage.js';
+
+export interface BatchObject extends Omit<BatchName, 'kind'> {
+  key: string;
+  size: number;
+  lastModified: Date;
+}
+
+export interface SnapshotObject {
+  key: string;
+  compression: Compression;
+  size: number;
+  lastModified: Date;
+  /** Its user metadata (ours: sha256 and page count; none on sqld's snapshots). */
+  metadata: ObjectMetadata;
+}
+
+export interface GenerationInfo {
+  generation: string;
+  createdAt: Date;
+  /** Whole creation second: what times, `rm` and tombstones compare. */
+  createdSecs: number;
+  meta: GenerationMeta | null;
+  /** The parent named by `.dep`. */
+  parent: string | null;
+  changeCounter: number | null;
+  durable: DurableMarker | null;
+  /** The snapshot restore uses (the preferred compression when there are several). */
+  snapshot: SnapshotObject | null;
+  /** Batches by first frame, then last frame. */
+  batches: BatchObject[];
+  /** Highest frame of any batch (bottomless' "consistent WAL frame", which does not check contiguity); 0 without batches. */
+  lastFrame: number;
+  /** Every object under the generation's prefix. */
+  objectCount: number;
+}
+
+/** Generation ids of `db`, newest first (listing order). */
+export async function* listGenerations(storage: BackupStorage, db: string): AsyncGenerator<string> {
+  for await (const entry of storage.list(dbPrefix(db), { delimiter: '/' })) {
+    if (entry.kind !== 'prefix') continue;
+    const gen = parseGenerationPrefix(db, entry.prefix);
+    if (gen !== null) yield gen;
+  }
+}
+
+export async function newestGeneration(storage: BackupStorage, db: string): Promise<string | null> {
+  for await (const gen of listGenerations(storage, db)) return gen;
+  return null;
+}
+
+/** The newest generation created at or before `time` (whole seconds, as bottomless compares). */
+export async function generationAtOrBefore(storage: BackupStorage, db: string, time: Date): Promise<string | null> {
+  const secs = Math.floor(time.getTime() / 1000);
+  for await (const gen of listGenerations(storage, db)) if (generationSeconds(gen) <= secs) return gen;
+  return null;
+}
+
+/** The tombstone's threshold (Unix seconds), or null when there is none. */
+export async function readTombstone(storage: BackupStorage, db: string): Promise<number | null> {
+  const key = tombstoneKey(db);
+  try {
+    const obj = await storage.get(key);
+    return decodeTombstone(obj.body, key);
+  } catch (err) {
+    if (err instanceof ObjectNotFoundError) return null;
+    throw err;
+  }
+}
+
+const SNAPSHOT_PREFERENCE: Record<Compression, readonly Compression[]> = {
+  gz: ['gz', 'zstd', 'raw'],
+  zstd: ['zstd', 'gz', 'raw'],
+  raw: ['raw', 'zstd', 'gz'],
+};
+
+async function body(storage: BackupStorage, key: string): Promise<Buffer> {
+  return (await storage.get(key)).body;
+}
+
+/** Lists generation `gen` of `db` and reads its small objects and its snapshot's head. */
+export async function readGeneration(storage: BackupStorage, db: string, gen: string, prefer: Compression = 'gz'): Promise<GenerationInfo> {
+  const batches: BatchObject[] = [];
+  const snapshots: Omit<SnapshotObject, 'metadata'>[] = [];
+  const small: Partial<Record<'meta' | 'dep' | 'changecounter' | 'durable', string>> = {};
+  let objectCount = 0;
+  for await (const entry of storage.list(generationPrefix(db, gen))) {
+    if (entry.kind !== 'object') continue;
+    objectCount++;
+    const parsed = parseGenerationKey(db, entry.key);
+    if (parsed === null || parsed.generation !== gen) continue;
+    const o = parsed.object;
+    if (o.kind === 'batch') {
+      const { kind: _kind, ...range } = o;
+      batches.push({ ...range, key: entry.key, size: entry.size, lastModified: entry.lastModified });
+    } else if (o.kind === 'snapshot') {
+      snapshots.push({ key: entry.key, compression: o.compression, size: entry.size, lastModified: entry.lastModified });
+    } else if (o.kind !== 'other') {
+      small[o.kind] = entry.key;
+    }
+  }
+  batches.sort((a, b) => a.first - b.first || a.last - b.last);
+  const order = SNAPSHOT_PREFERENCE[prefer];
+  snapshots.sort((a, b) => order.indexOf(a.compression) - order.indexOf(b.compression));
+  const chosen = snapshots[0];
+  const [meta, dep, counter, durable, head] = await Promise.all([
+    small.meta === undefined ? null : body(storage, small.meta).then((b) => decodeMeta(b, small.meta!)),
+    small.dep === undefined ? null : body(storage, small.dep).then((b) => decodeDep(b, small.dep!)),
+    small.changecounter === undefined ? null : body(storage, small.changecounter).then((b) => decodeChangeCounter(b, small.changecounter!)),
+    small.durable === undefined ? null : body(storage, small.durable).then((b) => decodeDurableMarker(b, small.durable!)),
+    chosen === undefined ? null : storage.head(chosen.key),
+  ]);
+  if (chosen !== undefined && head === null) throw new ObjectNotFoundError(chosen.key, storage.description);
+  return {
+    generation: gen,
+    createdAt: new Date(generationTimeMs(gen)),
+    createdSecs: generationSeconds(gen),
+    meta,
+    parent: dep,
+    changeCounter: counter,
+    durable,
+    snapshot: chosen === undefined || head === null ? null : { ...chosen, size: head.size, lastModified: head.lastModified, metadata: head.metadata },
+    batches,
+    lastFrame: batches.reduce((m, b) => Math.max(m, b.last), 0),
+    objectCount,
+  };
+}

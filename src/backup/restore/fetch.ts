@@ -1,0 +1,82 @@
+/**
+ * Bounded parallel downloads consumed strictly in order: up to `parallel` objects (and, beyond
+ * the first, at most `maxBytes` of compressed bodies) are fetched ahead of the one being applied.
+ */
+import type { BackupStorage, StoredObject } from '../storage/storage.js';
+
+export interface FetchItem {
+  key: string;
+  size: number;
+}
+
+export class OrderedFetcher {
+  /** One controller per request (a shared signal would collect a listener per request). */
+  private readonly inFlight = new Set<AbortController>();
+  private readonly pending: (Promise<StoredObject> | undefined)[] = [];
+  private started = 0;
+  private consumed = 0;
+  /** Bytes of bodies started and not yet released (the one handed out last counts until the next call). */
+  private bytes = 0;
+  private current: FetchItem | null = null;
+
+  constructor(
+    private readonly storage: BackupStorage,
+    private readonly items: readonly FetchItem[],
+    private readonly parallel: number,
+    private readonly maxBytes: number,
+  ) {}
+
+  /** The next object in order, or null after the last. */
+  async next(): Promise<StoredObject | null> {
+    if (this.current !== null) {
+      this.bytes -= this.current.size;
+      this.current = null;
+    }
+    if (this.consumed >= this.items.length) return null;
+    this.pump();
+    const index = this.consumed++;
+    const promise = this.pending[index]!;
+    this.pending[index] = undefined;
+    this.current = this.items[index]!;
+    const obj = await promise;
+    this.pump();
+    return obj;
+  }
+
+  /** Abandons what is still in flight. */
+  close(): void {
+    for (const c of this.inFlight) c.abort();
+    this.inFlight.clear();
+  }
+
+  private pump(): void {
+    while (this.started < this.items.length && this.started - this.consumed < Math.max(1, this.parallel)) {
+      const item = this.items[this.started]!;
+      if (this.bytes > 0 && this.bytes + item.size > this.maxBytes) break;
+      const controller = new AbortController();
+      this.inFlight.add(controller);
+      const promise = this.storage.get(item.key, { signal: controller.signal });
+      // Fetched ahead: its failure surfaces when it is consumed, never as an unhandled rejection.
+      promise.then(
+        () => this.inFlight.delete(controller),
+        () => this.inFlight.delete(controller),
+      );
+      this.pending[this.started++] = promise;
+      this.bytes += item.size;
+    }
+  }
+}
+
+/** Runs `fn` over `items` with at most `limit` at a time; results in input order. */
+export async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  const worker = async (): Promise<void> => {
+    while (next < items.length) {
+      const i = next++;
+      out[i] = await fn(items[i]!);
+    }
+  };
+  await Promise.all(Array.from({ length: Math.min(Math.max(1, limit), items.length) }, worker));
+  return out;
+}

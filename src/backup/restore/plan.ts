@@ -1,0 +1,136 @@
+/**
+ * Which generations a restore reads, and which of their batches: from the chosen generation back
+ * along `.dep` (at most MAX_CHAIN) to the nearest one with a snapshot, then, in each generation,
+ * the batches that continue frame by frame from frame 1. The first discontinuity of a generation
+ * (a hole, an overlap, batches without `.meta`, frames our durable marker says exist but are not
+ * there) is recorded as its gap: restore refuses it or stops there, it never skips it.
+ */
+import { isGenerationId } from '../format/generation-id.js';
+import type { Compression } from '../format/layout.js';
+import type { BackupStorage } from '../storage/storage.js';
+import { type BatchObject, type GenerationInfo, generationAtOrBefore, newestGeneration, readGeneration, readTombstone } from './catalog.js';
+import { BackupNotFoundError, BackupTombstonedError, BackupUnusableError, type FrameGap } from './errors.js';
+import { formatUtc } from './time.js';
+
+/** Generations a chain may hold (bottomless' limit). */
+export const MAX_CHAIN = 100;
+
+export type GapKind = FrameGap['kind'];
+export type PlannedGap = FrameGap;
+
+export interface PlannedGeneration {
+  info: GenerationInfo;
+  /** Contiguous batches from frame 1, up to the gap if there is one. */
+  batches: BatchObject[];
+  gap: PlannedGap | null;
+}
+
+export interface RestorePlan {
+  db: string;
+  /** The generation asked for (or chosen by time, or the newest). */
+  generation: string;
+  /** Oldest first: the snapshot's generation (or the chain's end), then each child. */
+  chain: PlannedGeneration[];
+  /** No generation of the chain has a snapshot: the restore starts from an empty file. */
+  fromEmpty: boolean;
+  tombstone: number | null;
+}
+
+export interface PlanOptions {
+  generation?: string;
+  time?: Date;
+  prefer?: Compression;
+}
+
+function tombstoned(gen: GenerationInfo, tombstone: number | null): boolean {
+  return tombstone !== null && gen.createdSecs <= tombstone;
+}
+
+async function chooseGeneration(storage: BackupStorage, db: string, opts: PlanOptions): Promise<string> {
+  if (opts.generation !== undefined) {
+    if (!isGenerationId(opts.generation)) throw new BackupNotFoundError(`${opts.generation} is not a generation id`, 'generation ids are version-7 UUIDs as `bottomless ls` prints them');
+    return opts.generation;
+  }
+  const gen = opts.time === undefined ? await newestGeneration(storage, db) : await generationAtOrBefore(storage, db, opts.time);
+  if (gen !== null) return gen;
+  const where = `${db} in ${storage.description}`;
+  if (opts.time === undefined) throw new BackupNotFoundError(`no generations of ${where}`, 'check -n/--db-name, the bucket and the endpoint (`bottomless ls` lists what is there)');
+  throw new BackupNotFoundError(`no generation of ${where} was created at or before ${formatUtc(opts.time)} UTC`, 'pick a later --utc-time (`bottomless ls` shows when each generation was created)');
+}
+
+/** Builds the plan; reads the tombstone and every generation of the chain (not their batches). */
+export async function planRestore(storage: BackupStorage, db: string, opts: PlanOptions = {}): Promise<RestorePlan> {
+  const generation = await chooseGeneration(storage, db, opts);
+  const tombstone = await readTombstone(storage, db);
+  const chain: GenerationInfo[] = [];
+  const seen = new Set<string>();
+  let gen = generation;
+  for (;;) {
+    const info = await readGeneration(storage, db, gen, opts.prefer);
+    if (info.objectCount === 0) {
+      if (chain.length === 0) throw new BackupNotFoundError(`generation ${gen} of ${db} has no objects in ${storage.description}`, '`bottomless ls` lists the generations there are');
+      throw new BackupUnusableError(`generation ${chain.at(-1)!.generation} depends on ${gen} (its .dep), which has no objects (deleted?)`, 'restore a generation whose chain is complete (one with a snapshot: `bottomless ls -v`)');
+    }
+    if (tombstoned(info, tombstone)) {
+      const at = `${formatUtc(new Date(tombstone! * 1000))} UTC`;
+      throw new BackupTombstonedError(chain.length === 0 ? `generation ${gen} has been tombstoned at ${at}` : `generation ${generation} needs ${gen}, which has been tombstoned at ${at}`);
+    }
+    chain.push(info);
+    seen.add(gen);
+    if (info.snapshot !== null || info.parent === null) break;
+    if (seen.has(info.parent)) throw new BackupUnusableError(`the .dep chain of ${generation} loops back to ${info.parent}`);
+    if (chain.length >= MAX_CHAIN) throw new BackupUnusableError(`the chain of ${generation} reaches ${MAX_CHAIN} generations without a snapshot`, 'upload a fresh snapshot (`bottomless create`) or restore an older generation');
+    gen = info.parent;
+  }
+  chain.reverse();
+  const oldest = chain[0]!;
+  const fromEmpty = oldest.snapshot === null;
+  if (fromEmpty && (oldest.meta === null || oldest.batches.length === 0 || oldest.batches[0]!.first !== 1)) {
+    throw new BackupUnusableError(
+      `the chain of ${generation} has no snapshot, and its oldest generation ${oldest.generation} has no WAL (with its .meta) from frame 1 to start an empty database with`,
+      'restore an older generation, or one whose chain has a snapshot (`bottomless ls -v`)',
+    );
+  }
+  return { db, generation, chain: chain.map(planGeneration), fromEmpty, tombstone };
+}
+
+/** The batches of one generation that continue from frame 1, and the first discontinuity. */
+export function planGeneration(info: GenerationInfo): PlannedGeneration {
+  const gap = (kind: GapKind, fromFrame: number, toFrame: number | null, detail: string): PlannedGap => ({ generation: info.generation, kind, fromFrame, toFrame, detail });
+  if (info.meta === null) {
+    if (info.batches.length === 0) return { info, batches: [], gap: null };
+    const b = info.batches[0]!;
+    return { info, batches: [], gap: gap('no-meta', b.first, null, `${info.batches.length} batches but no .meta (page size and checksum seed unknown), first ${b.key}`) };
+  }
+  const batches: BatchObject[] = [];
+  let expected = 1;
+  for (const b of info.batches) {
+    if (b.first !== expected) {
+      const prev = batches.at(-1);
+      const after = prev === undefined ? 'at the start of the generation' : `after ${prev.key}`;
+      const detail =
+        b.first > expected
+          ? `frames ${expected}..${b.first - 1} are missing (${after}, before ${b.key})`
+          : `batch ${b.key} overlaps frames already covered (${after})`;
+      return { info, batches, gap: gap(b.first > expected ? 'hole' : 'overlap', expected, b.first > expected ? b.first - 1 : null, detail) };
+    }
+    batches.push(b);
+    expected = b.last + 1;
+  }
+  const marker = info.durable;
+  if (marker !== null && marker.lastFrame >= expected) {
+    const last = batches.at(-1);
+    const have = last === undefined ? 'there is no batch' : `the last batch is ${last.key}`;
+    return {
+      info,
+      batches,
+      gap: gap('lost-tail', expected, marker.lastFrame, `frames ${expected}..${marker.lastFrame} are missing: .libsqlctl-durable says frames up to ${marker.lastFrame} were stored, ${have}`),
+    };
+  }
+  return { info, batches, gap: null };
+}
+
+/** Every gap of the plan, oldest generation first. */
+export function planGaps(plan: RestorePlan): PlannedGap[] {
+  return plan.chain.flatMap((g) => (g.gap === null ? [] : [g.gap]));
+}
