@@ -7,7 +7,7 @@ import { namespaceFromHeaders } from '../session.js';
 import { jsonCodec, protobufCodec, type WsCodec } from './ws-codec.js';
 import { WsSession } from './ws-session.js';
 
-/** Largest client message accepted (bigger ones close the connection with 1009). */
+/** Largest client message accepted once `hello` arrived (bigger ones close the connection with 1009); see ws-limits.ts for before. */
 const MAX_PAYLOAD = 64 * 1024 * 1024;
 
 interface Subprotocol {
@@ -109,7 +109,7 @@ export function attachHranaWebSocket(server: Server, ctx: ServerContext, opts: H
       return;
     }
     wss.handleUpgrade(req, socket, head, (ws) => {
-      const session = new WsSession(ws, ctx, sub.version, namespace, sub.codec);
+      const session = new WsSession(ws, socket, ctx, sub.version, namespace, sub.codec);
       if (closing) {
         session.shutdown();
         return;

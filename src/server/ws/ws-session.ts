@@ -1,4 +1,6 @@
+import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
+import { guardedTimeout } from '../../engine/logger.js';
 import { ForbiddenError } from '../../engine/sql-error.js';
 import type { NamespaceDb } from '../../engine/namespace-db.js';
 import { AuthError } from '../auth/auth-error.js';
@@ -11,6 +13,9 @@ import { ThrottledError } from '../admission.js';
 import type { WsServerMsg } from '../hrana/protobuf/shapes.js';
 import type { WsCodec } from './ws-codec.js';
 import { WsDecodeError, type ClientMsg, type WsRequest } from './ws-messages.js';
+import { expiredError, isExpired, tokenExpiry } from './ws-expiry.js';
+import { wsLimits, type WsLimits } from './ws-limits.js';
+import { SendWindow } from './ws-send-window.js';
 import { WsStreams, type WsResponse } from './ws-streams.js';
 
 /** WebSocket close codes used by sqld's Hrana server. */
@@ -20,6 +25,7 @@ export const CloseCode = {
   unsupported: 1003,
   invalid: 1007,
   policy: 1008,
+  tooBig: 1009,
   error: 1011,
 } as const;
 
@@ -29,6 +35,13 @@ function closeReason(text: string): string {
   let out = text.slice(0, 120);
   while (Buffer.byteLength(out) > 120) out = out.slice(0, -1);
   return `${out}...`;
+}
+
+/** Requests that only give something back: an expired session may still send them. */
+const RELEASES: ReadonlySet<WsRequest['type']> = new Set(['close_stream', 'close_cursor', 'close_sql']);
+
+function byteSize(payload: string | Buffer): number {
+  return typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
 }
 
 function asBuffer(data: RawData): Buffer {
@@ -48,19 +61,34 @@ function closeFor(err: unknown): { code: number; reason: string } {
 
 /**
  * One Hrana-over-WebSocket connection (spec §5.4): `hello` first, then requests. Messages are taken
- * in arrival order on one chain (a `hello` is fully handled before the next message), while the
+ * in arrival order from an inbox (a `hello` is fully handled before the next message), while the
  * requests themselves run on their streams' queues and answer in completion order.
+ *
+ * Flow control: whenever the intake has to wait (a `hello` being checked, a stream with
+ * `streamQueue` jobs, or more than `sendWindowBytes` of answers not yet written out) the socket is
+ * paused, so TCP pushes back on the client instead of the server buffering its requests or
+ * answers. A connection has `helloTimeoutMs` to send its `hello` and may send at most
+ * `preHelloBytes` before it; each session request re-checks the token's `exp` (see ws-expiry.ts).
  */
 export class WsSession {
   private principal: Principal | null = null;
   private auth: CallerAuth | null = null;
   private streams: WsStreams | null = null;
-  private intake: Promise<void> = Promise.resolve();
+  /** `exp` of the session's token (seconds), null when it has none. */
+  private expiresAt: number | null = null;
+  private readonly limits: WsLimits = wsLimits();
+  private readonly window = new SendWindow(this.limits.sendWindowBytes);
+  private readonly inbox: Buffer[] = [];
+  private pumping = false;
+  private helloArrived = false;
+  private preHelloBytes = 0;
+  private helloTimer: NodeJS.Timeout | null;
   private ended = false;
   private killTimer: NodeJS.Timeout | null = null;
 
   constructor(
     private readonly ws: WebSocket,
+    private readonly socket: Duplex,
     private readonly ctx: ServerContext,
     readonly version: HranaVersion,
     private readonly namespace: string,
@@ -70,40 +98,70 @@ export class WsSession {
     ws.on('close', () => this.cleanup());
     // ws closes the socket itself on frame-level errors (oversized or invalid UTF-8 messages).
     ws.on('error', () => this.cleanup());
+    // Counts what arrives before the hello message, before ws has buffered a whole (large) frame.
+    socket.on('data', this.countPreHello);
+    this.helloTimer = guardedTimeout(ctx.logger, 'WebSocket hello timeout', this.limits.helloTimeoutMs, () => {
+      this.refused('no hello message in time', { timeoutMs: this.limits.helloTimeoutMs });
+      this.end(CloseCode.policy, 'Timed out waiting for the hello message');
+    });
   }
 
   /** Server shutdown: close with 1001 and drop the socket if the peer does not answer soon. */
   shutdown(): void {
     this.end(CloseCode.goingAway, 'The server is shutting down');
-    this.killTimer ??= setTimeout(() => this.ws.terminate(), 1000);
-    this.killTimer.unref();
+    this.dropSoon();
   }
+
+  private readonly countPreHello = (chunk: Buffer): void => {
+    if (this.helloArrived || this.ended) return;
+    this.preHelloBytes += chunk.length;
+    if (this.preHelloBytes <= this.limits.preHelloBytes) return;
+    this.refused('too much data before the hello message', { bytes: this.preHelloBytes, limit: this.limits.preHelloBytes });
+    this.end(CloseCode.tooBig, 'Too much data before the hello message');
+    // Read no more of it: the peer gets the close frame, then the socket goes.
+    this.ws.pause();
+    this.dropSoon();
+  };
 
   private onMessage(data: RawData, isBinary: boolean): void {
     if (this.ended) return;
     this.ctx.touch();
+    if (!this.helloArrived) {
+      this.helloArrived = true;
+      this.stopHelloWatch();
+    }
     if (isBinary !== this.codec.binaryFrames) {
       this.end(CloseCode.unsupported, this.codec.wrongFrameReason);
       return;
     }
-    const frame = asBuffer(data);
-    this.intake = this.intake.then(async () => {
-      if (this.ended) return;
-      try {
-        await this.handle(this.codec.decode(frame));
-      } catch (err) {
-        this.fail(err);
-      }
-    });
+    this.inbox.push(asBuffer(data));
+    if (!this.pumping) void this.pump();
   }
 
-  private async handle(msg: ClientMsg): Promise<void> {
-    if (msg.type === 'hello') {
-      await this.hello(msg.jwt);
-      return;
+  /** Handles the inbox in order; pauses the socket while a message has to wait. */
+  private async pump(): Promise<void> {
+    this.pumping = true;
+    try {
+      for (let frame = this.inbox.shift(); frame !== undefined && !this.ended; frame = this.inbox.shift()) {
+        const wait = this.handle(this.codec.decode(frame));
+        if (wait) {
+          this.ws.pause();
+          await wait;
+        }
+      }
+    } catch (err) {
+      this.fail(err);
+    } finally {
+      this.pumping = false;
+      if (!this.ended && this.ws.isPaused) this.ws.resume();
     }
+  }
+
+  /** Handles one message; returns a promise when the intake must wait for it. */
+  private handle(msg: ClientMsg): Promise<void> | null {
+    if (msg.type === 'hello') return this.hello(msg.jwt);
     if (!this.auth || !this.streams) throw new ProtocolError('Received a request before hello message');
-    this.request(msg.request_id, msg.request, this.streams, this.auth);
+    return this.request(msg.request_id, msg.request);
   }
 
   private async hello(jwt: string | null): Promise<void> {
@@ -126,11 +184,23 @@ export class WsSession {
     if (this.ended) return;
     this.principal = principal;
     this.auth = { principal, credential: jwt === null ? undefined : `Bearer ${jwt}` };
-    this.streams ??= new WsStreams(this.ctx, this.version, this.namespace, db);
+    this.expiresAt = tokenExpiry(this.ctx.config.auth, jwt);
+    this.streams ??= new WsStreams(this.ctx, this.version, this.namespace, db, this.limits, () => this.window.wait());
     this.send({ type: 'hello_ok' });
   }
 
-  private request(requestId: number, req: WsRequest, streams: WsStreams, auth: CallerAuth): void {
+  /** Starts a request once its stream has room and the send window is open; null if started now. */
+  private request(requestId: number, req: WsRequest): Promise<void> | null {
+    const streams = this.streams;
+    const auth = this.auth;
+    if (this.ended || !streams || !auth) return null;
+    const blocked = this.window.wait() ?? streams.roomFor(req);
+    if (blocked) return blocked.then(() => this.request(requestId, req) ?? undefined);
+    if (!RELEASES.has(req.type) && isExpired(this.expiresAt, wsLimits().now())) {
+      this.refused('the JWT has expired', { request: req.type, exp: this.expiresAt });
+      this.send({ type: 'response_error', request_id: requestId, error: expiredError() });
+      return null;
+    }
     // The async wrapper runs dispatch synchronously (state changes in arrival order) and turns a
     // synchronous throw into a rejection.
     const pending = (async (): Promise<WsResponse> => streams.dispatch(req, auth))();
@@ -143,6 +213,7 @@ export class WsSession {
         else this.fail(err);
       },
     );
+    return null;
   }
 
   /** Sends a response, counted against `--max-total-response-size` until it has been written. */
@@ -151,19 +222,32 @@ export class WsSession {
     const payload = this.codec.encode({ type: 'response_ok', request_id: requestId, response });
     let release: () => void;
     try {
-      release = this.ctx.responses.reserve(payload.length);
+      release = this.ctx.responses.reserve(byteSize(payload));
     } catch (err) {
       const error = asStatementError(err);
       if (!error) throw err;
       this.send({ type: 'response_error', request_id: requestId, error });
       return;
     }
-    this.ws.send(payload, () => release());
+    this.write(payload, release);
   }
 
   private send(msg: WsServerMsg): void {
     if (this.ended || this.ws.readyState !== WebSocket.OPEN) return;
-    this.ws.send(this.codec.encode(msg));
+    this.write(this.codec.encode(msg));
+  }
+
+  /** Writes a message, counted in the send window until the socket took it. */
+  private write(payload: string | Buffer, release?: () => void): void {
+    const sent = this.window.add(byteSize(payload));
+    this.ws.send(payload, () => {
+      release?.();
+      sent();
+    });
+  }
+
+  private refused(reason: string, details: Record<string, unknown>): void {
+    this.ctx.logger.debug({ namespace: this.namespace, ...details }, `WebSocket refused: ${reason}`);
   }
 
   private fail(err: unknown): void {
@@ -171,16 +255,34 @@ export class WsSession {
     this.end(code, reason);
   }
 
-  /** Closes the WebSocket with a close frame and releases everything the connection holds. */
+  /**
+   * Closes the WebSocket with a close frame and releases everything the connection holds. Reading
+   * resumes, so the peer's close frame completes the handshake.
+   */
   private end(code: number, reason: string): void {
     if (this.ended) return;
     this.ended = true;
     if (this.ws.readyState === WebSocket.OPEN) this.ws.close(code, closeReason(reason));
+    if (this.ws.isPaused) this.ws.resume();
     this.cleanup();
+  }
+
+  /** Terminates the socket unless the peer completed the close handshake by then. */
+  private dropSoon(): void {
+    this.killTimer ??= setTimeout(() => this.ws.terminate(), this.limits.dropAfterMs);
+    this.killTimer.unref();
+  }
+
+  private stopHelloWatch(): void {
+    this.socket.off('data', this.countPreHello);
+    if (this.helloTimer) clearTimeout(this.helloTimer);
+    this.helloTimer = null;
   }
 
   private cleanup(): void {
     this.ended = true;
+    this.stopHelloWatch();
+    this.window.close();
     const streams = this.streams;
     this.streams = null;
     streams?.closeAll();

@@ -7,6 +7,7 @@ import type { CursorEntry, HranaVersion } from '../hrana/protocol.js';
 import { SqlStore } from '../hrana/sql-store.js';
 import { HranaStream, type StreamContext } from '../hrana/stream.js';
 import type { WsResponse } from '../hrana/protobuf/shapes.js';
+import type { WsLimits } from './ws-limits.js';
 import type { WsRequest } from './ws-messages.js';
 
 type Obj = Record<string, unknown>;
@@ -28,6 +29,12 @@ interface WsStream {
   stream: HranaStream | null;
   release: (() => void) | null;
   queue: Promise<unknown>;
+  /** Jobs queued or running (at most `streamQueue` are admitted). */
+  pending: number;
+  /** Wakes the intake that waits for this stream to have room. */
+  onRoom: (() => void) | null;
+  /** Refused by the per-connection stream limit: never opens, holds no slot. */
+  refused: boolean;
   /** Id of the cursor opened on this stream (set when the request arrives). */
   cursorId: number | null;
   /** The cursor itself (set when the open_cursor job ran). */
@@ -49,6 +56,13 @@ const noop = (): void => {};
  * The streams, cursors and stored SQL texts of one authenticated WebSocket connection. Requests are
  * dispatched synchronously in arrival order (state changes and protocol checks happen at once);
  * the work itself is queued on the target stream, so different streams run concurrently.
+ *
+ * Fairness (our policy; sqld has none of it): a stream admits `streamQueue` jobs, the session
+ * stops reading the socket until there is room (`roomFor`); every job waits for the connection's
+ * send window (`gate`) before it runs; a connection holds at most `maxStreams` open or opening
+ * streams, so one client cannot take every `--max-concurrent-connections` slot. One more
+ * `open_stream` is answered with TOO_MANY_STREAMS and the id stays known as a stream that failed
+ * to open (its requests get STREAM_NOT_OPEN, `close_stream` forgets it), up to `maxStreamIds` ids.
  */
 export class WsStreams {
   private readonly streams = new Map<number, WsStream>();
@@ -62,7 +76,16 @@ export class WsStreams {
     private readonly version: HranaVersion,
     private readonly namespace: string,
     private readonly db: NamespaceDb,
+    private readonly limits: WsLimits,
+    private readonly gate: () => Promise<void> | null,
   ) {}
+
+  /** null when `req` can be queued now; else a promise that settles once its stream has room. */
+  roomFor(req: WsRequest): Promise<void> | null {
+    const st = this.targetOf(req);
+    if (!st || st.pending < this.limits.streamQueue) return null;
+    return new Promise((resolve) => (st.onRoom = resolve));
+  }
 
   /**
    * Starts a request. Throws synchronously for errors detected on arrival; the returned promise
@@ -127,7 +150,10 @@ export class WsStreams {
   /** Closes every stream (rolling back open transactions) and gives their slots back. */
   closeAll(): void {
     this.closed = true;
-    for (const st of this.streams.values()) this.destroy(st);
+    for (const st of this.streams.values()) {
+      this.destroy(st);
+      this.wakeIntake(st);
+    }
     this.streams.clear();
     this.cursors.clear();
   }
@@ -135,7 +161,18 @@ export class WsStreams {
   private openStream(id: number, auth: CallerAuth): Promise<WsResponse> {
     const principal = auth.principal;
     if (this.streams.has(id)) throw new ProtocolError(`Stream ${id} already exists`);
-    const st: WsStream = { id, stream: null, release: null, queue: Promise.resolve(), cursorId: null, cursor: null, closed: false };
+    if (this.streams.size >= this.limits.maxStreamIds) {
+      this.ctx.logger.debug({ namespace: this.namespace, stream: id, limit: this.limits.maxStreamIds }, 'WebSocket closed: too many stream ids on the connection');
+      throw new ProtocolError(`Too many streams on one connection (${this.streams.size})`);
+    }
+    const st: WsStream = { id, stream: null, release: null, queue: Promise.resolve(), pending: 0, onRoom: null, refused: false, cursorId: null, cursor: null, closed: false };
+    if (this.liveStreams() >= this.limits.maxStreams) {
+      st.refused = true;
+      st.closed = true;
+      this.streams.set(id, st);
+      this.ctx.logger.debug({ namespace: this.namespace, stream: id, limit: this.limits.maxStreams }, 'WebSocket open_stream refused: too many streams on the connection');
+      return this.enqueue(st, () => Promise.reject(new HranaError('TOO_MANY_STREAMS', `Too many open streams on this connection (at most ${this.limits.maxStreams})`)));
+    }
     this.streams.set(id, st);
     return this.enqueue(st, async () => {
       if (!principal.canRead(this.namespace)) {
@@ -241,12 +278,41 @@ export class WsStreams {
   }
 
   private enqueue(st: WsStream, job: () => Promise<WsResponse>): Promise<WsResponse> {
-    const result = st.queue.then(() => {
+    st.pending++;
+    const result = st.queue.then(async () => {
+      await this.gate();
       if (this.closed) throw new HranaError('STREAM_NOT_OPEN', `Stream ${st.id} has been closed`);
       return job();
     });
-    st.queue = result.then(noop, noop);
+    const settled = (): void => {
+      st.pending--;
+      if (st.pending < this.limits.streamQueue) this.wakeIntake(st);
+    };
+    st.queue = result.then(settled, settled);
     return result;
+  }
+
+  private wakeIntake(st: WsStream): void {
+    const wake = st.onRoom;
+    st.onRoom = null;
+    wake?.();
+  }
+
+  /** The stream a request is queued on (undefined: none, or unknown and about to fail). */
+  private targetOf(req: WsRequest): WsStream | undefined {
+    if (req.type === 'open_stream') return undefined;
+    if ('stream_id' in req) return this.streams.get(req.stream_id);
+    if ('cursor_id' in req) {
+      const streamId = this.cursors.get(req.cursor_id);
+      return streamId === undefined ? undefined : this.streams.get(streamId);
+    }
+    return undefined;
+  }
+
+  private liveStreams(): number {
+    let n = 0;
+    for (const st of this.streams.values()) if (!st.refused) n++;
+    return n;
   }
 
   private destroy(st: WsStream): void {

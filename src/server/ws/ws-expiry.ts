@@ -1,0 +1,35 @@
+import { decodeJwt } from 'jose';
+import { AuthError } from '../auth/auth-error.js';
+import { JWT_EXP_LEEWAY_SECONDS, type AuthConfig } from '../auth/strategy.js';
+import type { HranaErrorBody } from '../hrana/protocol.js';
+
+/**
+ * sqld checks a WebSocket session's JWT only in `hello`, so a session outlives its token. We check
+ * `exp` again for every request, with the leeway of the HTTP path; the client may send a new
+ * `hello` with a fresh token (Hrana 2+) to go on.
+ */
+
+/**
+ * The `exp` claim (seconds) of a token the JWT strategy accepted in `hello`, or null: no claim, or
+ * the server does not authenticate with JWTs (a basic credential is not a token).
+ */
+export function tokenExpiry(auth: AuthConfig, jwt: string | null): number | null {
+  if (auth.kind !== 'jwt' || jwt === null) return null;
+  try {
+    const exp = decodeJwt(jwt).exp;
+    return typeof exp === 'number' && Number.isSafeInteger(exp) ? exp : null;
+  } catch {
+    return null; // cannot happen for a verified token; treat it as having no expiry
+  }
+}
+
+/** The HTTP path's rule: expired once `exp` lies more than the leeway in the past. */
+export function isExpired(exp: number | null, nowMs: number): boolean {
+  return exp !== null && exp < Math.floor(nowMs / 1000) - JWT_EXP_LEEWAY_SECONDS;
+}
+
+/** The answer to a request of an expired session: the body `hello` would fail with. */
+export function expiredError(): HranaErrorBody {
+  const err = AuthError.jwtExpired();
+  return { message: `Authentication failed: ${err.message}`, code: err.code };
+}
