@@ -1,5 +1,6 @@
 import type { ServeEnv } from './serve-config.js';
 import { serveFlagVariables } from './serve-flags.js';
+import { BOTTOMLESS_VARIABLES, readBottomlessEnv } from './bottomless-config.js';
 import { checkSqldEnvironment } from './sqld-settings.js';
 
 /** Variables `serve` reads besides those of its flags. */
@@ -11,6 +12,6 @@ const OTHER_VARIABLES = ['SQLD_AUTH_JWT_KEY'];
  * durability; names the other unread `SQLD_*`/`LIBSQL_*` variables in `ignored`.
  */
 export function readServeEnv(env: NodeJS.ProcessEnv = process.env): ServeEnv {
-  const ignored = checkSqldEnvironment(env, new Set([...serveFlagVariables, ...OTHER_VARIABLES]));
-  return { SQLD_AUTH_JWT_KEY: env.SQLD_AUTH_JWT_KEY, RUST_LOG: env.RUST_LOG, LIBSQLCTL_TEST_APPLIER_CRASH_AT: env.LIBSQLCTL_TEST_APPLIER_CRASH_AT, LIBSQLCTL_TEST_APPLY_DELAY_MS: env.LIBSQLCTL_TEST_APPLY_DELAY_MS, ignored };
+  const ignored = checkSqldEnvironment(env, new Set([...serveFlagVariables, ...OTHER_VARIABLES, ...BOTTOMLESS_VARIABLES]));
+  return { SQLD_AUTH_JWT_KEY: env.SQLD_AUTH_JWT_KEY, RUST_LOG: env.RUST_LOG, LIBSQLCTL_TEST_APPLIER_CRASH_AT: env.LIBSQLCTL_TEST_APPLIER_CRASH_AT, LIBSQLCTL_TEST_APPLY_DELAY_MS: env.LIBSQLCTL_TEST_APPLY_DELAY_MS, bottomless: readBottomlessEnv(env), ignored };
 }

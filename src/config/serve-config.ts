@@ -4,6 +4,7 @@ import { ConfigError } from '../errors.js';
 import { parseCrashAt, type ApplierCrashPoint } from '../engine/replica/crash-points.js';
 import { parseJwtKeys, type JwtKey } from '../server/auth/jwt-keys.js';
 import type { AuthConfig } from '../server/auth/strategy.js';
+import { resolveBottomlessConfig, type BottomlessConfig, type BottomlessEnv } from './bottomless-config.js';
 import { resolveLogLevel, type LogLevel } from './log-level.js';
 import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
@@ -35,6 +36,7 @@ export interface ServeFlags extends ClusterFlags {
   'max-log-duration'?: string | number | undefined;
   'snapshot-exec'?: string | undefined;
   'snapshot-at-shutdown'?: boolean | undefined;
+  'enable-bottomless-replication'?: boolean | undefined;
   'enable-http-console'?: boolean | undefined;
   'enable-namespaces'?: boolean | undefined;
   'disable-default-namespace'?: boolean | undefined;
@@ -80,6 +82,8 @@ export interface ServeConfig {
   snapshotAtShutdown: boolean;
   /** `--enable-http-console`: the web SQL console at `GET /console`. */
   httpConsole: boolean;
+  /** `--enable-bottomless-replication`: continuous backup of every primary namespace; null = off. */
+  bottomless: BottomlessConfig | null;
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
   idleShutdownTimeoutS: number | null;
   /** `--initial-idle-shutdown-timeout-s`: the idle timeout until the first request after start; null = idleShutdownTimeoutS. */
@@ -119,6 +123,8 @@ export interface ServeEnv {
   RUST_LOG?: string | undefined;
   LIBSQLCTL_TEST_APPLIER_CRASH_AT?: string | undefined;
   LIBSQLCTL_TEST_APPLY_DELAY_MS?: string | undefined;
+  /** `LIBSQL_BOTTOMLESS_*`: read when backups are on, named as ignored otherwise. */
+  bottomless?: BottomlessEnv | undefined;
   /** `SQLD_*`/`LIBSQL_*` variables nothing reads (readServeEnv): named in a warning at start-up. */
   ignored?: readonly string[] | undefined;
 }
@@ -173,6 +179,23 @@ async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig
 }
 
 /** The one place `serve` input is validated and defaulted. */
+/** Backups need a primary; with namespaces, sqld insists on a database id (every name would be `ns-:<ns>` otherwise). */
+function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): BottomlessConfig | null {
+  if (!flags['enable-bottomless-replication']) return null;
+  if (flags['primary-grpc-url']) {
+    throw new ConfigError('CONFIG_BOTTOMLESS_REPLICA', '--enable-bottomless-replication: a replica has nothing of its own to back up', {
+      hint: 'enable backups on the primary, or leave out --primary-grpc-url',
+    });
+  }
+  const config = resolveBottomlessConfig(env.bottomless ?? {});
+  if (flags['enable-namespaces'] && config.databaseId === '') {
+    throw new ConfigError('CONFIG_BOTTOMLESS', '--enable-bottomless-replication with --enable-namespaces needs LIBSQL_BOTTOMLESS_DATABASE_ID (as in sqld)', {
+      hint: 'set LIBSQL_BOTTOMLESS_DATABASE_ID to a name for this server, e.g. its host name',
+    });
+  }
+  return config;
+}
+
 export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Promise<ServeConfig> {
   refuseUnsupportedFlags(flags as unknown as Record<string, unknown>);
   const connTimeout = parsePositive(flags['connection-creation-timeout-sec'], '--connection-creation-timeout-sec');
@@ -204,6 +227,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     },
     snapshotAtShutdown: Boolean(flags['snapshot-at-shutdown']),
     httpConsole: Boolean(flags['enable-http-console']),
+    bottomless: resolveServeBottomless(flags, env),
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     initialIdleShutdownTimeoutS: parsePositive(flags['initial-idle-shutdown-timeout-s'], '--initial-idle-shutdown-timeout-s'),
     logLevel: log.level,
@@ -212,7 +236,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     cluster: await resolveClusterConfig(flags),
     replica: { readGraceMs: parsePositive(flags['replica-read-grace-ms'], '--replica-read-grace-ms', { integer: true }) ?? 200 },
     extensions: await resolveTrustedExtensions(flags['extensions-path']),
-    ignoredEnv: env.ignored ?? [],
+    ignoredEnv: flags['enable-bottomless-replication'] ? (env.ignored ?? []) : [...(env.ignored ?? []), ...Object.keys(env.bottomless ?? {})].sort(),
     testHooks: {
       applierCrashAt: crashAt(env.LIBSQLCTL_TEST_APPLIER_CRASH_AT),
       applyDelayMs: parsePositive(env.LIBSQLCTL_TEST_APPLY_DELAY_MS, 'LIBSQLCTL_TEST_APPLY_DELAY_MS', { integer: true }),

@@ -33,6 +33,11 @@ export const serveFlags = {
   'checkpoint-interval-s': Flags.integer({ env: 'SQLD_CHECKPOINT_INTERVAL_S', description: 'Checkpoint the WAL every this many seconds.' }),
   'max-log-size': Flags.integer({ env: 'SQLD_MAX_LOG_SIZE', default: 200, description: 'Compact the replication log once it grows above this many MB.' }),
   'max-log-duration': Flags.string({ env: 'SQLD_MAX_LOG_DURATION', description: 'Compact the replication log after this many seconds.' }),
+  'enable-bottomless-replication': Flags.boolean({
+    env: 'SQLD_ENABLE_BOTTOMLESS_REPLICATION',
+    default: false,
+    description: 'Back up every committed frame to S3 or a local directory (LIBSQL_BOTTOMLESS_* variables; docs/BOTTOMLESS.md).',
+  }),
   'snapshot-at-shutdown': Flags.boolean({
     env: 'SQLD_SNAPSHOT_AT_SHUTDOWN',
     default: false,

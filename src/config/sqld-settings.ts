@@ -34,7 +34,6 @@ export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
   { flag: 'admin-listen-addr', env: 'SQLD_ADMIN_LISTEN_ADDR', why: `the admin API is ${LATER}` },
   { flag: 'admin-auth-key', env: 'LIBSQL_ADMIN_AUTH_KEY', why: `the admin API is ${LATER}` },
   { flag: 'http-primary-url', env: 'SQLD_HTTP_PRIMARY_URL', changesRole: true, why: 'replicas follow their primary over gRPC: use --primary-grpc-url' },
-  { flag: 'enable-bottomless-replication', env: 'SQLD_ENABLE_BOTTOMLESS_REPLICATION', switch: true, changesRole: true, why: `backups to S3 are ${LATER}` },
   { flag: 'migrate-bottomless', env: 'LIBSQL_MIGRATE_BOTTOMLESS', switch: true, changesRole: true, why: 'libsql-wal is not supported' },
   { flag: 'encryption-key', env: 'SQLD_ENCRYPTION_KEY', changesRole: true, why: 'encryption at rest is not supported on stock SQLite' },
   { flag: 'backup-meta-store', env: 'SQLD_BACKUP_META_STORE', switch: true, changesRole: true, why: `backups of the meta store are ${LATER}` },

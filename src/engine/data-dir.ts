@@ -15,6 +15,8 @@
  * <db-path>/dbs/<ns>/client_wal_index  replica: the last applied frame (sqld's 32-byte format)
  * <db-path>/dbs/<ns>/replica-redo      replica: the transaction being applied (crash safety)
  * <db-path>/dbs/<ns>/.sentinel         present while the namespace is open
+ * <db-path>/dbs/<ns>/bottomless/state.json          primary: the bottomless uploader's state
+ * <db-path>/dbs/<ns>/bottomless/staging/<gen>/<obj> primary: batches and snapshots not yet uploaded
  * ```
  */
 import path from 'node:path';
@@ -75,6 +77,23 @@ export class NamespacePaths {
   }
   get sentinel(): string {
     return path.join(this.dir, '.sentinel');
+  }
+  /** The bottomless uploader's directory (docs/BOTTOMLESS.md "Uploader"). */
+  get bottomless(): string {
+    return path.join(this.dir, 'bottomless');
+  }
+  get bottomlessState(): string {
+    return path.join(this.bottomless, 'state.json');
+  }
+  /** Objects staged for upload, one folder per generation. */
+  get bottomlessStaging(): string {
+    return path.join(this.bottomless, 'staging');
+  }
+  bottomlessStagingDir(generation: string): string {
+    return path.join(this.bottomlessStaging, generation);
+  }
+  bottomlessStagingFile(generation: string, name: string): string {
+    return path.join(this.bottomlessStaging, generation, name);
   }
 }
 

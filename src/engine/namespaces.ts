@@ -1,5 +1,5 @@
 import { NotFoundError } from '../errors.js';
-import type { DataDirPaths } from './data-dir.js';
+import type { DataDirPaths, NamespacePaths } from './data-dir.js';
 import type { FaultInjector } from './faults.js';
 import type { Logger } from './logger.js';
 import { NamespaceDb } from './namespace-db.js';
@@ -20,8 +20,10 @@ export interface NamespacesOptions {
    * and opens it. Without it, only registered namespaces (and `default`) exist.
    */
   admit?: (name: string) => Promise<boolean>;
-  /** Called once for every namespace database right after it opened (backups, metrics). */
-  onOpen?: (db: NamespaceDb) => void;
+  /** Runs before a namespace's database opens (backups: restore into an empty directory first). */
+  prepare?: (name: string, paths: NamespacePaths) => Promise<void>;
+  /** Called once for every namespace database right after it opened (backups, metrics); a failure fails the open. */
+  onOpen?: (db: NamespaceDb) => void | Promise<void>;
 }
 
 export const DEFAULT_NAMESPACE = 'default';
@@ -73,8 +75,10 @@ export class Namespaces {
 
   private async openNamespace(name: string): Promise<NamespaceDb> {
     this.registry.add(name);
+    const paths = this.opts.dataDir.namespace(name);
+    await this.opts.prepare?.(name, paths);
     const db = new NamespaceDb({
-      paths: this.opts.dataDir.namespace(name),
+      paths,
       name,
       txnTimeoutMs: this.opts.txnTimeoutMs,
       role: this.opts.role(name),
@@ -89,7 +93,7 @@ export class Namespaces {
     }
     this.open.set(name, db);
     try {
-      this.opts.onOpen?.(db);
+      await this.opts.onOpen?.(db);
     } catch (err) {
       this.open.delete(name);
       await db.close();

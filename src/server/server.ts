@@ -1,7 +1,7 @@
 import type { AddressInfo } from 'node:net';
 import type { ServeConfig } from '../config/serve-config.js';
 import { DataDirLock } from '../engine/data-dir-lock.js';
-import { DataDirPaths } from '../engine/data-dir.js';
+import { DataDirPaths, type NamespacePaths } from '../engine/data-dir.js';
 import type { FaultInjector } from '../engine/faults.js';
 import { createLogger, type Logger } from '../engine/logger.js';
 import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
@@ -16,6 +16,7 @@ import { ResponseBudget } from './response-budget.js';
 import { checkListenAddresses, listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
 import { createClusterNode, type ClusterNode } from './replication/cluster.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
+import { ServerBackups } from './backups.js';
 
 /** Checkpoint once the WAL reaches about SQLite's own auto-checkpoint size (1000 pages). */
 const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
@@ -150,6 +151,10 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
         snapshotAtShutdown: config.snapshotAtShutdown,
       }),
   });
+  // The store is checked before anything opens: a server that cannot reach its backups must not
+  // start an empty database over them.
+  const backups = config.bottomless ? await ServerBackups.open(config.bottomless, logger) : null;
+  if (backups) teardown.register('backups', () => backups.close());
   const namespaces = new Namespaces({
     dataDir,
     txnTimeoutMs: config.limits.txnTimeoutMs,
@@ -157,7 +162,11 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     extensions: config.extensions,
     ...(overrides.faults ? { faults: overrides.faults } : {}),
     role: (name) => cluster.roleFor(name),
-    onOpen: (db) => cluster.onOpen(db),
+    onOpen: async (db) => {
+      cluster.onOpen(db);
+      await backups?.attach(db);
+    },
+    ...(backups ? { prepare: (name: string, paths: NamespacePaths) => backups.prepare(name, paths) } : {}),
     ...(cluster.admit ? { admit: cluster.admit } : {}),
   });
   teardown.register('namespaces', () => namespaces.close());

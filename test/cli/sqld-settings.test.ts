@@ -21,7 +21,7 @@ describe('sqld settings libsqlctl does not honour', () => {
     const cases = [
       { args: ['--admin-listen-addr', '127.0.0.1:9090'], flag: '--admin-listen-addr', why: /admin API/ },
       { args: ['--enable-deadlock-monitor'], flag: '--enable-deadlock-monitor', why: /not supported yet/ },
-      { args: ['--enable-bottomless-replication'], flag: '--enable-bottomless-replication', why: /backups to S3/ },
+      { args: ['--http-primary-url', 'http://127.0.0.1:9'], flag: '--http-primary-url', why: /--primary-grpc-url/ },
       { args: ['--encryption-key', 'secret'], flag: '--encryption-key', why: /not supported on stock SQLite/ },
     ].map((c) => {
       const cwd = fs.mkdtempSync(path.join(scratch, 'flag-'));
@@ -41,7 +41,7 @@ describe('sqld settings libsqlctl does not honour', () => {
 
   it('a variable that would change what the server is stops the start: exit 2, nothing created', async () => {
     const cases = [
-      { name: 'SQLD_ENABLE_BOTTOMLESS_REPLICATION', value: 'true' },
+      { name: 'SQLD_BACKUP_META_STORE', value: 'true' },
       { name: 'SQLD_HTTP_PRIMARY_URL', value: 'http://127.0.0.1:9' },
       { name: 'SQLD_ENCRYPTION_KEY', value: 'secret' },
     ].map((c) => {
@@ -63,8 +63,8 @@ describe('sqld settings libsqlctl does not honour', () => {
     const env = {
       SQLD_HEARTBEAT_URL: 'http://127.0.0.1:9/heartbeat',
       SQLD_ADMIN_LISTEN_ADDR: '127.0.0.1:9090',
+      // read only when backups are on: named here, where they are off
       LIBSQL_BOTTOMLESS_BUCKET: 'backups',
-      // a switch clap reads as false does not change the role
       SQLD_ENABLE_BOTTOMLESS_REPLICATION: 'false',
       SQLD_MAX_LOG_SIZE: '300',
     };
@@ -76,7 +76,7 @@ describe('sqld settings libsqlctl does not honour', () => {
       .filter((l) => l.msg.startsWith('ignoring environment variables'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.level).toBe(40);
-    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_ADMIN_LISTEN_ADDR', 'SQLD_ENABLE_BOTTOMLESS_REPLICATION', 'SQLD_HEARTBEAT_URL']);
+    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_ADMIN_LISTEN_ADDR', 'SQLD_HEARTBEAT_URL']);
     expect(child.signal('SIGTERM')).toBe(true);
     expect(await within(child.exited, STEP_MS, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });
   });

@@ -1,7 +1,7 @@
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { resolveServeConfig, type ServeConfig, type ServeFlags } from '../../src/config/serve-config.js';
+import { resolveServeConfig, type ServeConfig, type ServeEnv, type ServeFlags } from '../../src/config/serve-config.js';
 import { serveFlagDefaults } from '../../src/config/serve-flags.js';
 import { startServer, type RunningServer } from '../../src/server/server.js';
 
@@ -27,7 +27,7 @@ export function tempDir(prefix = 'libsqlctl-test-'): string {
  */
 export async function startTestServer(
   flags: Partial<ServeFlags> = {},
-  env: { SQLD_AUTH_JWT_KEY?: string } = {},
+  env: Pick<ServeEnv, 'SQLD_AUTH_JWT_KEY' | 'bottomless'> = {},
   limits: Partial<ServeConfig['limits']> = {},
 ): Promise<TestServer> {
   // A temp dir made here is removed again by close(); a given --db-path is the caller's to remove.

@@ -160,6 +160,15 @@ export class PrimaryRole implements DbRole, LockHolder {
   }
 
   /**
+   * Read-only access to the database file through the engine's one descriptor (bottomless
+   * snapshots): `read` returns the bytes read at `position` (short only at the end of the file).
+   */
+  get databaseFile(): { size(): number; read(buf: Uint8Array, position: number): number } {
+    const files = this.host.files;
+    return { size: () => files.statDb().size, read: (buf, position) => files.readDb(buf, position) };
+  }
+
+  /**
    * Starts a new log from the database as it is (new `log_id`): restore, fork and dump loading call
    * this after changing the database underneath. Waits for the write lock.
    */
