@@ -5,6 +5,7 @@
  * `requireSqliteCli()` first, which fails with a clear message when it is missing.
  */
 import { execFile, spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 
 const CLI = 'sqlite3';
 /** Bound of one CLI run (it never waits for a human: -batch, stdin ignored). */
@@ -142,4 +143,29 @@ export function holdReadTransaction(dbFile: string, table: string, timeoutMs = R
     });
     child.stdin.write(`BEGIN;\nSELECT count(*) FROM "${table.replaceAll('"', '""')}";\n`);
   });
+}
+
+/**
+ * Runs `script` in the CLI on `dbFile`, waits until it ran, then kills the CLI with SIGKILL, so that
+ * nothing checkpoints or removes the `-wal` file (at EOF of stdin the CLI would close and checkpoint).
+ * Returns that file's bytes: a WAL exactly as SQLite wrote it, for the backup format tests.
+ */
+export async function walOfKilledCli(dbFile: string, script: string): Promise<Buffer> {
+  const child = spawn(CLI, ['-batch', '-bail', dbFile], { stdio: ['pipe', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
+  await new Promise<void>((resolve, reject) => {
+    child.once('error', reject);
+    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
+    child.stdout.on('data', (d: Buffer) => {
+      out += d.toString();
+      if (/^done$/m.test(out)) resolve();
+    });
+    void exited.then(() => reject(new Error(`sqlite3 exited early: ${err}${out}`)));
+    child.stdin.write(`${script}\nSELECT 'done';\n`);
+  });
+  child.kill('SIGKILL');
+  await exited;
+  return readFileSync(`${dbFile}-wal`);
 }

@@ -4,9 +4,7 @@
  * SIGKILL so nothing checkpoints it away). Objects are compressed by Debian's gzip and zstd, or
  * raw, and written with the format modules.
  */
-import { spawn } from 'node:child_process';
 import { createHash, randomUUID } from 'node:crypto';
-import fs from 'node:fs';
 import { newGenerationId } from '../../../src/backup/format/generation-id.js';
 import { batchKey, changeCounterKey, type Compression, depKey, durableMarkerKey, metaKey, snapshotKey } from '../../../src/backup/format/layout.js';
 import {
@@ -21,7 +19,7 @@ import {
 } from '../../../src/backup/format/objects.js';
 import type { BackupStorage } from '../../../src/backup/storage/storage.js';
 import { parseWalHeader, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader } from '../../../src/engine/wal/sqlite-wal-format.js';
-import { sqliteCli } from '../../helpers/sqlite-cli.js';
+import { sqliteCli, walOfKilledCli } from '../../helpers/sqlite-cli.js';
 import { runTool } from './format-fixtures.js';
 
 export const PAGE_SIZE = 4096;
@@ -47,23 +45,7 @@ export interface CapturedWal {
  * state after the WAL (the expected result of a restore).
  */
 export async function captureWal(file: string, sql: string): Promise<CapturedWal> {
-  const child = spawn('sqlite3', ['-batch', '-bail', file], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/^done$/m.test(out)) resolve();
-    });
-    void exited.then(() => reject(new Error(`sqlite3 exited early: ${err}${out}`)));
-    child.stdin.write(`PRAGMA wal_autocheckpoint=0;\n${sql}\nSELECT 'done';\n`);
-  });
-  child.kill('SIGKILL');
-  await exited;
-  const wal = fs.readFileSync(`${file}-wal`);
+  const wal = await walOfKilledCli(file, `PRAGMA wal_autocheckpoint=0;\n${sql}`);
   const header = parseWalHeader(wal);
   if (header === null) throw new Error('no WAL header');
   const frames = wal.subarray(WAL_HEADER_SIZE);

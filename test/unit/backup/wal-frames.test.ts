@@ -1,5 +1,4 @@
-import { spawn } from 'node:child_process';
-import { readFileSync, writeFileSync } from 'node:fs';
+import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Readable } from 'node:stream';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +7,7 @@ import { CorruptBackupError } from '../../../src/backup/format/errors.js';
 import { batchKey, type Compression } from '../../../src/backup/format/layout.js';
 import { ChecksumChain, encodeBatchFrames, parseBatchFrames, type BatchFrame } from '../../../src/backup/format/wal-frames.js';
 import { encodeWalHeader, parseWalHeader, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader } from '../../../src/engine/wal/sqlite-wal-format.js';
-import { requireSqliteCli } from '../../helpers/sqlite-cli.js';
+import { requireSqliteCli, walOfKilledCli } from '../../helpers/sqlite-cli.js';
 import { flipBit, makeTempDir, runTool } from './format-fixtures.js';
 
 const DB = 'ns-test:default';
@@ -28,32 +27,11 @@ INSERT INTO t(v) VALUES (randomblob(50000));
 UPDATE t SET v = randomblob(10) WHERE id % 3 = 0;
 CREATE INDEX t_v ON t(v);
 DELETE FROM t WHERE id > 15;
-SELECT 'done';
 `;
 
-/**
- * Runs the sqlite3 CLI on a fresh WAL database, waits until it printed `done` and kills it with
- * SIGKILL, so that nothing checkpoints or removes the -wal file. Returns that file's bytes.
- */
-async function realWal(dir: string): Promise<Buffer> {
-  const dbFile = join(dir, 'test.db');
-  const child = spawn('sqlite3', ['-batch', '-bail', dbFile], { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  let err = '';
-  const exited = new Promise<void>((resolve) => child.once('close', () => resolve()));
-  await new Promise<void>((resolve, reject) => {
-    child.once('error', reject);
-    child.stderr.on('data', (d: Buffer) => (err += d.toString()));
-    child.stdout.on('data', (d: Buffer) => {
-      out += d.toString();
-      if (/^done$/m.test(out)) resolve();
-    });
-    void exited.then(() => reject(new Error(`sqlite3 exited early: ${err}${out}`)));
-    child.stdin.write(SQL); // stdin stays open: at EOF the CLI would close and checkpoint
-  });
-  child.kill('SIGKILL');
-  await exited;
-  return readFileSync(`${dbFile}-wal`);
+/** A WAL as SQLite wrote it: the CLI ran SQL on a fresh WAL database and was killed with SIGKILL. */
+function realWal(dir: string): Promise<Buffer> {
+  return walOfKilledCli(join(dir, 'test.db'), SQL);
 }
 
 let tmp: { dir: string; remove: () => void };
