@@ -1,7 +1,6 @@
 import { resolveServeConfig } from '../config/serve-config.js';
 import { serveFlags } from '../config/serve-flags.js';
 import { readServeEnv } from '../config/env.js';
-import { startServer } from '../server/server.js';
 import { BaseCommand } from '../cli/base-command.js';
 import { welcomeBanner } from '../cli/welcome.js';
 
@@ -15,6 +14,9 @@ export default class Serve extends BaseCommand {
   async run(): Promise<void> {
     const { flags } = await this.parse(Serve);
     const config = await resolveServeConfig(flags, readServeEnv());
+    // The server's module graph (fastify, gRPC, protobuf) loads only when a server starts: other
+    // commands, `-h` and `-V` start without it (oclif loads every command class to find one).
+    const { startServer } = await import('../server/server.js');
     const server = await startServer(config);
     if (config.welcome) this.log(welcomeBanner(config, server.httpAddress, server.hranaWsAddress, server.cluster.grpcAddress));
 
