@@ -37,6 +37,9 @@ export interface ServeFlags extends ClusterFlags {
   'snapshot-exec'?: string | undefined;
   'snapshot-at-shutdown'?: boolean | undefined;
   'enable-bottomless-replication'?: boolean | undefined;
+  'bottomless-snapshot-every-generations'?: number | undefined;
+  'bottomless-snapshot-every-mb'?: number | undefined;
+  'bottomless-staging-max-mb'?: number | undefined;
   'enable-http-console'?: boolean | undefined;
   'enable-namespaces'?: boolean | undefined;
   'disable-default-namespace'?: boolean | undefined;
@@ -58,6 +61,13 @@ export interface ServeLimits {
   txnTimeoutMs: number;
   /** Idle Hrana-over-HTTP streams expire after this long. */
   streamExpiryMs: number;
+}
+
+/** When the server's backups take full snapshots, and how much they stage while the store is away. */
+export interface BackupPolicy {
+  snapshotEveryGenerations: number;
+  snapshotEveryWalBytes: number;
+  stagingCapBytes: number;
 }
 
 export interface ServeConfig {
@@ -83,7 +93,7 @@ export interface ServeConfig {
   /** `--enable-http-console`: the web SQL console at `GET /console`. */
   httpConsole: boolean;
   /** `--enable-bottomless-replication`: continuous backup of every primary namespace; null = off. */
-  bottomless: BottomlessConfig | null;
+  bottomless: (BottomlessConfig & { policy: BackupPolicy }) | null;
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
   idleShutdownTimeoutS: number | null;
   /** `--initial-idle-shutdown-timeout-s`: the idle timeout until the first request after start; null = idleShutdownTimeoutS. */
@@ -180,7 +190,7 @@ async function resolveAuth(flags: ServeFlags, env: ServeEnv): Promise<AuthConfig
 
 /** The one place `serve` input is validated and defaulted. */
 /** Backups need a primary; with namespaces, sqld insists on a database id (every name would be `ns-:<ns>` otherwise). */
-function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): BottomlessConfig | null {
+function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): ServeConfig['bottomless'] {
   if (!flags['enable-bottomless-replication']) return null;
   if (flags['primary-grpc-url']) {
     throw new ConfigError('CONFIG_BOTTOMLESS_REPLICA', '--enable-bottomless-replication: a replica has nothing of its own to back up', {
@@ -193,7 +203,16 @@ function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): BottomlessCon
       hint: 'set LIBSQL_BOTTOMLESS_DATABASE_ID to a name for this server, e.g. its host name',
     });
   }
-  return config;
+  const mb = (flag: 'bottomless-snapshot-every-mb' | 'bottomless-staging-max-mb', fallback: number): number =>
+    (parsePositive(flags[flag], `--${flag}`, { integer: true }) ?? fallback) * 1024 * 1024;
+  return {
+    ...config,
+    policy: {
+      snapshotEveryGenerations: parsePositive(flags['bottomless-snapshot-every-generations'], '--bottomless-snapshot-every-generations', { integer: true }) ?? 32,
+      snapshotEveryWalBytes: mb('bottomless-snapshot-every-mb', 256),
+      stagingCapBytes: mb('bottomless-staging-max-mb', 1024),
+    },
+  };
 }
 
 export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Promise<ServeConfig> {

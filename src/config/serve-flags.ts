@@ -38,6 +38,21 @@ export const serveFlags = {
     default: false,
     description: 'Back up every committed frame to S3 or a local directory (LIBSQL_BOTTOMLESS_* variables; docs/BOTTOMLESS.md).',
   }),
+  'bottomless-snapshot-every-generations': Flags.integer({
+    env: 'LIBSQLCTL_BOTTOMLESS_SNAPSHOT_GENERATIONS',
+    default: 32,
+    description: 'Backups: a full snapshot at least every this many generations (checkpoints); restores replay at most that many generations of WAL.',
+  }),
+  'bottomless-snapshot-every-mb': Flags.integer({
+    env: 'LIBSQLCTL_BOTTOMLESS_SNAPSHOT_MB',
+    default: 256,
+    description: 'Backups: … or once this many MB of WAL were shipped since the last snapshot.',
+  }),
+  'bottomless-staging-max-mb': Flags.integer({
+    env: 'LIBSQLCTL_BOTTOMLESS_STAGING_MAX_MB',
+    default: 1024,
+    description: 'Backups: local staging for a store that is down; beyond it the oldest staged frames are dropped and a new generation with a snapshot follows.',
+  }),
   'snapshot-at-shutdown': Flags.boolean({
     env: 'SQLD_SNAPSHOT_AT_SHUTDOWN',
     default: false,

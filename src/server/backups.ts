@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import type { BottomlessConfig } from '../config/bottomless-config.js';
+import type { BackupPolicy } from '../config/serve-config.js';
 import { sqldDbName } from '../backup/format/layout.js';
 import { newestGeneration } from '../backup/restore/catalog.js';
 import { restoreDatabase } from '../backup/restore/restore.js';
@@ -24,13 +25,13 @@ export class ServerBackups {
   private readonly backups = new Map<string, NamespaceBackup>();
 
   private constructor(
-    private readonly config: BottomlessConfig,
+    private readonly config: BottomlessConfig & { policy: BackupPolicy },
     private readonly storage: BackupStorage,
     private readonly logger: Logger,
   ) {}
 
   /** Opens the store and creates the bucket when missing; a store that cannot be reached stops the start. */
-  static async open(config: BottomlessConfig, logger: Logger): Promise<ServerBackups> {
+  static async open(config: BottomlessConfig & { policy: BackupPolicy }, logger: Logger): Promise<ServerBackups> {
     const storage = await openStorage(config.target);
     try {
       await storage.ensureBucket();
@@ -68,7 +69,7 @@ export class ServerBackups {
   async attach(db: NamespaceDb): Promise<void> {
     const role = db.frames;
     if (role === null) return;
-    const backup = await NamespaceBackup.attach({ role, paths: db.paths, storage: this.storage, config: this.config, dbName: this.dbName(db.name), logger: db.logger });
+    const backup = await NamespaceBackup.attach({ role, paths: db.paths, storage: this.storage, config: this.config, dbName: this.dbName(db.name), logger: db.logger, options: this.config.policy });
     this.backups.set(db.name, backup);
   }
 

@@ -3,7 +3,7 @@ import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BottomlessEnv } from '../../src/config/bottomless-config.js';
 import { sqldDbName } from '../../src/backup/format/layout.js';
-import { listGenerations } from '../../src/backup/restore/catalog.js';
+import { listGenerations, readGeneration } from '../../src/backup/restore/catalog.js';
 import { restoreDatabase } from '../../src/backup/restore/restore.js';
 import { LocalStorage } from '../../src/backup/storage/local-storage.js';
 import { inspectFile } from '../helpers/engine-log.js';
@@ -26,9 +26,10 @@ async function sql(server: TestServer, ...statements: string[]): Promise<unknown
   return results.slice(0, -1).map((r) => (r.response?.result.rows ?? []).map((row) => row.map((v) => v.value ?? null)));
 }
 
-async function start(dbPath: string, store: string): Promise<TestServer> {
+async function start(dbPath: string, store: string, snapshotEvery?: number): Promise<TestServer> {
   const bottomless: BottomlessEnv = { LIBSQL_BOTTOMLESS_ENDPOINT: `file://${store}`, LIBSQL_BOTTOMLESS_BUCKET: 'backups', LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS: '1' };
-  const server = await startTestServer({ 'db-path': dbPath, 'enable-bottomless-replication': true }, { bottomless });
+  const flags = { 'db-path': dbPath, 'enable-bottomless-replication': true, ...(snapshotEvery === undefined ? {} : { 'bottomless-snapshot-every-generations': snapshotEvery }) };
+  const server = await startTestServer(flags, { bottomless });
   servers.push(server);
   return server;
 }
@@ -58,6 +59,10 @@ describe('serve --enable-bottomless-replication', () => {
     const generations: string[] = [];
     for await (const g of listGenerations(storage, db)) generations.push(g);
     expect(generations.length).toBeGreaterThanOrEqual(2);
+    // by default only the first generation carries a snapshot; the next one has a .dep on it
+    const newest = await readGeneration(storage, db, generations[0]!);
+    const oldest = await readGeneration(storage, db, generations.at(-1)!);
+    expect([newest.snapshot, oldest.snapshot !== null, newest.parent]).toEqual([null, true, generations[1]]);
     const out = path.join(dir, 'restored.db');
     const report = await restoreDatabase({ storage, db, out });
     expect(report.checks.filter((c) => c.status === 'failed')).toEqual([]);
@@ -74,5 +79,22 @@ describe('serve --enable-bottomless-replication', () => {
     await restoreDatabase({ storage: storage2, db, out: out2 });
     expect(inspectFile(out2).dump).toContain('c0');
     await storage2.close();
+  });
+
+  it('--bottomless-snapshot-every-generations 1 snapshots every generation', async () => {
+    const dir = tempDir('libsqlctl-bottomless-serve-');
+    dirs.push(dir);
+    const store = path.join(dir, 'store');
+    const server = await start(path.join(dir, 'one.sqld'), store, 1);
+    await sql(server, 'CREATE TABLE t(v TEXT)', "INSERT INTO t VALUES ('a')");
+    expect(await server.server.context.namespaces.peek('default')!.frames!.checkpoint()).toBe(true);
+    await sql(server, "INSERT INTO t VALUES ('b')");
+    await stop(server);
+    const storage = new LocalStorage({ dir: store, bucket: 'backups' });
+    const db = sqldDbName('', 'default');
+    const snapshots: boolean[] = [];
+    for await (const g of listGenerations(storage, db)) snapshots.push((await readGeneration(storage, db, g)).snapshot !== null);
+    await storage.close();
+    expect(snapshots).toEqual([true, true]);
   });
 });
