@@ -12,12 +12,12 @@ import path from 'node:path';
 import { pipeline } from 'node:stream';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../errors.js';
-import { readFully } from '../../engine/wal/fs-util.js';
 import { compressStream } from '../format/codec.js';
 import { newGenerationId } from '../format/generation-id.js';
 import { changeCounterKey, type Compression, snapshotKey } from '../format/layout.js';
 import { changeCounterOfDbHeader, encodeChangeCounter, encodeSnapshotMetadata } from '../format/objects.js';
 import type { BackupStorage } from '../storage/storage.js';
+import { fileHeader } from './snapshot.js';
 
 export interface CreatedGeneration {
   generation: string;
@@ -57,13 +57,7 @@ export async function createGenerationFromFile(opts: { storage: BackupStorage; d
   try {
     const copy = path.join(dir, 'db');
     copyOf(opts.source, copy);
-    const header = Buffer.alloc(100);
-    const fd = fs.openSync(copy, 'r');
-    try {
-      readFully(fd, header, 0, 100, 0);
-    } finally {
-      fs.closeSync(fd);
-    }
+    const header = fileHeader(copy);
     const raw = header.readUInt16BE(16);
     const pageSize = raw === 1 ? 65536 : raw;
     const bytes = fs.statSync(copy).size;

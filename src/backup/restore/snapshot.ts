@@ -71,9 +71,11 @@ export async function downloadSnapshot(
   return { bytes, pageSize, pageCount, sha256, digestVerified: expected !== null };
 }
 
-/** Page size and, when SQLite's "version-valid-for" matches the change counter, the header's page count. */
-function readHeader(file: string, bytes: number, key: string): { pageSize: number; headerPages: number | null } {
-  if (bytes < 100) throw new CorruptBackupError(key, `${bytes} bytes is too short for a SQLite database`);
+/**
+ * The 100-byte SQLite header of a file of ours (a restore's or a create's temporary copy, which no
+ * SQLite connection has open: closing this descriptor drops nobody's locks).
+ */
+export function fileHeader(file: string): Buffer {
   const header = Buffer.alloc(100);
   const fd = fs.openSync(file, 'r');
   try {
@@ -81,6 +83,13 @@ function readHeader(file: string, bytes: number, key: string): { pageSize: numbe
   } finally {
     fs.closeSync(fd);
   }
+  return header;
+}
+
+/** Page size and, when SQLite's "version-valid-for" matches the change counter, the header's page count. */
+function readHeader(file: string, bytes: number, key: string): { pageSize: number; headerPages: number | null } {
+  if (bytes < 100) throw new CorruptBackupError(key, `${bytes} bytes is too short for a SQLite database`);
+  const header = fileHeader(file);
   if (!header.subarray(0, 16).equals(SQLITE_MAGIC)) throw new CorruptBackupError(key, 'is not a SQLite database (bad header; an encrypted database cannot be restored here)');
   const raw = header.readUInt16BE(16);
   const pageSize = raw === 1 ? 65536 : raw;
