@@ -15,7 +15,8 @@ import type { ResolvedOptions } from './options.js';
 import { SnapshotAborted, SnapshotJob } from './snapshot.js';
 import { Stager } from './stager.js';
 import { StagingDir } from './staging.js';
-import { STATE_VERSION, writeState, type UploaderState } from './state-file.js';
+import { STATE_VERSION, type UploaderState } from './state-file.js';
+import { StateWriter } from './state-writer.js';
 import { UploadQueue } from './upload-queue.js';
 import { ObjectUploads } from './uploads.js';
 
@@ -65,9 +66,6 @@ export abstract class BackupCore {
   protected lastGenId: string | null = null;
   private skipping = false;
   private lastFreshRequest = Number.NEGATIVE_INFINITY;
-  private saveDepth = 0;
-  private saveDirty = false;
-  private readonly afterSave: (() => void)[] = [];
   protected readonly now: () => number;
   protected readonly errors: ErrorTracker;
   protected readonly staging: StagingDir;
@@ -75,7 +73,7 @@ export abstract class BackupCore {
   protected readonly queue: UploadQueue;
   protected readonly uploads: ObjectUploads;
   protected readonly batchTimer: TimerSlot;
-  private readonly stateRetry: TimerSlot;
+  private readonly state: StateWriter;
 
   constructor(protected readonly o: ResolvedOptions) {
     const what = `bottomless ${o.dbName}`;
@@ -118,20 +116,20 @@ export abstract class BackupCore {
     });
     const onTimerError = (err: unknown): void => this.errors.report('timer', err);
     this.batchTimer = new TimerSlot(o.timers, onTimerError);
-    this.stateRetry = new TimerSlot(o.timers, onTimerError);
+    this.state = new StateWriter({ path: o.paths.bottomlessState, timers: o.timers, errors: this.errors, snapshot: () => this.stateSnapshot(), stopped });
   }
 
   /** Timers cleared, no more puts or staging (the uploader stopped). */
   protected stopWork(): void {
     this.batchTimer.clear();
-    this.stateRetry.clear();
+    this.state.stop();
     this.queue.stop();
     this.stager.stop();
     this.uploads.stop();
   }
 
   protected get timersArmed(): number {
-    return [this.batchTimer.armed, this.stateRetry.armed, this.queue.timerArmed, this.stager.timerArmed, this.uploads.timerArmed].filter(Boolean).length;
+    return [this.batchTimer.armed, this.state.timerArmed, this.queue.timerArmed, this.stager.timerArmed, this.uploads.timerArmed].filter(Boolean).length;
   }
 
   // ---- routing (synchronous; runs under the namespace's write lock) ------------------------
@@ -432,45 +430,16 @@ export abstract class BackupCore {
 
   /** Runs `fn` after the next successful state write (right away when it succeeds now). */
   protected withSave(fn: () => void): void {
-    this.afterSave.push(fn);
-    this.save();
+    this.state.after(fn);
   }
 
   /** Several changes, one state write (checkpoint hand-over). */
   protected deferSave(fn: () => void): void {
-    this.saveDepth += 1;
-    try {
-      fn();
-    } finally {
-      this.saveDepth -= 1;
-      if (this.saveDepth === 0 && this.saveDirty) this.save();
-    }
+    this.state.defer(fn);
   }
 
   protected save(): boolean {
-    if (this.stopped) return false;
-    if (this.saveDepth > 0) {
-      this.saveDirty = true;
-      return true;
-    }
-    this.saveDirty = false;
-    try {
-      writeState(this.o.paths.bottomlessState, this.stateSnapshot());
-    } catch (err) {
-      this.errors.report('writing the state file', err);
-      this.stateRetry.arm(1000, () => this.save());
-      return false;
-    }
-    this.stateRetry.clear();
-    this.errors.recovered('writing the state file');
-    for (const fn of this.afterSave.splice(0)) {
-      try {
-        fn();
-      } catch (err) {
-        this.errors.report('after writing the state file', err);
-      }
-    }
-    return true;
+    return this.state.save();
   }
 
   protected stateSnapshot(): UploaderState {
