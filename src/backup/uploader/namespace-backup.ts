@@ -230,9 +230,12 @@ export class NamespaceBackup extends BackupCore {
   private async prepare(signal: AbortSignal): Promise<void> {
     if (this.stopped) return;
     await until(this.initDone.catch(() => undefined), signal);
-    // Until nothing is left to stage and no snapshot is reading (one may begin meanwhile).
+    // What is committed now is staged before the checkpoint asks for the lock; what commits meanwhile
+    // is the hand-over's. Cut once: cutting again on every round would chase a busy server's commits
+    // with ever smaller batches (each a staged file and an upload) until the prepare timeout.
+    this.cutPending();
+    // Until the cut batches are staged and no snapshot is reading (one may begin meanwhile).
     while (!signal.aborted && !this.stopped) {
-      this.cutPending();
       const job = this.snapshot?.job;
       const reading = job?.reading === true;
       if (this.stager.length === 0 && !reading) return;

@@ -157,6 +157,34 @@ describe('uploader: idle and outages', () => {
     expect(h.storage.requests).toBe(requests);
   });
 
+  it('a checkpoint under a steady stream of commits stages what was committed and goes on (no chase until the prepare timeout)', async () => {
+    // A prepare timeout far beyond the test's: the checkpoint can only finish by preparation ending.
+    const ns = await h.open(join(h.root, 'ns'), { prepareTimeoutMs: 600_000 });
+    const backup = await h.attach(ns);
+    const conn = ns.connect();
+    await writeRows(conn, 1);
+    let writing = true;
+    let during = 0;
+    const writer = (async () => {
+      while (writing) {
+        await writeRows(conn, 1, 1, 100);
+        during += 1;
+        await new Promise((resolve) => setImmediate(resolve));
+      }
+    })();
+    try {
+      await expect.poll(() => during, { timeout: 5000 }).toBeGreaterThan(5);
+      expect(await framesOf(ns).checkpoint()).toBe(true);
+    } finally {
+      writing = false;
+      await writer;
+    }
+    await writeRows(conn, 1); // the first commit of the next WAL generation opens the next generation
+    await backup.flush();
+    expect((await generationsOf(h.storage, DB)).length).toBe(2);
+    expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
+  });
+
   it('keeps serving SQL while the store is down; the lag grows, then the uploads catch up', async () => {
     const ns = await h.open(join(h.root, 'ns'));
     const backup = await h.attach(ns, { batchMaxFrames: 4 });
