@@ -7,13 +7,14 @@ import type { AuthConfig } from '../server/auth/strategy.js';
 import { resolveBottomlessConfig, type BottomlessConfig, type BottomlessEnv } from './bottomless-config.js';
 import { resolveLogLevel, type LogLevel } from './log-level.js';
 import { resolveClusterConfig, type ClusterConfig, type ClusterFlags } from './cluster-config.js';
+import { resolveConnectionLimits, type ConnectionFlags, type ConnectionLimits } from './connection-limits.js';
 import { parseByteSize, parseListenAddr, parsePositive, type ListenAddr } from './parse.js';
 import { refuseUnsupportedFlags } from './sqld-settings.js';
 import { resolveTrustedExtensions } from './extensions.js';
 import { fsReason } from '../engine/fs-errors.js';
 
 /** Raw `serve` flags as oclif hands them over (each already falls back to its SQLD_* variable). */
-export interface ServeFlags extends ClusterFlags {
+export interface ServeFlags extends ClusterFlags, ConnectionFlags {
   'db-path': string;
   'http-listen-addr': string;
   'hrana-listen-addr'?: string | undefined;
@@ -84,6 +85,8 @@ export interface ServeConfig {
   welcome: boolean;
   namespaces: { enabled: boolean; defaultDisabled: boolean };
   limits: ServeLimits;
+  /** Timeouts and caps per TCP connection (connection-limits.ts, docs/LIMITS.md). */
+  connections: ConnectionLimits;
   /** `--checkpoint-interval-s`: periodic checkpoint; null = only on WAL size. */
   checkpointIntervalS: number | null;
   /** Replication log: compaction (`--max-log-size` MB, `--max-log-duration` s) and `--snapshot-exec`. */
@@ -238,6 +241,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
       txnTimeoutMs: 5000,
       streamExpiryMs: 10_000,
     },
+    connections: resolveConnectionLimits(flags),
     checkpointIntervalS: parsePositive(flags['checkpoint-interval-s'], '--checkpoint-interval-s'),
     log: {
       maxLogFrames: BigInt(Math.floor(((parsePositive(flags['max-log-size'], '--max-log-size') ?? 200) * 1_000_000) / 4120)),

@@ -1,4 +1,5 @@
 import { Flags } from '@oclif/core';
+import { connectionFlags } from './connection-limits.js';
 import type { ServeFlags } from './serve-config.js';
 import { UNSUPPORTED_SQLD_SETTINGS } from './sqld-settings.js';
 
@@ -98,6 +99,7 @@ export const serveFlags = {
     description: 'Directory of trusted SQLite extensions, loaded into every connection: its trusted.lst lists "<sha256> <file name>" per line, checked at start-up. Without it extension loading is off.',
   }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
+  ...connectionFlags,
   ...unsupportedSqldFlags,
 };
 

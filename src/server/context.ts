@@ -4,6 +4,7 @@ import type { Logger } from '../engine/logger.js';
 import type { NamespaceDb } from '../engine/namespace-db.js';
 import type { Namespaces } from '../engine/namespaces.js';
 import type { ConnectionSlots } from './admission.js';
+import type { ConnectionGuard } from './http/connection-guard.js';
 import type { AuthStrategy } from './auth/strategy.js';
 import type { HttpStreams } from './http/http-streams.js';
 import type { ResponseBudget } from './response-budget.js';
@@ -17,6 +18,8 @@ export interface ServerContext {
   namespaces: Namespaces;
   auth: AuthStrategy;
   slots: ConnectionSlots;
+  /** TCP connections of the user-facing listeners: timeouts and caps (connection-guard.ts). */
+  connectionGuard: ConnectionGuard;
   httpStreams: HttpStreams;
   responses: ResponseBudget;
   /** Opens a client connection: the database's own on a primary, a forwarding one on a replica. */

@@ -1,9 +1,10 @@
-import { createServer, type Server } from 'node:http';
+import type { Server } from 'node:http';
 import net, { type AddressInfo } from 'node:net';
 import type { ListenAddr } from '../config/parse.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import { LibsqlctlError } from '../errors.js';
 import type { ServerContext } from './context.js';
+import { createLimitedHttpServer } from './http/connection-guard.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
 
 /** A listen failure as the operator should read it. */
@@ -55,10 +56,11 @@ export interface HranaWsListener {
  * `server: sqld-hrana-tcp`); plain HTTP requests get 404.
  */
 export async function startHranaWsListener(ctx: ServerContext, addr: ListenAddr): Promise<HranaWsListener> {
-  const server: Server = createServer((_req, res) => {
+  const server: Server = createLimitedHttpServer(ctx.config.connections, (_req, res) => {
     res.statusCode = 404;
     res.end();
   });
+  ctx.connectionGuard.watch(server);
   const ws = attachHranaWebSocket(server, ctx, { anyPath: true, serverHeader: 'sqld-hrana-tcp' });
   try {
     await new Promise<void>((resolve, reject) => {

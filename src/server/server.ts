@@ -11,6 +11,7 @@ import { ConnectionSlots } from './admission.js';
 import { createAuthStrategy } from './auth/strategy.js';
 import type { ServerContext } from './context.js';
 import { buildUserApp } from './http/app.js';
+import { ConnectionGuard } from './http/connection-guard.js';
 import { HttpStreams } from './http/http-streams.js';
 import { ResponseBudget } from './response-budget.js';
 import { checkListenAddresses, listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
@@ -187,6 +188,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
       maxQueued: config.limits.maxConcurrentRequests,
       timeoutMs: config.limits.connectionCreationTimeoutMs,
     }),
+    connectionGuard: new ConnectionGuard(config.connections, logger),
     httpStreams: new HttpStreams(config.limits.streamExpiryMs),
     responses: new ResponseBudget(config.limits.maxTotalResponseBytes),
     connect: (namespace, db, auth) => cluster.connect(namespace, db, auth),

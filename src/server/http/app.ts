@@ -2,6 +2,7 @@ import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } 
 import { atLeast } from '../../engine/logger.js';
 import type { ServerContext } from '../context.js';
 import { namespaceFromHeaders } from '../session.js';
+import { createLimitedHttpServer, isOverShare } from './connection-guard.js';
 import { permissiveCors } from './cors.js';
 import { announcesBody, closeAfterAnswer } from './early-auth.js';
 import { httpErrorAnswer } from './error-map.js';
@@ -20,6 +21,9 @@ const BODY_LIMIT = 64 * 1024 * 1024;
 /** What a request gets while the server is still opening its databases (ServerContext.isReady). */
 const STARTING_BODY = Buffer.from(JSON.stringify({ error: 'the server is starting: its databases are not open yet' }));
 
+/** What a request on a connection beyond its address's share gets (connection-guard.ts). */
+const TOO_MANY_BODY = Buffer.from(JSON.stringify({ error: 'too many connections from this address' }));
+
 /** Routes that belong to no namespace (routes/info.ts): their request lines name none. */
 const NO_NAMESPACE_ROUTES = new Set(['/health', '/version', '/console', '/v1', '/v2', '/v3', '/v3-protobuf']);
 
@@ -31,6 +35,11 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   // fastify logs its own warnings and errors; its info lines (listening, requests) are replaced by ours.
   const loggerInstance: FastifyBaseLogger = ctx.logger.child({}, { level: atLeast(ctx.logger, 'warn') });
   const app = Fastify({
+    serverFactory: (handler) => {
+      const server = createLimitedHttpServer(ctx.config.connections, handler);
+      ctx.connectionGuard.watch(server);
+      return server;
+    },
     loggerInstance,
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
@@ -39,6 +48,10 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', (req, reply, done) => {
+    if (isOverShare(req.socket)) {
+      void reply.code(503).header('connection', 'close').header('retry-after', '1').header('content-type', 'application/json').send(TOO_MANY_BODY);
+      return;
+    }
     if (!ctx.isReady() && req.url !== '/version') {
       void reply.code(503).header('retry-after', '1').header('content-type', 'application/json').send(STARTING_BODY);
       return;

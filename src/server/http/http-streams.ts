@@ -8,6 +8,8 @@ export interface HttpStreamEntry {
   readonly id: bigint;
   readonly stream: HranaStream;
   readonly namespace: string;
+  /** Who opened it (the remote address): the unit of the fair share (`makeRoom`). */
+  readonly owner: string;
   seq: bigint;
   busy: boolean;
   lastUsed: number;
@@ -36,10 +38,10 @@ export class HttpStreams {
   }
 
   /** Registers a new stream, already marked busy for the request that created it. */
-  add(stream: HranaStream, namespace: string, release: () => void): HttpStreamEntry {
+  add(stream: HranaStream, namespace: string, owner: string, release: () => void): HttpStreamEntry {
     // Ids need not be secret: the HMAC makes batons unforgeable, and ids never repeat in a process.
     const id = this.nextId++;
-    const entry: HttpStreamEntry = { id, stream, namespace, seq: 0n, busy: true, lastUsed: Date.now(), release };
+    const entry: HttpStreamEntry = { id, stream, namespace, owner, seq: 0n, busy: true, lastUsed: Date.now(), release };
     this.live.set(id, entry);
     return entry;
   }
@@ -81,6 +83,25 @@ export class HttpStreams {
     head.writeBigUInt64BE(entry.id, 0);
     head.writeBigUInt64BE((entry.seq + 1n) & 0xffffffffffffffffn, 8);
     return Buffer.concat([head, this.mac(head)]).toString('base64').replace(/=+$/, '');
+  }
+
+  /**
+   * Before `owner` opens another stream: when it already holds `share` idle ones (dropped batons,
+   * say), the oldest expires now rather than after the expiry time, so one client's abandoned
+   * streams cannot hold the connection slots everyone else waits for. Returns whether one expired.
+   */
+  makeRoom(owner: string, share: number): boolean {
+    let idle = 0;
+    let oldest: HttpStreamEntry | null = null;
+    for (const entry of this.live.values()) {
+      if (entry.owner !== owner || entry.busy) continue;
+      idle += 1;
+      if (!oldest || entry.lastUsed < oldest.lastUsed) oldest = entry;
+    }
+    if (idle < share || !oldest) return false;
+    this.destroy(oldest);
+    this.expired.set(oldest.id, Date.now());
+    return true;
   }
 
   destroy(entry: HttpStreamEntry): void {

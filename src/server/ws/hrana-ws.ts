@@ -2,6 +2,7 @@ import { STATUS_CODES, type IncomingMessage, type Server } from 'node:http';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer } from 'ws';
 import type { ServerContext } from '../context.js';
+import { isOverShare } from '../http/connection-guard.js';
 import type { HranaVersion } from '../hrana/protocol.js';
 import { namespaceFromHeaders } from '../session.js';
 import { jsonCodec, protobufCodec, type WsCodec } from './ws-codec.js';
@@ -26,6 +27,7 @@ const SUBPROTOCOLS: readonly (Subprotocol & { name: string })[] = [
 
 const UNSUPPORTED_SUBPROTOCOL = 'Only these WebSocket subprotocols are supported: hrana3-protobuf hrana3 hrana2 hrana1';
 const UPGRADE_FAILED = 'sqld was not able to process the HTTP upgrade';
+const TOO_MANY_CONNECTIONS = 'too many connections from this address';
 
 /**
  * Picks by the server's preference (case-insensitive). `undefined` (no header) means hrana1; null
@@ -88,6 +90,10 @@ export function attachHranaWebSocket(server: Server, ctx: ServerContext, opts: H
   const onUpgrade = (req: IncomingMessage, socket: Duplex, head: Buffer): void => {
     socket.on('error', () => socket.destroy());
     ctx.touch();
+    if (isOverShare(req.socket)) {
+      refuse(socket, 503, TOO_MANY_CONNECTIONS, ['retry-after: 1']);
+      return;
+    }
     if (!opts.anyPath && pathOf(req.url) !== '/') {
       refuse(socket, 404, '');
       return;

@@ -1,6 +1,6 @@
 /**
  * Limits that keep one Hrana WebSocket connection from holding more than its share of the server
- * (memory, response budget, connection slots). None has a flag yet; tests change them through
+ * (memory, response budget, connection slots). Only the hello timeout has a flag; tests change them through
  * `overrideWsLimits`, which a session reads when it starts (`now` on every use).
  */
 export interface WsLimits {
@@ -12,8 +12,8 @@ export interface WsLimits {
   maxStreams: number;
   /** Stream ids one connection may hold, refused ones included; beyond it the connection closes. */
   maxStreamIds: number;
-  /** How long a new connection has to complete its `hello`. */
-  helloTimeoutMs: number;
+  /** How long a new connection has to complete its `hello`; null: `--ws-hello-timeout-s`. */
+  helloTimeoutMs: number | null;
   /** Bytes a client may send before its `hello` message arrived (the hello itself included). */
   preHelloBytes: number;
   /** Grace for the peer's close frame after the server closed a connection it stopped reading. */
@@ -27,7 +27,7 @@ const DEFAULTS: WsLimits = {
   sendWindowBytes: 1024 * 1024,
   maxStreams: 32,
   maxStreamIds: 256,
-  helloTimeoutMs: 10_000,
+  helloTimeoutMs: null,
   preHelloBytes: 256 * 1024,
   dropAfterMs: 1000,
   now: () => Date.now(),

@@ -100,8 +100,9 @@ export class WsSession {
     ws.on('error', () => this.cleanup());
     // Counts what arrives before the hello message, before ws has buffered a whole (large) frame.
     socket.on('data', this.countPreHello);
-    this.helloTimer = guardedTimeout(ctx.logger, 'WebSocket hello timeout', this.limits.helloTimeoutMs, () => {
-      this.refused('no hello message in time', { timeoutMs: this.limits.helloTimeoutMs });
+    const helloTimeoutMs = this.limits.helloTimeoutMs ?? ctx.config.connections.wsHelloTimeoutMs;
+    this.helloTimer = guardedTimeout(ctx.logger, 'WebSocket hello timeout', helloTimeoutMs, () => {
+      this.refused('no hello message in time', { timeoutMs: helloTimeoutMs });
       this.end(CloseCode.policy, 'Timed out waiting for the hello message');
     });
   }

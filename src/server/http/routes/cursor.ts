@@ -54,7 +54,7 @@ async function* cursorChunks(ctx: ServerContext, entry: HttpStreamEntry, framing
  * out before the batch ends), then one CursorEntry per frame.
  */
 export async function serveCursor(ctx: ServerContext, reply: FastifyReply, session: Session, baton: unknown, batch: unknown, framing: CursorFraming): Promise<FastifyReply> {
-  const entry = await openOrTakeStream(ctx, session, baton);
+  const entry = await openOrTakeStream(ctx, session, baton, reply.request.socket.remoteAddress ?? '');
   const entries = entry.stream.cursor(batch, streamContext(ctx, session, 3), { trailingReplicationIndex: framing.trailingReplicationIndex });
   // The first step runs before the 200 head, so protocol errors in the batch still abort with 400.
   let first: IteratorResult<CursorEntry>;

@@ -14,13 +14,18 @@ import { sendJson } from '../reply.js';
 /** sqld's per-stream limits for SQL texts stored over HTTP. */
 const HTTP_SQL_STORE = { maxCount: 50, maxBytes: 5000 };
 
-/** Opens a new stream for `baton: null`, or takes the one the baton names. */
-export async function openOrTakeStream(ctx: ServerContext, session: Session, baton: unknown): Promise<HttpStreamEntry> {
+/**
+ * Opens a new stream for `baton: null`, or takes the one the baton names. `owner` (the remote
+ * address) may hold half the connection slots in idle streams; its oldest idle one expires first.
+ */
+export async function openOrTakeStream(ctx: ServerContext, session: Session, baton: unknown, owner: string): Promise<HttpStreamEntry> {
   if (baton === null || baton === undefined) {
+    const share = Math.max(1, Math.floor(ctx.config.limits.maxConcurrentConnections / 2));
+    if (ctx.httpStreams.makeRoom(owner, share)) ctx.logger.debug({ owner, share }, 'an idle Hrana HTTP stream expired early: its owner holds its share of idle streams');
     const release = await ctx.slots.acquire();
     try {
       const stream = new HranaStream(session.connect(), new SqlStore(HTTP_SQL_STORE));
-      return ctx.httpStreams.add(stream, session.namespace, release);
+      return ctx.httpStreams.add(stream, session.namespace, owner, release);
     } catch (err) {
       release();
       throw err;
@@ -98,7 +103,7 @@ export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
       if (!isObject(body) || !Array.isArray(body.requests)) {
         throw new ProtocolError('Cannot deserialize client message from JSON: expected an object with `requests`');
       }
-      const entry = await openOrTakeStream(ctx, session, body.baton);
+      const entry = await openOrTakeStream(ctx, session, body.baton, request.socket.remoteAddress ?? '');
       const results = await runPipeline(ctx, entry, body.requests, streamContext(ctx, session, version));
       const baton = ctx.httpStreams.finish(entry);
       return sendJson(ctx, reply, { baton, base_url: ctx.config.httpSelfUrl, results });

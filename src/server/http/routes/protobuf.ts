@@ -52,7 +52,7 @@ export function protobufRoutes(app: FastifyInstance, ctx: ServerContext): void {
     handleHranaErrors(reply, async () => {
       const session = sessionOf(request);
       const body = decodeBody(request.body, decodePipelineReqBody);
-      const entry = await openOrTakeStream(ctx, session, body.baton);
+      const entry = await openOrTakeStream(ctx, session, body.baton, request.socket.remoteAddress ?? '');
       const results = await runPipeline(ctx, entry, body.requests, streamContext(ctx, session, 3));
       const baton = ctx.httpStreams.finish(entry);
       const payload = encodePipelineRespBody({ baton, base_url: ctx.config.httpSelfUrl, results });
