@@ -6,7 +6,7 @@ import { runProgram, type ProgramStep, type RunProgramOptions, type StepOutcome 
 import { classifyStatement, type SplitStmt } from './sql-split.js';
 import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
 import { findParameters, type SqlParam } from './sql-params.js';
-import { statementPolicyError } from './statement-policy.js';
+import { needsWritePermission, statementPolicyError } from './statement-policy.js';
 import type { LockHolder } from './write-lock.js';
 import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type SqlValue } from './values.js';
 
@@ -49,6 +49,8 @@ export interface Prepared {
   taints: boolean;
   /** Why a client may not run it (sqld's statement classes), or null. */
   refused: Error | null;
+  /** A principal needs Write permission to run it (sqld's classes: statement-policy.ts). */
+  needsWrite: boolean;
 }
 
 const TAINTING_KINDS = new Set(['pragma', 'attach', 'detach', 'other']);
@@ -133,7 +135,7 @@ export class SqliteHandle {
     if (stmt.reader) stmt.raw(true);
     const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
     const taints = TAINTING_KINDS.has(info.kind) || (info.kind === 'ddl' && TEMP_RE.test(sql));
-    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints, refused: statementPolicyError(info) };
+    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints, refused: statementPolicyError(info), needsWrite: needsWritePermission(info, stmt.readonly) };
     this.cache.set(sql, p);
     if (this.cache.size > CACHE_SIZE) {
       const oldest = this.cache.keys().next().value;
@@ -236,12 +238,16 @@ export class SqlConnection implements LockHolder, ClientConnection {
       this.aborted = null;
       throw reason;
     }
-    const p = this.prepare(sql);
+    let p = this.prepare(sql);
     if (p.refused && !opts.trusted) throw p.refused;
     if (p.taints) this.handle.dirty = true;
     const bound = bindArgs(p.params, args, p.info.kind === 'explain');
+    // A read-only principal's BEGIN IMMEDIATE/EXCLUSIVE is allowed (sqld classes it as a read) but
+    // runs deferred and read-only: it must not take the write lock it could never use.
+    const demotedBegin = !opts.allowWrite && p.info.kind === 'begin' && (p.info.beginMode === 'immediate' || p.info.beginMode === 'exclusive');
+    if (demotedBegin) p = this.prepare('BEGIN DEFERRED');
     const writes = !p.stmt.readonly;
-    if (writes && !opts.allowWrite) {
+    if (p.needsWrite && !opts.allowWrite) {
       throw new ForbiddenError('FORBIDDEN', `Authorization forbidden: Current session doesn't not have Write permission to namespace ${this.host.name}`);
     }
     if (writes && this.readonlyTxn) {
@@ -263,7 +269,7 @@ export class SqlConnection implements LockHolder, ClientConnection {
     }
     try {
       const result = this.run(p, bound, opts.maxResponseBytes);
-      if (p.info.kind === 'begin' && p.info.beginMode === 'readonly') this.readonlyTxn = true;
+      if (demotedBegin || (p.info.kind === 'begin' && p.info.beginMode === 'readonly')) this.readonlyTxn = true;
       return result;
     } finally {
       this.settle();

@@ -26,6 +26,12 @@ const QUERY_ONLY = new Set([
   'wal_autocheckpoint',
 ]);
 
+/** Pragmas sqld classes as reads (a read-only principal may run them); every other allowed one is a write. */
+const READ_PRAGMAS = new Set([
+  'table_list', 'index_list', 'table_info', 'table_xinfo', 'index_info', 'index_xinfo', 'pragma_list',
+  'compile_options', 'database_list', 'function_list', 'module_list', 'encoding', 'schema_version',
+]);
+
 const PRAGMA_RE = /^pragma\s+(?:(?:"[^"]*"|\w+)\s*\.\s*)?"?(\w+)"?\s*([=(])?/i;
 const TEMP_RE = /^create\s+(?:temp|temporary)\b/i;
 const VACUUM_RE = /^vacuum\b/i;
@@ -59,4 +65,19 @@ export function statementPolicyError(info: SplitStmt): SqlError | ForbiddenError
     default:
       return null;
   }
+}
+
+/**
+ * Whether running the statement needs Write permission (sqld's classes, spec §3.7), which is not
+ * always what SQLite's `readonly` says: `BEGIN IMMEDIATE` begins a transaction (Read in sqld; a
+ * read-only principal's runs deferred), while `PRAGMA foreign_keys = OFF` or `PRAGMA user_version`
+ * change or reveal connection state that sqld reserves for writers.
+ */
+export function needsWritePermission(info: SplitStmt, sqliteReadonly: boolean): boolean {
+  if (info.kind === 'begin') return false;
+  if (info.kind === 'pragma') {
+    const name = PRAGMA_RE.exec(info.sql)?.[1]?.toLowerCase();
+    return name === undefined || !READ_PRAGMAS.has(name) || !sqliteReadonly;
+  }
+  return !sqliteReadonly;
 }

@@ -310,7 +310,7 @@ describe('replication log (property)', () => {
           expect(replayed.dump).toBe(primary.dump);
         });
       }),
-      { numRuns: 40, examples: [[BIG_EXAMPLE]], skipAllAfterTimeLimit: 8000 },
+      { numRuns: 40, examples: [[BIG_EXAMPLE]], interruptAfterTimeLimit: 8000 },
     );
     // The sequences (the fixed example at least) really exercised automatic checkpoints.
     expect(stats.autoCheckpoints).toBeGreaterThan(0);
@@ -335,7 +335,7 @@ describe('replication log (property)', () => {
           expect(replayed.dump).toBe(primary.dump);
         });
       }),
-      { numRuns: 30, examples: [[BIG_EXAMPLE]], skipAllAfterTimeLimit: 8000 },
+      { numRuns: 30, examples: [[BIG_EXAMPLE]], interruptAfterTimeLimit: 8000 },
     );
     expect(stats.compactions).toBeGreaterThan(0);
   });
@@ -359,7 +359,7 @@ describe('replication log (property)', () => {
           await scope.dispose();
         }
       }),
-      { numRuns: 15, examples: [[BIG_EXAMPLE]], skipAllAfterTimeLimit: 8000 },
+      { numRuns: 15, examples: [[BIG_EXAMPLE]], interruptAfterTimeLimit: 8000 },
     );
   });
 });
