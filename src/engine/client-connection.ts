@@ -5,7 +5,8 @@
  */
 import type { ExecOptions } from './connection.js';
 import type { ProgramStep, RunProgramOptions, StatementRunner, StepOutcome } from './program.js';
-import type { SqlColumn } from './values.js';
+import type { RowStream } from './row-stream.js';
+import type { ExecResult, SqlArgs, SqlColumn } from './values.js';
 
 export interface StatementDescription {
   params: (string | null)[];
@@ -20,6 +21,11 @@ export interface ClientConnection extends StatementRunner {
   takeTimedOut(): boolean;
   /** Prepares `sql` locally without running it (throws SqlError when it does not prepare). */
   describe(sql: string): StatementDescription;
+  /**
+   * A read-only statement's rows a piece at a time (cursors); other statements run whole. Only
+   * where rows are read locally (a primary's connection); cursors run whole programs otherwise.
+   */
+  openRows?(sql: string, args: SqlArgs, opts: ExecOptions): Promise<{ result: ExecResult } | { rows: RowStream }>;
   /** Runs a whole program: on a replica, locally or on the primary as one unit. */
   runProgram(steps: readonly ProgramStep[], opts: RunProgramOptions): Promise<StepOutcome[]>;
   /** The namespace's replication index as this connection last saw it (a replica: at least its own writes'). */

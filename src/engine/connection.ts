@@ -6,6 +6,7 @@ import { runProgram, type ProgramStep, type RunProgramOptions, type StepOutcome 
 import { classifyStatement, type SplitStmt } from './sql-split.js';
 import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
 import { findParameters, type SqlParam } from './sql-params.js';
+import { RowStream } from './row-stream.js';
 import { needsWritePermission, statementPolicyError } from './statement-policy.js';
 import type { LockHolder } from './write-lock.js';
 import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type SqlValue } from './values.js';
@@ -162,14 +163,17 @@ export class SqlConnection implements LockHolder, ClientConnection {
   /** Set when the engine rolled back this connection's transaction (replica apply): the next statement fails with it. */
   private aborted: SqlError | null = null;
   private closed = false;
+  /** The cursor statement reading on this connection, if any. */
+  private rows: RowStream | null = null;
 
   constructor(private readonly host: ConnectionHost) {
     this.handle = host.takeHandle();
     this.sqlite = this.handle.sqlite;
   }
 
+  /** False inside a transaction, and while a cursor's statement holds its read snapshot. */
   get isAutocommit(): boolean {
-    return !this.sqlite.inTransaction;
+    return !this.sqlite.inTransaction && !this.rows?.isOpen;
   }
 
   get isClosed(): boolean {
@@ -202,12 +206,14 @@ export class SqlConnection implements LockHolder, ClientConnection {
 
   /** Rolls back the open transaction for the engine (a replica applying frames); the next statement fails with `reason`. */
   abortTransaction(reason: SqlError): void {
-    if (this.rollBackForEngine()) this.aborted = reason;
+    if (this.rollBackForEngine(reason)) this.aborted = reason;
   }
 
   /** Ends an open transaction the engine takes away (preemption, replica apply); true when there was one. */
-  private rollBackForEngine(): boolean {
-    const had = this.sqlite.inTransaction;
+  private rollBackForEngine(reason?: SqlError): boolean {
+    const reading = this.rows?.isOpen === true;
+    this.rows?.close(reason ?? new SqlError('TRANSACTION_TIMEOUT', 'Transaction timed out'));
+    const had = this.sqlite.inTransaction || reading;
     if (had) {
       try {
         this.sqlite.exec('ROLLBACK');
@@ -231,8 +237,10 @@ export class SqlConnection implements LockHolder, ClientConnection {
     };
   }
 
-  async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
+  /** The checks every statement passes before it runs; the statement to run and its bound arguments. */
+  private admit(sql: string, args: SqlArgs, opts: ExecOptions): { p: Prepared; bound: ReturnType<typeof bindArgs>; demotedBegin: boolean } {
     if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+    if (this.rows?.isOpen) throw new SqlError('CURSOR_BUSY', 'A cursor is still reading on this connection');
     if (this.aborted) {
       const reason = this.aborted;
       this.aborted = null;
@@ -246,10 +254,38 @@ export class SqlConnection implements LockHolder, ClientConnection {
     // runs deferred and read-only: it must not take the write lock it could never use.
     const demotedBegin = !opts.allowWrite && p.info.kind === 'begin' && (p.info.beginMode === 'immediate' || p.info.beginMode === 'exclusive');
     if (demotedBegin) p = this.prepare('BEGIN DEFERRED');
-    const writes = !p.stmt.readonly;
     if (p.needsWrite && !opts.allowWrite) {
       throw new ForbiddenError('FORBIDDEN', `Authorization forbidden: Current session doesn't not have Write permission to namespace ${this.host.name}`);
     }
+    return { p, bound, demotedBegin };
+  }
+
+  /**
+   * Like `execute`, but a read-only statement that returns rows hands them out a piece at a time
+   * (`RowStream`, for cursors) instead of all at once; anything else runs whole.
+   */
+  async openRows(sql: string, args: SqlArgs, opts: ExecOptions): Promise<{ result: ExecResult } | { rows: RowStream }> {
+    if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+    const probe = this.prepare(sql);
+    if (!probe.stmt.reader || !probe.stmt.readonly) return { result: await this.execute(sql, args, opts) };
+    const { p, bound } = this.admit(sql, args, opts);
+    let iter: IterableIterator<SqlValue[]>;
+    try {
+      iter = p.stmt.iterate(...bound) as IterableIterator<SqlValue[]>;
+    } catch (err) {
+      throw toSqlError(err, 'run');
+    }
+    const rows = new RowStream(iter, p.columns ?? [], () => {
+      if (this.rows === rows) this.rows = null;
+      this.settle();
+    });
+    this.rows = rows;
+    return { rows };
+  }
+
+  async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
+    const { p, bound, demotedBegin } = this.admit(sql, args, opts);
+    const writes = !p.stmt.readonly;
     if (writes && this.readonlyTxn) {
       throw new SqlError('SQLITE_READONLY', 'SQLite error: cannot write in a read-only transaction');
     }
@@ -287,6 +323,7 @@ export class SqlConnection implements LockHolder, ClientConnection {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.rows?.close();
     try {
       if (this.sqlite.inTransaction) this.sqlite.exec('ROLLBACK');
     } catch {

@@ -2,6 +2,8 @@ import type { ClientConnection } from '../../engine/client-connection.js';
 import { condRefsValid, type ProgramCond, type ProgramStep, type RunProgramOptions } from '../../engine/program.js';
 import { splitStatements } from '../../engine/sql-split.js';
 import { NO_ARGS, type ExecResult } from '../../engine/values.js';
+import type { Logger } from '../../engine/logger.js';
+import { cursorLimits, streamCursor } from './cursor.js';
 import { asStatementError, ProtocolError, transactionTimeout } from './errors.js';
 import { MAX_COND_DEPTH } from './nesting.js';
 import type { Batch, BatchResult, CursorEntry, DescribeResult, HranaErrorBody, HranaVersion, Stmt, StmtResult } from './protocol.js';
@@ -13,6 +15,8 @@ export interface StreamContext {
   version: HranaVersion;
   allowWrite: boolean;
   maxResponseBytes: number;
+  /** For cursors' timers (their errors are logged, never thrown); cursors stream rows only with one. */
+  logger?: Logger;
 }
 
 function isObject(v: unknown): v is Record<string, unknown> {
@@ -98,6 +102,20 @@ export class HranaStream {
       yield { type: 'error', error: body };
       return;
     }
+    const conn = this.conn;
+    if (conn.openRows && ctx.logger) {
+      const openRows = conn.openRows.bind(conn);
+      yield* streamCursor({ conn, openRows, steps, options: this.runOptions(ctx), logger: ctx.logger, limits: cursorLimits(), fetchBytes: ctx.maxResponseBytes, stepError });
+    } else {
+      yield* this.wholeCursor(steps, ctx);
+    }
+    if (opts.trailingReplicationIndex === false) return;
+    const index = this.conn.replicationIndex();
+    yield { type: 'replication_index', replication_index: index === null ? null : Number(index) };
+  }
+
+  /** A cursor over a connection that cannot stream rows (a replica's): the program runs whole, then its entries follow. */
+  private async *wholeCursor(steps: ProgramStep[], ctx: StreamContext): AsyncGenerator<CursorEntry> {
     const outcomes = await this.conn.runProgram(steps, this.runOptions(ctx));
     for (const [i, o] of outcomes.entries()) {
       if (o.type === 'skipped') continue;
@@ -110,9 +128,6 @@ export class HranaStream {
       for (const row of res.rows) yield { type: 'row', row };
       yield { type: 'step_end', affected_row_count: res.affected_row_count, last_insert_rowid: o.result.lastInsertRowid === null ? null : Number(o.result.lastInsertRowid) };
     }
-    if (opts.trailingReplicationIndex === false) return;
-    const index = this.conn.replicationIndex();
-    yield { type: 'replication_index', replication_index: index === null ? null : Number(index) };
   }
 
   private checkTimedOut(): void {

@@ -97,6 +97,7 @@ export class WsStreams {
       version: this.version,
       allowWrite: principal.canWrite(this.namespace),
       maxResponseBytes: this.ctx.config.limits.maxResponseBytes,
+      logger: this.ctx.logger,
     };
     switch (req.type) {
       case 'open_stream':

@@ -92,7 +92,7 @@ export async function runPipeline(ctx: ServerContext, entry: HttpStreamEntry, re
 }
 
 export function streamContext(ctx: ServerContext, session: Session, version: HranaVersion): StreamContext {
-  return { version, allowWrite: session.allowWrite, maxResponseBytes: ctx.config.limits.maxResponseBytes };
+  return { version, allowWrite: session.allowWrite, maxResponseBytes: ctx.config.limits.maxResponseBytes, logger: ctx.logger };
 }
 
 export function pipelineRoutes(app: FastifyInstance, ctx: ServerContext): void {
