@@ -207,6 +207,23 @@ describe('JWT: authentication before the body', () => {
     expect(outcome.serverClosed).toBe(true);
   });
 
+  it('gRPC-web (embedded replicas): an unauthenticated 60 MB call is answered before its body is read and closed', async () => {
+    const outcome = await upload(port, '/proxy.Proxy/Execute', 4096, 5000, { 'content-type': 'application/grpc-web+proto' });
+    expect(outcome.response?.status).toBe(200);
+    expect(outcome.response?.headers['connection']).toBe('close');
+    expect(outcome.sentAtResponse).toBeLessThan(1024 * 1024);
+    expect(outcome.serverClosed).toBe(true);
+    // A trailers-only answer: sqld's status for a call without credentials (spec §3.3).
+    const withBearer = await fetch(`${srv.url}/wal_log.ReplicationLog/Hello`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/grpc-web+proto', authorization: `Bearer ${await token(FOREIGN)}` },
+      body: Buffer.from([0, 0, 0, 0, 0]),
+    });
+    const frames = Buffer.from(await withBearer.arrayBuffer()).toString('latin1');
+    expect(frames).toContain('grpc-status:16');
+    expect(frames).toContain('The JWT is invalid');
+  });
+
   it('answers 404 to an upload to an unknown route without reading it', async () => {
     const outcome = await upload(port, '/no/such/route', 4096, 5000);
     expect(outcome.response?.status).toBe(404);

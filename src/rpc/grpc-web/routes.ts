@@ -18,6 +18,11 @@ export interface GrpcWebOptions {
   maxMessageBytes?: number;
   /** Whether a call's metadata proves it comes from another node of the cluster (never, by default). */
   trustedPeer?: (meta: CallMetadata) => boolean;
+  /**
+   * Runs on the request's headers before its body is read (throws GrpcError): an unauthenticated
+   * caller is answered while it may still be sending, and its body is never buffered.
+   */
+  preAuthorize?: (meta: CallMetadata) => Promise<void>;
 }
 
 const BINARY_RESPONSE_TYPE = 'application/grpc-web+proto';
@@ -102,6 +107,33 @@ class Transport {
     const status = toGrpcError(err);
     if (!(err instanceof GrpcError)) this.opts.logger.error({ err, method: method.path }, `gRPC-web ${method.path} failed: ${errorMessage(err)}`);
     return status;
+  }
+
+  /** Before the body: a wrong content type (415) or a refused caller (a trailers-only answer) ends the request here. */
+  async preflight(method: AnyMethod, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply | undefined> {
+    const type = parseGrpcWebContentType(request.headers['content-type']);
+    const refuse = (): void => {
+      if (request.headers['content-length'] !== '0') void reply.header('connection', 'close');
+    };
+    if (!type) {
+      refuse();
+      const got = request.headers['content-type'] ?? 'none';
+      return reply.code(415).header('content-type', 'text/plain; charset=utf-8').send(`unsupported content type ${got}: ${UNSUPPORTED_TYPE}`);
+    }
+    if (!this.opts.preAuthorize) return undefined;
+    try {
+      await this.opts.preAuthorize(headerMetadata(request.headers));
+      return undefined;
+    } catch (err) {
+      refuse();
+      const status = this.failure(method, err);
+      this.opts.logger.debug({ method: method.path, status: status.status }, `gRPC-web call refused before its body was read: ${status.message}`);
+      const body = encodeTrailerFrame(status.status, status.message);
+      return reply
+        .code(200)
+        .header('content-type', type.text ? TEXT_RESPONSE_TYPE : BINARY_RESPONSE_TYPE)
+        .send(type.text ? Buffer.from(body.toString('base64'), 'latin1') : body);
+    }
   }
 
   async handle(method: AnyMethod, request: FastifyRequest, reply: FastifyReply): Promise<FastifyReply> {
@@ -274,7 +306,7 @@ export function registerGrpcWeb(app: FastifyInstance, services: readonly Service
   });
   for (const service of services) {
     for (const method of service.methods) {
-      app.post(method.path, (request, reply) => transport.handle(method, request, reply));
+      app.post(method.path, { onRequest: (request, reply) => transport.preflight(method, request, reply) }, (request, reply) => transport.handle(method, request, reply));
     }
   }
 }

@@ -19,6 +19,7 @@ import { AuthError } from '../auth/auth-error.js';
 import type { Principal } from '../auth/permissions.js';
 import { principalFromProxyJson } from '../auth/proxy-principal.js';
 import type { ServerContext } from '../context.js';
+import { checkNamespaceExists } from '../session.js';
 
 export interface GrpcCallTarget {
   namespace: string;
@@ -99,4 +100,19 @@ export async function resolveProxyCall(ctx: ServerContext, call: CallContext): P
   }
   requireRead(principal, namespace);
   return { namespace, db, allowWrite: principal.canWrite(namespace) };
+}
+
+/**
+ * gRPC-web calls on the user port, before their body is read: the namespace exists and the caller
+ * may read it (the handler's own check, with the body, decides the rest).
+ */
+export async function preAuthorizeUserCall(ctx: ServerContext, meta: CallMetadata): Promise<void> {
+  const namespace = namespaceOfCall(ctx, meta);
+  try {
+    await checkNamespaceExists(ctx, namespace);
+  } catch (err) {
+    if (err instanceof NotFoundError) throw new GrpcError(GrpcStatus.FAILED_PRECONDITION, 'NAMESPACE_DOESNT_EXIST', { cause: err });
+    throw err;
+  }
+  requireRead(await authenticate(ctx, meta), namespace);
 }

@@ -27,7 +27,7 @@ import { startGrpcServer, type GrpcServerHandle } from '../../rpc/transport/grpc
 import { principalToProxyJson } from '../auth/proxy-principal.js';
 import type { ServerContext } from '../context.js';
 import type { CallerAuth } from '../session.js';
-import { resolveLogCall, resolveProxyCall } from './call-auth.js';
+import { preAuthorizeUserCall, resolveLogCall, resolveProxyCall } from './call-auth.js';
 import { ForwardingConnection } from './forwarding-connection.js';
 import { LogService } from './log-service.js';
 import { NODE_SECRET_HEADER, PrimaryClient } from './primary-client.js';
@@ -138,7 +138,7 @@ class PrimaryNode implements ClusterNode {
   }
 
   userRoutes(app: FastifyInstance): void {
-    registerGrpcWeb(app, [this.#log.service, this.#proxy.service], { logger: this.#deps.logger });
+    registerGrpcWeb(app, [this.#log.service, this.#proxy.service], { logger: this.#deps.logger, preAuthorize: (meta) => preAuthorizeUserCall(this.#deps.context(), meta) });
   }
 
   async listen(): Promise<void> {
