@@ -7,6 +7,8 @@
  * and listing it in BENCHMARKS.
  */
 import { parseArgs } from 'node:util';
+import { bottomlessRestore } from './bottomless.js';
+import { bottomlessIdle, bottomlessLag, bottomlessUpload } from './bottomless-writes.js';
 import { engineInserts } from './engine-inserts.js';
 import { logReplay } from './log-replay.js';
 import { pointReads } from './point-reads.js';
@@ -14,7 +16,7 @@ import { forwardedWrites, replicaCatchUp, replicationLag } from './replication.j
 import { passes, type Benchmark, type BenchOptions, type BenchResult } from './types.js';
 import { fmtNumber } from './util.js';
 
-const BENCHMARKS: Benchmark[] = [pointReads, engineInserts, logReplay, replicationLag, replicaCatchUp, forwardedWrites];
+const BENCHMARKS: Benchmark[] = [pointReads, engineInserts, logReplay, replicationLag, replicaCatchUp, forwardedWrites, bottomlessRestore, bottomlessLag, bottomlessUpload, bottomlessIdle];
 
 type Cleanup = () => Promise<void> | void;
 const cleanups = new Set<Cleanup>();

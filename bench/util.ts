@@ -56,3 +56,29 @@ export function bracketMean(xs: number[]): number {
   const inner = xs.slice(1, -1).reduce((a, b) => a + b, 0);
   return (inner + ((xs[0] ?? 0) + (xs[xs.length - 1] ?? 0)) / 2) / (xs.length - 1);
 }
+
+/** The `p`-th percentile (nearest rank, 0 < p ≤ 100); NaN for no samples. */
+export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
+}
+
+/** The median (the mean of the two middle samples for an even count); NaN for no samples. */
+export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
+  const sorted = [...xs].sort((a, b) => a - b);
+  const mid = Math.floor(sorted.length / 2);
+  return sorted.length % 2 === 1 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/** One statement on a fresh Hrana stream (`/v2/pipeline`); returns the statement result. */
+export async function execSql(url: string, sql: string, args: unknown[] = []): Promise<{ replication_index?: string | null; rows?: unknown[][] }> {
+  const answer = (await postJson(`${url}/v2/pipeline`, {
+    baton: null,
+    requests: [{ type: 'execute', stmt: { sql, args } }, { type: 'close' }],
+  })) as { results: { type: string; response?: { result?: { replication_index?: string | null; rows?: unknown[][] } }; error?: unknown }[] };
+  const first = answer.results[0];
+  if (first?.type !== 'ok' || !first.response?.result) throw new Error(`statement failed: ${JSON.stringify(first)}`);
+  return first.response.result;
+}
