@@ -39,7 +39,12 @@ export function namespaceFromHeaders(ctx: ServerContext, headers: IncomingHttpHe
     if (!/^[A-Za-z0-9+/]*$/.test(bin) || bin.length % 4 === 1) {
       throw new InvalidNamespaceError('INVALID_NAMESPACE_BYTES', 'Invalid namespace bytes: `invalid base64`');
     }
-    const name = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(bin, 'base64'));
+    let name: string;
+    try {
+      name = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.from(bin, 'base64'));
+    } catch {
+      throw new InvalidNamespaceError('INVALID_NAMESPACE_BYTES', 'Invalid namespace bytes: `invalid utf-8`');
+    }
     if (name === '') throw new InvalidNamespaceError('INVALID_NAMESPACE', 'Invalid namespace');
     return name;
   }

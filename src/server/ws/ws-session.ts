@@ -1,5 +1,6 @@
 import type { Duplex } from 'node:stream';
 import { WebSocket, type RawData } from 'ws';
+import { NotFoundError } from '../../errors.js';
 import { guardedTimeout } from '../../engine/logger.js';
 import { ForbiddenError } from '../../engine/sql-error.js';
 import type { NamespaceDb } from '../../engine/namespace-db.js';
@@ -54,8 +55,9 @@ function asBuffer(data: RawData): Buffer {
 function closeFor(err: unknown): { code: number; reason: string } {
   if (err instanceof WsDecodeError) return { code: CloseCode.invalid, reason: err.message };
   if (err instanceof ProtocolError) return { code: CloseCode.policy, reason: err.message };
-  // sqld drops the TCP connection here; a 1011 close is as fatal for clients and says why.
-  if (err instanceof ForbiddenError || err instanceof ThrottledError) return { code: CloseCode.error, reason: err.message };
+  // sqld drops the TCP connection here; a 1011 close is as fatal for clients and says why (a
+  // principal that may not read the namespace is told that it does not exist, as over HTTP).
+  if (err instanceof ForbiddenError || err instanceof ThrottledError || err instanceof NotFoundError) return { code: CloseCode.error, reason: err.message };
   return { code: CloseCode.error, reason: 'Internal server error' };
 }
 
@@ -169,9 +171,15 @@ export class WsSession {
     if (this.principal && this.version < 2) {
       throw new ProtocolError('Repeated hello message is only supported in protocol version hrana2 and higher');
     }
-    // A missing namespace is a server error (1011), not an authentication failure; its database is
-    // opened only once the caller is authenticated.
-    await checkNamespaceExists(this.ctx, this.namespace);
+    // A missing namespace is a server error (1011 with sqld's reason), not an authentication
+    // failure; its database is opened only once the caller is authenticated.
+    try {
+      await checkNamespaceExists(this.ctx, this.namespace);
+    } catch (err) {
+      if (!(err instanceof NotFoundError)) throw err;
+      this.end(CloseCode.error, 'Internal server error');
+      return;
+    }
     let principal: Principal;
     try {
       principal = await this.ctx.auth.authenticateHello(jwt);
