@@ -482,3 +482,13 @@ describe('stream expiry', () => {
     });
   });
 });
+
+describe('content type', () => {
+  it.each(['', 'aé', 'x y', '??', 'application/json', 'text/plain; charset=utf-8'])('is ignored as in sqld, even when it does not parse: %j', async (type) => {
+    for (const path of ['/v2/pipeline', '/v1/execute', '/']) {
+      const body = path === '/v2/pipeline' ? { baton: null, requests: [{ type: 'close' }] } : path === '/' ? { statements: ['SELECT 1'] } : { stmt: { sql: 'SELECT 1' } };
+      const res = await fetch(`${srv.url}${path}`, { method: 'POST', headers: { 'content-type': type }, body: JSON.stringify(body) });
+      expect(res.status, `${path} ${await res.text()}`).toBe(200);
+    }
+  });
+});

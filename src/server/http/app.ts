@@ -21,6 +21,9 @@ const BODY_LIMIT = 64 * 1024 * 1024;
 /** What a request gets while the server is still opening its databases (ServerContext.isReady). */
 const STARTING_BODY = Buffer.from(JSON.stringify({ error: 'the server is starting: its databases are not open yet' }));
 
+/** A parseable media type (`type/subtype`, optional parameters); anything else is treated as absent. */
+const MEDIA_TYPE = /^\s*[\w!#$%&'*+.^`|~-]+\/[\w!#$%&'*+.^`|~-]+\s*(;.*)?$/;
+
 /** What a request on a connection beyond its address's share gets (connection-guard.ts). */
 const TOO_MANY_BODY = Buffer.from(JSON.stringify({ error: 'too many connections from this address' }));
 
@@ -48,6 +51,9 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
   app.addHook('onRequest', (req, reply, done) => {
+    // sqld ignores Content-Type; fastify would answer 415 to one it cannot parse, before any route.
+    const type = req.headers['content-type'];
+    if (type !== undefined && !MEDIA_TYPE.test(type)) req.headers['content-type'] = 'application/octet-stream';
     if (isOverShare(req.socket)) {
       void reply.code(503).header('connection', 'close').header('retry-after', '1').header('content-type', 'application/json').send(TOO_MANY_BODY);
       return;
