@@ -33,6 +33,8 @@ export interface CliProcess {
   signal(sig: NodeJS.Signals): boolean;
   /** Resolves with the first match of `re` in stdout; rejects when the process exits first or after `timeoutMs`. */
   waitForStdout(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
+  /** The same for stderr (where the server logs). */
+  waitForStderr(re: RegExp, timeoutMs?: number): Promise<RegExpExecArray>;
 }
 
 export interface ChildServer extends CliProcess {
@@ -80,14 +82,17 @@ export function spawnCli(args: readonly string[], opts: SpawnCliOptions = {}): C
   let out = '';
   let err = '';
   let exit: ExitInfo | null = null;
-  const outListeners = new Set<() => void>();
+  const listeners = { stdout: new Set<() => void>(), stderr: new Set<() => void>() };
   proc.stdout.setEncoding('utf8');
   proc.stderr.setEncoding('utf8');
   proc.stdout.on('data', (chunk: string) => {
     out += chunk;
-    for (const listener of outListeners) listener();
+    for (const listener of listeners.stdout) listener();
   });
-  proc.stderr.on('data', (chunk: string) => (err += chunk));
+  proc.stderr.on('data', (chunk: string) => {
+    err += chunk;
+    for (const listener of listeners.stderr) listener();
+  });
   const spawnError = new Promise<never>((_resolve, reject) => proc.on('error', reject));
   spawnError.catch(() => undefined);
   const exited = new Promise<ExitInfo>((resolve) => {
@@ -98,20 +103,20 @@ export function spawnCli(args: readonly string[], opts: SpawnCliOptions = {}): C
   });
   const pid = proc.pid;
   if (pid === undefined) throw new Error(`spawn failed: no pid (${args.join(' ')})`);
-  const waitForStdout = (re: RegExp, timeoutMs = START_TIMEOUT_MS): Promise<RegExpExecArray> => {
+  const waitFor = (stream: 'stdout' | 'stderr', re: RegExp, timeoutMs = START_TIMEOUT_MS): Promise<RegExpExecArray> => {
     let listener = (): void => undefined;
     const found = new Promise<RegExpExecArray>((resolve) => {
       listener = () => {
-        const m = re.exec(out);
+        const m = re.exec(stream === 'stdout' ? out : err);
         if (m) resolve(m);
       };
-      outListeners.add(listener);
+      listeners[stream].add(listener);
       listener();
     });
     const died = exited.then((e): never => {
-      throw new Error(`process exited (code ${e.code}, signal ${e.signal}) before stdout matched ${re}\nstdout:\n${out}\nstderr:\n${err}`);
+      throw new Error(`process exited (code ${e.code}, signal ${e.signal}) before ${stream} matched ${re}\nstdout:\n${out}\nstderr:\n${err}`);
     });
-    return within(Promise.race([found, died, spawnError]), timeoutMs, `stdout to match ${re}; stderr:\n${err}`).finally(() => outListeners.delete(listener));
+    return within(Promise.race([found, died, spawnError]), timeoutMs, `${stream} to match ${re}; stderr:\n${err}`).finally(() => listeners[stream].delete(listener));
   };
   const child: CliProcess = {
     pid,
@@ -120,7 +125,8 @@ export function spawnCli(args: readonly string[], opts: SpawnCliOptions = {}): C
     stdout: () => out,
     stderr: () => err,
     signal: (sig) => exit === null && proc.kill(sig),
-    waitForStdout,
+    waitForStdout: (re, timeoutMs) => waitFor('stdout', re, timeoutMs),
+    waitForStderr: (re, timeoutMs) => waitFor('stderr', re, timeoutMs),
   };
   live.add(child);
   void exited.then(() => live.delete(child));

@@ -1,23 +1,34 @@
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import type { AddressInfo, Socket } from 'node:net';
 
 /**
  * An HTTP proxy in front of an S3 endpoint that can be told to misbehave: answer the next requests
- * with an error status, drop their connections, or hold every request for a while before passing it
- * on. For the faults a real store cannot be asked for ("S3 answers 500", "S3 is slow").
+ * with an error status, drop their connections, hold every request for a while before passing it
+ * on, or be down altogether. For the faults a real store cannot be asked for ("S3 answers 500", "S3
+ * is slow", "S3 is gone for a while").
  */
 export interface FaultyProxy {
   /** `http://127.0.0.1:<port>`: give this to the S3 client instead of the target. */
   readonly endpoint: string;
   /** Requests received so far (faulty or not). */
   readonly requests: number;
+  /** Requests passed on to the target so far. */
+  readonly forwarded: number;
+  /** Connections reset while down. */
+  readonly refused: number;
   /** The next `n` requests get `status` (default 500, S3 code InternalError) without reaching the target. */
   failNext(n: number, status?: number): void;
   /** The next `n` requests have their connection destroyed without an answer. */
   dropNext(n: number): void;
   /** Every request from now on waits `ms` before it is passed on (0: none). */
   setDelay(ms: number): void;
-  /** Back to a plain proxy. */
+  /**
+   * The store is gone: every open connection (idle or mid-request) is destroyed, and so is every new
+   * one as soon as it is accepted, until `up()`. Nothing reaches the target meanwhile.
+   */
+  down(): void;
+  up(): void;
+  /** Back to a plain proxy (and up). */
   reset(): void;
   close(): Promise<void>;
 }
@@ -31,9 +42,18 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
   let failures: { left: number; status: number } = { left: 0, status: 500 };
   let drops = 0;
   let delayMs = 0;
+  let forwarded = 0;
+  let refused = 0;
+  let isDown = false;
   const timers = new Set<NodeJS.Timeout>();
+  const sockets = new Set<Socket>();
 
   const forward = (req: http.IncomingMessage, res: http.ServerResponse): void => {
+    if (isDown) {
+      req.socket.destroy();
+      return;
+    }
+    forwarded++;
     const headers = { ...req.headers };
     delete headers.expect; // answered here already; SigV4 never signs it
     const up = http.request(
@@ -81,6 +101,16 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
     forward(req, res);
   });
 
+  server.on('connection', (socket: Socket) => {
+    if (isDown) {
+      refused++;
+      socket.destroy();
+      return;
+    }
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+  });
+
   await new Promise<void>((resolve, reject) => {
     server.once('error', reject);
     server.listen(0, '127.0.0.1', () => resolve());
@@ -92,6 +122,12 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
     get requests() {
       return requests;
     },
+    get forwarded() {
+      return forwarded;
+    },
+    get refused() {
+      return refused;
+    },
     failNext(n, status = 500) {
       failures = { left: n, status };
     },
@@ -101,10 +137,19 @@ export async function startFaultyProxy(target: string): Promise<FaultyProxy> {
     setDelay(ms) {
       delayMs = ms;
     },
+    down() {
+      isDown = true;
+      for (const socket of sockets) socket.destroy();
+      sockets.clear();
+    },
+    up() {
+      isDown = false;
+    },
     reset() {
       failures = { left: 0, status: 500 };
       drops = 0;
       delayMs = 0;
+      isDown = false;
     },
     async close() {
       for (const timer of timers) clearTimeout(timer);

@@ -66,6 +66,8 @@ export abstract class BackupCore {
   protected lastGenId: string | null = null;
   private skipping = false;
   private lastFreshRequest = Number.NEGATIVE_INFINITY;
+  /** A checkpoint was asked for to begin the fresh generation awaited (the next one completing may begin it). */
+  protected freshCheckpointAsked = false;
   protected readonly now: () => number;
   protected readonly errors: ErrorTracker;
   protected readonly staging: StagingDir;
@@ -191,10 +193,10 @@ export abstract class BackupCore {
       }
       gen = this.openFresh(base, coords, this.awaitingFresh ?? 'no generation was open');
     }
-    this.append(gen, t, commitMs);
+    this.append(gen, t, coords, commitMs);
   }
 
-  private append(gen: Generation, t: RoutedTxn, commitMs: number): void {
+  private append(gen: Generation, t: RoutedTxn, coords: GenCoords, commitMs: number): void {
     const { batchMaxFrames, batchIntervalMs } = this.o.config;
     const n = t.frames.length;
     const lastIndex = gen.nextIndex + n - 1;
@@ -202,6 +204,8 @@ export abstract class BackupCore {
     if (p && (p.gen !== gen || p.frames + n > batchMaxFrames || !p.commitsFit(lastIndex, commitMs) || due(commitMs - p.startedAt, batchIntervalMs))) {
       this.cutPending();
       p = null;
+      // That cut crossed the staging cap and dropped `gen`'s frames: the transaction is routed again.
+      if (gen.damaged) return this.routeFrames(t, coords, commitMs);
     }
     if (!p) {
       p = new BatchItem(gen, commitMs);
@@ -470,6 +474,7 @@ export abstract class BackupCore {
     const now = this.now();
     if (now - this.lastFreshRequest < this.o.tune.freshCheckpointIntervalMs) return;
     this.lastFreshRequest = now;
+    this.freshCheckpointAsked = true;
     void this.o.role.checkpoint().catch((err: unknown) => this.errors.report('requesting a checkpoint', err));
   }
 
@@ -478,7 +483,11 @@ export abstract class BackupCore {
     this.prune();
     this.uploads.markers(false);
     this.requestFreshCheckpoint();
+    this.afterProgress();
   }
+
+  /** After something reached the store (NamespaceBackup: the lag report). */
+  protected abstract afterProgress(): void;
 
   /** Generations nothing depends on any more leave the state (ObjectUploads.prunable). */
   protected prune(): void {

@@ -17,6 +17,7 @@ import type { CheckpointedEvent, CommittedTransaction } from '../../engine/pipel
 import type { Timers } from './clock.js';
 import { BackupCore } from './core.js';
 import { Generation } from './generation.js';
+import { LagReport } from './lag-report.js';
 import { type AttachOptions, type BackupStatus, resolveOptions } from './options.js';
 import { planAttach, reconcileStaging, syntheticCoords } from './restart.js';
 import { readState, type UploaderState } from './state-file.js';
@@ -35,6 +36,15 @@ export class NamespaceBackup extends BackupCore {
   private removeParticipant: (() => void) | null = null;
   private initDone: Promise<void> = Promise.resolve();
   private closing: Promise<void> | null = null;
+  /** Generations whose snapshot has held a checkpoint back (logged once each). */
+  private readonly deferredFor = new WeakSet<Generation>();
+  private readonly lag = new LagReport({
+    logger: this.o.logger,
+    what: `bottomless ${this.o.dbName}`,
+    now: this.now,
+    warnAfterMs: Math.max(this.o.tune.lagWarnMs, 2 * this.o.config.batchIntervalMs),
+    repeatMs: this.o.tune.lagRepeatMs,
+  });
 
   static async attach(opts: AttachOptions): Promise<NamespaceBackup> {
     const b = new NamespaceBackup(resolveOptions(opts));
@@ -80,7 +90,7 @@ export class NamespaceBackup extends BackupCore {
     this.removeParticipant = role.addCheckpointParticipant({
       name: 'bottomless',
       prepare: (_upTo, signal) => this.prepare(signal),
-      handOver: () => this.handOver(),
+      handOver: (_upTo, { final }) => this.handOver(final),
       onCheckpointed: (e) => this.checkpointed(e),
     });
   }
@@ -92,7 +102,24 @@ export class NamespaceBackup extends BackupCore {
   }
 
   private onTransaction(txn: CommittedTransaction): void {
-    this.whenReady(() => this.routeCommitted(txn));
+    this.whenReady(() => {
+      this.routeCommitted(txn);
+      this.reportLag(txn.lastFrameNo);
+    });
+  }
+
+  protected afterProgress(): void {
+    this.reportLag(null);
+  }
+
+  /** The lag report sees a commit (its last frame) or an upload; it never fails the caller. */
+  private reportLag(committed: bigint | null): void {
+    try {
+      if (committed !== null) this.lag.committed(committed, this.now());
+      this.lag.update(this.status());
+    } catch (err) {
+      this.errors.report('the upload lag report', err);
+    }
   }
 
   private async init(): Promise<void> {
@@ -243,14 +270,27 @@ export class NamespaceBackup extends BackupCore {
     }
   }
 
-  /** Under the write lock, synchronously: the rest is staged now; a snapshot still reading is given up. */
-  private handOver(): void {
+  /**
+   * Under the write lock, synchronously: the rest is staged now. A snapshot still reading the
+   * database file holds the checkpoint back (false: the checkpointer retries) until its generation
+   * has `snapshotHoldWalBytes` of WAL; then it is given up and the checkpoint goes ahead.
+   */
+  private handOver(final: boolean): boolean {
+    const snap = this.snapshot;
+    if (snap?.job.reading && !final && !this.stopped && snap.gen.walBytes < this.o.tune.snapshotHoldWalBytes) {
+      if (!this.deferredFor.has(snap.gen)) {
+        this.deferredFor.add(snap.gen);
+        this.o.logger.info(`bottomless ${this.o.dbName}: checkpoints wait while the snapshot of generation ${snap.gen.id} is read (up to ${this.o.tune.snapshotHoldWalBytes} bytes of WAL)`);
+      }
+      return false;
+    }
     try {
       this.handOverUnguarded();
     } catch (err) {
       // Never in the way of a checkpoint: what is not staged now is staged from the log later.
       this.errors.report('the checkpoint hand-over', err);
     }
+    return true;
   }
 
   private handOverUnguarded(): void {
@@ -268,13 +308,19 @@ export class NamespaceBackup extends BackupCore {
         }
       });
     }
-    if (this.snapshot?.job.reading) this.snapshot.job.abort('a checkpoint began before the database file was read (prepare timed out)');
+    if (this.snapshot?.job.reading) this.snapshot.job.abort('its generation reached the WAL it may hold back before the database file was read');
   }
 
   private checkpointed(e: CheckpointedEvent): void {
     if (this.stopped || e.logId !== this.logId || e.lastFrameIndex === 0) return;
     const offset = this.walOffsets.get(e.walGeneration);
     this.knownDb = offset === undefined ? null : offset + BigInt(e.lastFrameIndex);
+    this.o.logger.debug(`bottomless ${this.o.dbName}: checkpointed WAL generation ${e.walGeneration} (${e.lastFrameIndex} frames); the database file is at log frame ${this.knownDb ?? 'unknown'}`);
+    // The checkpoint asked for to begin the fresh generation awaited: when the file now holds every
+    // frame so far, it begins here (an idle database needs no further commit to be backed up).
+    const asked = this.freshCheckpointAsked;
+    this.freshCheckpointAsked = false;
+    if (asked && this.ready && this.awaitingFresh !== null && this.knownDb !== null && this.knownDb === this.lastFrameNo) this.openFresh(this.knownDb, null, this.awaitingFresh);
   }
 
   private onNamespaceClose(): void {

@@ -36,6 +36,15 @@ export interface UploaderTunables {
   snapshotChunkBytes: number;
   /** Least time between two checkpoints the uploader asks for (to begin a fresh generation). */
   freshCheckpointIntervalMs: number;
+  /**
+   * While a snapshot reads the database file, checkpoints wait (the file must not change under it)
+   * until this many WAL bytes piled up in its generation; then the snapshot is given up instead.
+   */
+  snapshotHoldWalBytes: number;
+  /** Upload lag logged once the oldest commit not in the store is this old (at least two batch intervals)… */
+  lagWarnMs: number;
+  /** … and again at most this often while it keeps growing. */
+  lagRepeatMs: number;
 }
 
 export const UPLOADER_DEFAULTS: UploaderTunables = {
@@ -47,6 +56,9 @@ export const UPLOADER_DEFAULTS: UploaderTunables = {
   markerDebounceMs: 1000,
   snapshotChunkBytes: 1024 * 1024,
   freshCheckpointIntervalMs: 10_000,
+  snapshotHoldWalBytes: 512 * 1024 * 1024,
+  lagWarnMs: 60_000,
+  lagRepeatMs: 30_000,
 };
 
 export type UploaderConfig = Pick<BottomlessConfig, 'compression' | 'batchIntervalMs' | 'batchMaxFrames' | 'parallelMax' | 'skipSnapshot' | 'skipShutdownUpload'>;

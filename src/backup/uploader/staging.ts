@@ -53,8 +53,16 @@ export class StagingDir {
 
   /** Writes `data` to a temp file and fsyncs it, off the event loop; `place` then names it. */
   async writeTemp(gen: string, data: Uint8Array): Promise<string> {
-    const tmp = this.tempFile(gen);
-    const fh = await fsp.open(tmp, 'w', 0o644);
+    let tmp = this.tempFile(gen);
+    let fh: fsp.FileHandle;
+    try {
+      fh = await fsp.open(tmp, 'w', 0o644);
+    } catch (err) {
+      // `remove` may have taken the (then empty) folder away while the open was on its way.
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+      tmp = this.tempFile(gen);
+      fh = await fsp.open(tmp, 'w', 0o644);
+    }
     try {
       await fh.writeFile(data);
       await fh.sync();

@@ -7,12 +7,13 @@ import type { CheckpointedEvent } from './transactions.js';
  * frames must have them first. Two phases: `prepare` runs outside the write lock, so commits go on
  * while it works (bounded by the policy's `prepareTimeoutMs`: a slow participant delays a checkpoint,
  * never a commit); `handOver` runs under the write lock, synchronously, and takes the remainder —
- * frames up to `upTo` are final. `handOver` returning false vetoes this checkpoint (retried later).
+ * frames up to `upTo` are final. `handOver` returning false vetoes this checkpoint (retried later,
+ * except the final one at close, `final: true`).
  */
 export interface CheckpointParticipant {
   readonly name: string;
   prepare?(upTo: bigint | null, signal: AbortSignal): Promise<void>;
-  handOver?(upTo: bigint | null): boolean | void;
+  handOver?(upTo: bigint | null, opts: { final: boolean }): boolean | void;
   onCheckpointed?(event: CheckpointedEvent): void;
 }
 
@@ -137,7 +138,7 @@ export class Checkpointer implements LockHolder {
     await this.running?.catch(() => false);
     let done = false;
     try {
-      done = await this.run();
+      done = await this.run(true);
     } catch (err) {
       this.logger.error({ err }, `namespace ${this.namespace}: final checkpoint failed: ${errorMessage(err)}`);
     }
@@ -151,7 +152,7 @@ export class Checkpointer implements LockHolder {
     return false;
   }
 
-  private async run(): Promise<boolean> {
+  private async run(final = false): Promise<boolean> {
     try {
       await this.prepareAll();
       await this.target.acquireWriteLock(this, this.abort.signal);
@@ -162,13 +163,13 @@ export class Checkpointer implements LockHolder {
     }
     let done = false;
     try {
-      done = this.checkpointWithLock();
+      done = this.checkpointWithLock(final);
     } catch (err) {
       this.logger.error({ err }, `namespace ${this.namespace}: checkpoint failed: ${errorMessage(err)}`);
     } finally {
       this.target.releaseWriteLock(this);
     }
-    if (!done) this.scheduleRetry();
+    if (!done && !final) this.scheduleRetry();
     return done;
   }
 
@@ -196,10 +197,10 @@ export class Checkpointer implements LockHolder {
   }
 
   /** Hand-over, checkpoint, event. The write lock is held. */
-  private checkpointWithLock(): boolean {
+  private checkpointWithLock(final = false): boolean {
     const upTo = this.target.replicationIndex();
     for (const p of this.participants) {
-      if (p.handOver?.(upTo) === false) return false;
+      if (p.handOver?.(upTo, { final }) === false) return false;
     }
     const result = this.target.checkpointLocked();
     if (result === null) return false;

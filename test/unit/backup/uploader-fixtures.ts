@@ -30,7 +30,7 @@ import type { Timers } from '../../../src/backup/uploader/clock.js';
 import { NamespaceBackup } from '../../../src/backup/uploader/namespace-backup.js';
 import type { BackupRole, UploaderConfig, UploaderTunables } from '../../../src/backup/uploader/options.js';
 import type { SqlConnection } from '../../../src/engine/connection.js';
-import { createLogger, silentLogger } from '../../../src/engine/logger.js';
+import { createLogger, type Logger, silentLogger } from '../../../src/engine/logger.js';
 import type { NamespaceDb } from '../../../src/engine/namespace-db.js';
 import { replayIntoFile, type ReplayFrame } from '../../../src/engine/wal/replay.js';
 import { bytes, EngineScope, framesOf, inspectFile, run, type NsOptions } from '../../helpers/engine-log.js';
@@ -308,6 +308,8 @@ export class Harness {
   readonly timers = new CountingTimers();
   readonly root: string;
   readonly storage: TestStorage;
+  /** The logger of backups attached from now on (default: silent, or UPLOADER_TEST_LOG's level). */
+  logger: Logger | null = null;
   private readonly backups: NamespaceBackup[] = [];
 
   constructor(inner?: BackupStorage) {
@@ -327,7 +329,7 @@ export class Harness {
       storage: this.storage,
       config: { ...CONFIG, ...config },
       dbName: DB,
-      logger: process.env.UPLOADER_TEST_LOG ? createLogger({ level: process.env.UPLOADER_TEST_LOG }) : silentLogger(),
+      logger: this.logger ?? (process.env.UPLOADER_TEST_LOG ? createLogger({ level: process.env.UPLOADER_TEST_LOG }) : silentLogger()),
       clock: this.clock,
       timers: this.timers,
       options: { ...FAST, ...options },

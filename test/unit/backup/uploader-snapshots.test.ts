@@ -5,6 +5,7 @@
  */
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import type { BackupRole } from '../../../src/backup/uploader/options.js';
 import { framesOf, inspectPrimary, run } from '../../helpers/engine-log.js';
 import { DB, depOf, generationsOf, Harness, markerOf, restoredDump, slowSnapshotRole, snapshotOf, writeRows } from './uploader-fixtures.js';
 
@@ -79,10 +80,30 @@ describe('uploader: snapshot policy', () => {
     expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
   });
 
-  it('a checkpoint that cannot wait for a snapshot still being read leaves that generation without one', async () => {
+  it('a snapshot still being read holds checkpoints back (the file must not change under it); they go on once it is done', async () => {
     const ns = await h.open(join(h.root, 'ns'), { prepareTimeoutMs: 1 });
     const { role, slow } = slowSnapshotRole(ns);
     const backup = await h.attach(ns, {}, { snapshotEveryGenerations: 1, snapshotChunkBytes: 4096 }, role);
+    const conn = ns.connect();
+    await writeRows(conn, 3);
+    await backup.flush();
+    expect(await framesOf(ns).checkpoint()).toBe(true);
+    slow.on = true;
+    await writeRows(conn, 1); // generation 2 opens; its snapshot would read 1 GiB
+    expect(await framesOf(ns).checkpoint()).toBe(false); // held back, commits go on
+    await writeRows(conn, 1);
+    slow.on = false;
+    await expect.poll(() => framesOf(ns).checkpoint(), { timeout: 10_000 }).toBe(true);
+    await writeRows(conn, 1);
+    await backup.flush();
+    expect(await snapshotted()).toEqual([true, true, true]);
+    expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
+  });
+
+  it('a snapshot whose generation holds back more WAL than allowed is given up: the checkpoint goes ahead', async () => {
+    const ns = await h.open(join(h.root, 'ns'), { prepareTimeoutMs: 1 });
+    const { role, slow } = slowSnapshotRole(ns);
+    const backup = await h.attach(ns, {}, { snapshotEveryGenerations: 1, snapshotChunkBytes: 4096, snapshotHoldWalBytes: 1 }, role);
     const conn = ns.connect();
     await writeRows(conn, 3);
     await backup.flush();
@@ -126,5 +147,58 @@ describe('uploader: staging cap', () => {
     expect(status.uploadLagFrames).toBe(0);
     // The damaged generation is never declared complete.
     expect((await markerOf(h.storage, DB, first))?.sealed).not.toBe(true);
+  });
+
+  it('a commit whose arrival cuts the batch that crosses the cap waits for the fresh generation too; it begins at the checkpoint asked for, without a commit', async () => {
+    const ns = await h.open(join(h.root, 'ns'));
+    const real = framesOf(ns);
+    let asked = 0;
+    // The checkpoints the uploader asks for are counted, not run: the test checkpoints when it means to.
+    const role: BackupRole = {
+      get logId() {
+        return real.logId;
+      },
+      replicationIndex: () => real.replicationIndex(),
+      subscribe: (sub) => real.subscribe(sub),
+      addCheckpointParticipant: (p) => real.addCheckpointParticipant(p),
+      frameSource: () => real.frameSource(),
+      checkpoint: () => {
+        asked += 1;
+        return Promise.resolve(false);
+      },
+      get databaseFile() {
+        return real.databaseFile;
+      },
+    };
+    // Batches are cut only by their interval, i.e. by the next commit once the (fake) clock passed it.
+    const backup = await h.attach(ns, {}, { stagingCapBytes: 40_000 }, role);
+    const conn = ns.connect();
+    await writeRows(conn, 2);
+    await backup.flush();
+    h.storage.failing = () => true;
+    for (let i = 0; i < 15 && backup.status().awaitingFresh === null; i++) {
+      await writeRows(conn, 1, 2, 3000);
+      h.clock.advance(60_000);
+    }
+    expect(backup.status().awaitingFresh).toMatch(/staging cap/);
+    const damaged = backup.status().generation;
+    await writeRows(conn, 2, 2, 3000);
+    // A batch of the damaged generation left in the stager would never stage ("encoded out of order").
+    expect(backup.status().lastError ?? '').not.toMatch(/out of order/);
+    expect([backup.status().awaitingFresh, backup.status().generation]).toEqual(['staged frames were dropped (staging cap)', damaged]);
+    h.storage.failing = () => false;
+    await expect.poll(() => asked, { timeout: 5000 }).toBeGreaterThan(0);
+    expect(await framesOf(ns).checkpoint()).toBe(true);
+    // No commit after the checkpoint: the database file holds everything, the fresh generation is its snapshot.
+    await backup.flush();
+    const status = backup.status();
+    expect(status).toMatchObject({ awaitingFresh: null, uploadLagFrames: 0, lastDurableFrameNo: framesOf(ns).replicationIndex() });
+    expect(status.generation).not.toBe(damaged);
+    expect(await depOf(h.storage, DB, status.generation!)).toBeNull();
+    expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
+    await writeRows(conn, 1);
+    await backup.flush();
+    expect(backup.status().generation).toBe(status.generation);
+    expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
   });
 });
