@@ -39,6 +39,10 @@ import {
 } from './storage.js';
 
 /** Where and how to reach the bucket. */
+/** Without these the SDK waits forever on a connection the store (or a proxy) black-holes. */
+const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
+const CONNECT_TIMEOUT_MS = 10_000;
+
 export interface S3StorageOptions {
   bucket: string;
   /** `http(s)://host[:port]`; null for AWS itself. */
@@ -53,7 +57,10 @@ export interface S3StorageOptions {
   listPageSize?: number;
   /** Buffers at least this large, and every stream body, go through a multipart upload (default 8 MiB). */
   multipartThresholdBytes?: number;
-  /** Bound on each request and on idle sockets, in ms (default: none). */
+  /**
+   * Bound on connecting and on a socket without traffic, in ms (default 60 s; connecting at most
+   * 10 s): a store that black-holes a connection fails the request, which is then retried.
+   */
   requestTimeoutMs?: number;
 }
 
@@ -130,10 +137,8 @@ export class S3Storage implements BackupStorage {
     const region = options.region ?? (options.endpoint !== null ? 'us-east-1' : null);
     if (region !== null) config.region = region;
     if (options.credentials !== null) config.credentials = { ...options.credentials };
-    if (options.requestTimeoutMs !== undefined) {
-      const ms = options.requestTimeoutMs;
-      config.requestHandler = { requestTimeout: ms, throwOnRequestTimeout: true, connectionTimeout: ms, socketTimeout: ms };
-    }
+    const ms = options.requestTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    config.requestHandler = { requestTimeout: ms, throwOnRequestTimeout: true, connectionTimeout: Math.min(ms, CONNECT_TIMEOUT_MS), socketTimeout: ms };
     this.client = new S3Client(config);
   }
 
