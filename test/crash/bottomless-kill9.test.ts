@@ -1,14 +1,9 @@
 import { randomInt } from 'node:crypto';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { describe, expect, it } from 'vitest';
-import { sqldDbName } from '../../src/backup/format/layout.js';
-import { restoreDatabase } from '../../src/backup/restore/restore.js';
-import { LocalStorage } from '../../src/backup/storage/local-storage.js';
-import { bannerUrl, killChild, spawnCli, stopChild, type CliProcess } from '../helpers/child-server.js';
+import { executeOk, restoreMatchesServer, startBackupServe } from '../helpers/backup-serve.js';
+import { killChild, stopChild, type CliProcess } from '../helpers/child-server.js';
 import { crashScratch } from '../helpers/crash-scratch.js';
-import { inspectFile } from '../helpers/engine-log.js';
-import { isObj, pipeline } from '../helpers/pipeline.js';
 import { prng } from '../helpers/prng.js';
 
 /**
@@ -27,26 +22,9 @@ const SEED = process.env.BOTTOMLESS_KILL9_SEED !== undefined ? Number(process.en
 const scratch = crashScratch('libsqlctl-bottomless-kill9-');
 const store = path.join(scratch.dir, 'store');
 const dbPath = path.join(scratch.dir, 'data.sqld');
-const ENV = { LIBSQL_BOTTOMLESS_ENDPOINT: `file://${store}`, LIBSQL_BOTTOMLESS_BUCKET: 'backups', LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS: '1' };
 
-async function startServer(): Promise<{ child: CliProcess; url: string }> {
-  const child = spawnCli(['serve', '--db-path', dbPath, '--http-listen-addr', '127.0.0.1:0', '--enable-bottomless-replication', '--checkpoint-interval-s', '1', '--shutdown-timeout', '3'], { env: ENV });
-  try {
-    return { child, url: await bannerUrl(child) };
-  } catch (err) {
-    await killChild(child);
-    throw new Error(`serve did not start: ${String(err)}\n${child.stderr()}`, { cause: err });
-  }
-}
-
-async function execute(url: string, sql: string): Promise<boolean> {
-  try {
-    const res = await pipeline(url, [{ type: 'execute', stmt: { sql } }], 5000);
-    const first: unknown = isObj(res.body) && Array.isArray(res.body.results) ? res.body.results[0] : null;
-    return res.status === 200 && isObj(first) && first.type === 'ok';
-  } catch {
-    return false; // the server died under the request: its outcome is unknown
-  }
+function startServer(): Promise<{ child: CliProcess; url: string }> {
+  return startBackupServe(dbPath, store);
 }
 
 describe('bottomless under kill -9 (child process)', () => {
@@ -57,7 +35,7 @@ describe('bottomless under kill -9 (child process)', () => {
     const acked = new Set<number>();
     let nextId = 1;
     let server = await startServer();
-    expect(await execute(server.url, 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)')).toBe(true);
+    expect(await executeOk(server.url, 'CREATE TABLE t(id INTEGER PRIMARY KEY, v TEXT NOT NULL)')).toBe(true);
     try {
       for (let round = 1; round <= ROUNDS; round++) {
         let stop = false;
@@ -65,7 +43,7 @@ describe('bottomless under kill -9 (child process)', () => {
         const writers = Array.from({ length: WRITERS }, async () => {
           while (!stop) {
             const id = nextId++;
-            if (await execute(url, `INSERT INTO t(id, v) VALUES (${id}, '${'x'.repeat(200 + (id % 7) * 300)}')`)) acked.add(id);
+            if (await executeOk(url, `INSERT INTO t(id, v) VALUES (${id}, '${'x'.repeat(200 + (id % 7) * 300)}')`)) acked.add(id);
             else if (!stop) return; // the server is gone
           }
         });
@@ -77,7 +55,7 @@ describe('bottomless under kill -9 (child process)', () => {
         await Promise.all(writers);
         server = await startServer();
       }
-      expect(await execute(server.url, "INSERT INTO t(id, v) VALUES (0, 'last')")).toBe(true);
+      expect(await executeOk(server.url, "INSERT INTO t(id, v) VALUES (0, 'last')")).toBe(true);
       acked.add(0);
       const exit = await stopChild(server.child, 40_000);
       expect(exit, server.child.stderr()).toEqual({ code: 0, signal: null });
@@ -86,23 +64,9 @@ describe('bottomless under kill -9 (child process)', () => {
       throw err;
     }
 
-    const local = inspectFile(path.join(dbPath, 'dbs', 'default', 'data'));
-    const storage = new LocalStorage({ dir: store, bucket: 'backups' });
-    try {
-      const out = path.join(scratch.dir, 'restored.db');
-      const report = await restoreDatabase({ storage, db: sqldDbName('', 'default'), out });
-      expect(report.checks.filter((c) => c.status === 'failed'), 'restore checks').toEqual([]);
-      const restored = inspectFile(out);
-      expect(restored.integrity).toBe('ok');
-      expect(restored.dump, 'the backup equals the server database').toBe(local.dump);
-      const db = new Database(out, { readonly: true });
-      const ids = new Set((db.prepare('SELECT id FROM t').pluck().all() as number[]).map(Number));
-      db.close();
-      const missing = [...acked].filter((id) => !ids.has(id));
-      expect(missing, 'acknowledged rows missing from the restore').toEqual([]);
-      console.log(`bottomless kill9 seed ${SEED}: ${acked.size} rows acknowledged, ${ids.size} restored from ${report.chain.length} generation(s), ${report.frames} frames`);
-    } finally {
-      await storage.close();
-    }
+    const { report, ids } = await restoreMatchesServer(store, dbPath, path.join(scratch.dir, 'restored.db'));
+    const missing = [...acked].filter((id) => !ids.has(id));
+    expect(missing, 'acknowledged rows missing from the restore').toEqual([]);
+    console.log(`bottomless kill9 seed ${SEED}: ${acked.size} rows acknowledged, ${ids.size} restored from ${report.chain.length} generation(s), ${report.frames} frames`);
   });
 });
