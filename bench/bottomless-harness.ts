@@ -1,7 +1,7 @@
 /**
  * What the bottomless benchmarks run against (bench/bottomless.ts): s3rver in its own process, a
  * counting proxy in front of it, `libsqlctl` (the compiled CLI, bin/run.js) and Litestream (the
- * binary the `@flydotio/litestream` dev dependency installs for this platform) as child processes. Everything binds
+ * binary of the `@flydotio/litestream-linux-x64` dev dependency) as child processes. Everything binds
  * 127.0.0.1 on ports the OS picks and is stopped through the runner's cleanups.
  */
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
@@ -307,10 +307,9 @@ export async function serve(opts: BenchOptions, dbPath: string, env: NodeJS.Proc
 export function litestreamBinary(): { path: string; version: string } | { path: null; reason: string } {
   let dir: string;
   try {
-    // The dev dependency @flydotio/litestream installs the binary package of this platform (optional dependencies).
-    dir = path.dirname(require.resolve(`@flydotio/litestream-${process.platform}-${process.arch}/package.json`));
+    dir = path.dirname(require.resolve('@flydotio/litestream-linux-x64/package.json'));
   } catch {
-    return { path: null, reason: `no Litestream binary package for ${process.platform}-${process.arch} (the dev dependency @flydotio/litestream ships linux and darwin, x64 and arm64)` };
+    return { path: null, reason: 'the dev dependency @flydotio/litestream-linux-x64 is not installed (npm install; linux x64 only)' };
   }
   const bin = path.join(dir, 'litestream');
   try {
