@@ -45,6 +45,7 @@ export interface ServeFlags extends ClusterFlags, ConnectionFlags {
   'enable-namespaces'?: boolean | undefined;
   'disable-default-namespace'?: boolean | undefined;
   'extensions-path'?: string | undefined;
+  'max-statement-duration-s'?: string | undefined;
 }
 
 export interface ServeLimits {
@@ -62,6 +63,8 @@ export interface ServeLimits {
   txnTimeoutMs: number;
   /** Idle Hrana-over-HTTP streams expire after this long. */
   streamExpiryMs: number;
+  /** `--max-statement-duration-s`: a client statement running longer is interrupted (watchdog.ts); 0 = no limit. Default 10 s. */
+  maxStatementDurationMs: number;
 }
 
 /** When the server's backups take full snapshots, and how much they stage while the store is away. */
@@ -218,6 +221,17 @@ function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): ServeConfig['
   };
 }
 
+/** The watchdog's cells hold milliseconds as int32; whole milliseconds, at most ~24 days. */
+const MAX_STATEMENT_DURATION_S = Math.floor(0x7fffffff / 1000);
+
+function statementDurationMs(value: string | undefined): number {
+  const s = parsePositive(value, '--max-statement-duration-s', { allowZero: true }) ?? 10;
+  if (s > MAX_STATEMENT_DURATION_S) {
+    throw new ConfigError('CONFIG_INVALID_NUMBER', `--max-statement-duration-s: at most ${MAX_STATEMENT_DURATION_S}, got \`${value}\``, { hint: 'give 0 for no limit' });
+  }
+  return s === 0 ? 0 : Math.max(1, Math.round(s * 1000));
+}
+
 export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Promise<ServeConfig> {
   refuseUnsupportedFlags(flags as unknown as Record<string, unknown>);
   const connTimeout = parsePositive(flags['connection-creation-timeout-sec'], '--connection-creation-timeout-sec');
@@ -240,6 +254,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
       connectionCreationTimeoutMs: (connTimeout ?? 1) * 1000,
       txnTimeoutMs: 5000,
       streamExpiryMs: 10_000,
+      maxStatementDurationMs: statementDurationMs(flags['max-statement-duration-s']),
     },
     connections: resolveConnectionLimits(flags),
     checkpointIntervalS: parsePositive(flags['checkpoint-interval-s'], '--checkpoint-interval-s'),

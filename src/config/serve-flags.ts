@@ -98,6 +98,10 @@ export const serveFlags = {
     env: 'SQLD_EXTENSIONS_PATH',
     description: 'Directory of trusted SQLite extensions, loaded into every connection: its trusted.lst lists "<sha256> <file name>" per line, checked at start-up. Without it extension loading is off.',
   }),
+  'max-statement-duration-s': Flags.string({
+    env: 'LIBSQLCTL_MAX_STATEMENT_DURATION_S',
+    description: 'Seconds one client statement may run before it is interrupted (SQLITE_INTERRUPT; inside a transaction, the transaction is rolled back). 0 = no limit. Default 10.',
+  }),
   'shutdown-timeout': Flags.integer({ env: 'SQLD_SHUTDOWN_TIMEOUT', default: 30, description: 'Seconds in-flight requests get to finish at shutdown.' }),
   ...connectionFlags,
   ...unsupportedSqldFlags,

@@ -7,6 +7,7 @@ import { classifyStatement, type SplitStmt } from './sql-split.js';
 import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
 import { findParameters, type SqlParam } from './sql-params.js';
 import { RowStream } from './row-stream.js';
+import type { StatementGuard } from './watchdog.js';
 import { needsWritePermission, statementPolicyError } from './statement-policy.js';
 import type { LockHolder } from './write-lock.js';
 import { estimateValueSize, type ExecResult, type SqlArgs, type SqlColumn, type SqlValue } from './values.js';
@@ -115,7 +116,11 @@ export class SqliteHandle {
   /** Set once a statement may have changed per-connection state; such a handle is closed, not reused. */
   dirty = false;
 
-  constructor(readonly sqlite: Database.Database) {}
+  /** @param guard the statement watchdog's hold on this connection (null: its statements have no time limit) */
+  constructor(
+    readonly sqlite: Database.Database,
+    readonly guard: StatementGuard | null = null,
+  ) {}
 
   /** Prepares (or finds in the cache) a statement with its classification and parameters. */
   prepare(sql: string): Prepared {
@@ -275,10 +280,11 @@ export class SqlConnection implements LockHolder, ClientConnection {
     } catch (err) {
       throw toSqlError(err, 'run');
     }
+    const watched = opts.trusted ? null : (this.handle.guard?.forFetches(this.sqlite, this.host.name, sql) ?? null);
     const rows = new RowStream(iter, p.columns ?? [], () => {
       if (this.rows === rows) this.rows = null;
       this.settle();
-    });
+    }, watched);
     this.rows = rows;
     return { rows };
   }
@@ -303,10 +309,15 @@ export class SqlConnection implements LockHolder, ClientConnection {
         throw err;
       }
     }
+    const guard = opts.trusted ? null : this.handle.guard;
+    const inTransaction = guard !== null && this.sqlite.inTransaction;
+    const started = performance.now();
     try {
-      const result = this.run(p, bound, opts.maxResponseBytes);
+      const result = this.run(p, bound, opts.maxResponseBytes, guard, started);
       if (demotedBegin || (p.info.kind === 'begin' && p.info.beginMode === 'readonly')) this.readonlyTxn = true;
       return result;
+    } catch (err) {
+      throw guard ? guard.failed(err, this.sqlite, this.host.name, sql, inTransaction, performance.now() - started) : err;
     } finally {
       this.settle();
     }
@@ -347,8 +358,18 @@ export class SqlConnection implements LockHolder, ClientConnection {
     }
   }
 
-  private run(p: Prepared, bound: ReturnType<typeof bindArgs>, maxBytes: number): ExecResult {
-    const started = performance.now();
+  /** Runs a client's statement; with a guard, the watchdog interrupts it once it runs too long. */
+  private run(p: Prepared, bound: ReturnType<typeof bindArgs>, maxBytes: number, guard: StatementGuard | null, started: number): ExecResult {
+    if (!guard) return this.step(p, bound, maxBytes, started);
+    guard.arm();
+    try {
+      return this.step(p, bound, maxBytes, started);
+    } finally {
+      guard.disarm();
+    }
+  }
+
+  private step(p: Prepared, bound: ReturnType<typeof bindArgs>, maxBytes: number, started: number): ExecResult {
     try {
       if (p.stmt.reader) {
         const rows: SqlValue[][] = [];

@@ -9,6 +9,7 @@ import { PrimaryRole } from './roles/primary-role.js';
 import type { DbRole, OpenTransaction, RoleHost } from './roles/role.js';
 import { PAGE_SIZE } from './wal/frame.js';
 import { WriteLock, type LockHolder } from './write-lock.js';
+import type { StatementWatchdog } from './watchdog.js';
 
 /** Idle SQLite connections kept per namespace for reuse. */
 const MAX_IDLE_HANDLES = 32;
@@ -23,6 +24,8 @@ export interface NamespaceDbOptions {
   faults?: FaultInjector;
   /** Absolute paths of the trusted extensions loaded into every client connection (`--extensions-path`). */
   extensions?: readonly string[];
+  /** Interrupts client statements that run too long; the engine's own connections are never watched. */
+  watchdog?: StatementWatchdog | null;
 }
 
 /**
@@ -39,6 +42,7 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
   readonly role: DbRole | null;
   private readonly lock: WriteLock;
   private readonly extensions: readonly string[];
+  private readonly watchdog: StatementWatchdog | null;
   private readonly connections = new Set<SqlConnection>();
   private readonly idle: SqliteHandle[] = [];
   private main: Database.Database | null = null;
@@ -53,6 +57,7 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     this.faults = opts.faults ?? noFaults;
     this.lock = new WriteLock(opts.txnTimeoutMs);
     this.extensions = opts.extensions ?? [];
+    this.watchdog = opts.watchdog ?? null;
   }
 
   get dir(): string {
@@ -109,7 +114,8 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     const idle = this.idle.pop();
     if (idle) return idle;
     try {
-      return new SqliteHandle(this.openConnection(false, this.extensions));
+      const sqlite = this.openConnection(false, this.extensions);
+      return new SqliteHandle(sqlite, this.watchdog?.attach(sqlite) ?? null);
     } catch (err) {
       if (err instanceof ExtensionLoadError) this.logger.error({ extension: err.extension, reason: err.reason }, `cannot load the trusted extension ${err.extension}: ${err.reason}`);
       throw err;

@@ -5,6 +5,7 @@ import type { Logger } from './logger.js';
 import { NamespaceDb } from './namespace-db.js';
 import { NamespaceRegistry } from './registry/namespace-registry.js';
 import type { DbRole } from './roles/role.js';
+import type { StatementWatchdog } from './watchdog.js';
 
 export interface NamespacesOptions {
   dataDir: DataDirPaths;
@@ -15,6 +16,8 @@ export interface NamespacesOptions {
   faults?: FaultInjector;
   /** Absolute paths of the trusted extensions loaded into every client connection (`--extensions-path`). */
   extensions?: readonly string[];
+  /** Interrupts client statements that run too long (`--max-statement-duration-s`); none = no limit. */
+  watchdog?: StatementWatchdog | null;
   /**
    * Asked about a namespace the registry does not know (a replica asks its primary): true registers
    * and opens it. Without it, only registered namespaces (and `default`) exist.
@@ -85,6 +88,7 @@ export class Namespaces {
       logger: this.opts.logger.child({ namespace: name }),
       ...(this.opts.faults ? { faults: this.opts.faults } : {}),
       ...(this.opts.extensions ? { extensions: this.opts.extensions } : {}),
+      ...(this.opts.watchdog ? { watchdog: this.opts.watchdog } : {}),
     });
     await db.open();
     if (this.closing) {

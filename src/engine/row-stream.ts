@@ -1,5 +1,13 @@
-import { toSqlError } from './sql-error.js';
+import { toSqlError, type SqlError } from './sql-error.js';
 import { estimateValueSize, type SqlColumn, type SqlValue } from './values.js';
+
+/** Brackets each fetch's stepping (the statement watchdog) and turns its error into the client's. */
+export interface FetchGuard {
+  arm(): void;
+  disarm(): unknown;
+  /** Called before the stream ends (its end settles the connection). */
+  failed(err: SqlError): unknown;
+}
 
 /**
  * The rows of one read-only statement, fetched a bounded piece at a time (Hrana cursors). While it
@@ -17,6 +25,7 @@ export class RowStream {
     iter: IterableIterator<SqlValue[]>,
     readonly columns: SqlColumn[],
     private readonly onEnd: () => void,
+    private readonly guard: FetchGuard | null = null,
   ) {
     this.iter = iter;
   }
@@ -36,20 +45,28 @@ export class RowStream {
     if (!iter) return [];
     const rows: SqlValue[][] = [];
     let size = 0;
+    let done = false;
+    this.guard?.arm();
     try {
       while (rows.length < maxRows && (rows.length === 0 || size < maxBytes)) {
         const next = iter.next();
         if (next.done) {
-          this.finish();
+          done = true;
           break;
         }
         for (const v of next.value) size += estimateValueSize(v);
         rows.push(next.value);
       }
     } catch (err) {
+      this.guard?.disarm();
+      const failure = toSqlError(err, 'run');
+      const reported = this.guard ? this.guard.failed(failure) : failure;
       this.finish();
-      throw toSqlError(err, 'run');
+      throw reported;
     }
+    // A fetch that finished just as the watchdog fired leaves the interrupt for the next one.
+    this.guard?.disarm();
+    if (done) this.finish();
     this.rowsRead += rows.length;
     return rows;
   }

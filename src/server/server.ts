@@ -7,6 +7,7 @@ import { createLogger, type Logger } from '../engine/logger.js';
 import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
 import { PrimaryRole } from '../engine/roles/primary-role.js';
 import { Teardown } from '../engine/teardown.js';
+import { StatementWatchdog } from '../engine/watchdog.js';
 import { ConnectionSlots } from './admission.js';
 import { createAuthStrategy } from './auth/strategy.js';
 import type { ServerContext } from './context.js';
@@ -156,11 +157,14 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   // start an empty database over them.
   const backups = config.bottomless ? await ServerBackups.open(config.bottomless, logger) : null;
   if (backups) teardown.register('backups', () => backups.close());
+  const watchdog = config.limits.maxStatementDurationMs > 0 ? StatementWatchdog.open(config.limits.maxStatementDurationMs, logger) : null;
+  if (watchdog) teardown.register('statement watchdog', () => watchdog.close());
   const namespaces = new Namespaces({
     dataDir,
     txnTimeoutMs: config.limits.txnTimeoutMs,
     logger,
     extensions: config.extensions,
+    watchdog,
     ...(overrides.faults ? { faults: overrides.faults } : {}),
     role: (name) => cluster.roleFor(name),
     onOpen: async (db) => {

@@ -1,0 +1,18 @@
+# The statement watchdog (native/watchdog.c): one shared library that is both a Node-API addon and
+# a SQLite loadable extension. Built by `npm install`/`npm ci` (package.json "install"), from source.
+# It is compiled against the headers of the SQLite that better-sqlite3 embeds, and links nothing
+# from it: as an extension it reaches SQLite only through the routines SQLite hands it.
+{
+  'targets': [
+    {
+      'target_name': 'watchdog',
+      'sources': ['native/watchdog.c'],
+      'include_dirs': [
+        "<!(node -p \"require('path').join(require('path').dirname(require.resolve('better-sqlite3/package.json')), 'deps', 'sqlite3')\")",
+      ],
+      'defines': ['NAPI_VERSION=8'],
+      'cflags': ['-std=c11', '-D_POSIX_C_SOURCE=200809L', '-Wall', '-Wextra', '-fvisibility=hidden'],
+      'libraries': ['-lpthread'],
+    },
+  ],
+}
