@@ -1,10 +1,10 @@
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
-import { atLeast } from '../../engine/logger.js';
+import { atLeast, errorMessage } from '../../engine/logger.js';
 import type { ServerContext } from '../context.js';
 import { namespaceFromHeaders } from '../session.js';
 import { createLimitedHttpServer, isOverShare } from './connection-guard.js';
 import { permissiveCors } from './cors.js';
-import { announcesBody, closeAfterAnswer } from './early-auth.js';
+import { announcesBody, closeAfterAnswer, refusalWasLogged } from './early-auth.js';
 import { httpErrorAnswer } from './error-map.js';
 import { consoleRoutes } from './routes/console.js';
 import { cursorRoutes } from './routes/cursor.js';
@@ -99,8 +99,13 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     if (ctx.isClosing()) void reply.header('connection', 'close');
     done(null, payload);
   });
-  app.setErrorHandler((err, _req, reply) => {
+  app.setErrorHandler((err, req, reply) => {
     const answer = httpErrorAnswer(err);
+    // Every refusal at debug with its reason (codes and messages never hold a credential).
+    if (ctx.logger.isLevelEnabled('debug') && !refusalWasLogged(req)) {
+      const code = (err as { code?: unknown }).code;
+      ctx.logger.debug({ method: req.method, route: req.routeOptions.url ?? req.url.split('?', 1)[0], status: answer.status, ...(typeof code === 'string' ? { code } : {}), reason: errorMessage(err) }, 'request refused');
+    }
     // A Buffer keeps fastify from appending `; charset=utf-8`: hrana-client-ts reads error codes only
     // from a body whose content type is exactly `application/json`.
     void reply.code(answer.status).header('content-type', answer.contentType).send(Buffer.from(answer.body));

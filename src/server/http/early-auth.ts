@@ -14,6 +14,12 @@ import { httpErrorAnswer } from './error-map.js';
  */
 
 const sessions = new WeakMap<FastifyRequest, Session>();
+/** Requests whose refusal was logged here already (the error handler logs the others). */
+const refusalLogged = new WeakSet<FastifyRequest>();
+
+export function refusalWasLogged(request: FastifyRequest): boolean {
+  return refusalLogged.has(request);
+}
 
 /** Whether the request announces a body (a length above zero, or a chunked one). */
 export function announcesBody(headers: IncomingHttpHeaders): boolean {
@@ -57,6 +63,7 @@ export function authenticateFirst(ctx: ServerContext): { onRequest: onRequestAsy
           // Never the credential: codes and messages of these errors do not contain it.
           const route = request.routeOptions.url ?? request.url.split('?', 1)[0];
           ctx.logger.debug({ method: request.method, route, status: httpErrorAnswer(err).status, ...refusalReason(err) }, 'request refused before its body was read');
+          refusalLogged.add(request);
         }
         throw err;
       }
