@@ -20,8 +20,9 @@ const HTTP_SQL_STORE = { maxCount: 50, maxBytes: 5000 };
  */
 export async function openOrTakeStream(ctx: ServerContext, session: Session, baton: unknown, owner: string): Promise<HttpStreamEntry> {
   if (baton === null || baton === undefined) {
-    const share = Math.max(1, Math.floor(ctx.config.limits.maxConcurrentConnections / 2));
-    if (ctx.httpStreams.makeRoom(owner, share)) ctx.logger.debug({ owner, share }, 'an idle Hrana HTTP stream expired early: its owner holds its share of idle streams');
+    // With a single slot there is nothing to share: the next stream waits for it (429 after the timeout), as in sqld.
+    const share = Math.floor(ctx.config.limits.maxConcurrentConnections / 2);
+    if (share >= 1 && ctx.httpStreams.makeRoom(owner, share)) ctx.logger.debug({ owner, share }, 'an idle Hrana HTTP stream expired early: its owner holds its share of idle streams');
     const release = await ctx.slots.acquire();
     try {
       const stream = new HranaStream(session.connect(), new SqlStore(HTTP_SQL_STORE));
