@@ -8,9 +8,9 @@ import { Flags } from '@oclif/core';
 import type { BackupStorage } from '../backup/storage/storage.js';
 import type { BottomlessConfig } from '../config/bottomless-config.js';
 
-// oclif loads every command module at every start (there is no manifest), so this module and the
-// commands import nothing heavy at the top: the store, the AWS SDK, SQLite and date-fns are loaded
-// by the command that runs.
+// oclif loads every command module for help and unknown command lines (there is no manifest; see
+// main.ts), so this module and the commands import nothing heavy at the top: the store, the AWS
+// SDK, SQLite and date-fns are loaded by the command that runs.
 
 export const bottomlessFlags = {
   endpoint: Flags.string({ char: 'e', helpGroup: 'STORE', description: 'S3 endpoint http(s)://host[:port], or file:///path for a local directory (default: LIBSQL_BOTTOMLESS_ENDPOINT, else AWS).' }),

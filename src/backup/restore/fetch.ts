@@ -1,6 +1,9 @@
 /**
  * Bounded parallel downloads consumed strictly in order: up to `parallel` objects (and, beyond
  * the first, at most `maxBytes` of compressed bodies) are fetched ahead of the one being applied.
+ * `decode` turns each object into what next() hands out; it starts for the `decodeAhead` objects
+ * after the one being consumed as soon as each is fetched (decompression in the thread pool
+ * overlaps the apply), so decoded data in memory stays bounded by that count.
  */
 import type { BackupStorage, StoredObject } from '../storage/storage.js';
 
@@ -9,25 +12,33 @@ export interface FetchItem {
   size: number;
 }
 
-export class OrderedFetcher {
+export class OrderedFetcher<T = StoredObject, I extends FetchItem = FetchItem> {
   /** One controller per request (a shared signal would collect a listener per request). */
   private readonly inFlight = new Set<AbortController>();
   private readonly pending: (Promise<StoredObject> | undefined)[] = [];
+  private readonly decoded: (Promise<T> | undefined)[] = [];
   private started = 0;
   private consumed = 0;
+  /** Items below this index have their decode chained. */
+  private chained = 0;
   /** Bytes of bodies started and not yet released (the one handed out last counts until the next call). */
   private bytes = 0;
   private current: FetchItem | null = null;
+  private readonly decode: (obj: StoredObject, item: I) => T | Promise<T>;
 
   constructor(
     private readonly storage: BackupStorage,
-    private readonly items: readonly FetchItem[],
+    private readonly items: readonly I[],
     private readonly parallel: number,
     private readonly maxBytes: number,
-  ) {}
+    decode?: (obj: StoredObject, item: I) => T | Promise<T>,
+    private readonly decodeAhead = 0,
+  ) {
+    this.decode = decode ?? ((obj) => obj as T);
+  }
 
   /** The next object in order, or null after the last. */
-  async next(): Promise<StoredObject | null> {
+  async next(): Promise<T | null> {
     if (this.current !== null) {
       this.bytes -= this.current.size;
       this.current = null;
@@ -35,8 +46,9 @@ export class OrderedFetcher {
     if (this.consumed >= this.items.length) return null;
     this.pump();
     const index = this.consumed++;
-    const promise = this.pending[index]!;
-    this.pending[index] = undefined;
+    this.chain();
+    const promise = this.decoded[index]!;
+    this.decoded[index] = undefined;
     this.current = this.items[index]!;
     const obj = await promise;
     this.pump();
@@ -63,6 +75,20 @@ export class OrderedFetcher {
       );
       this.pending[this.started++] = promise;
       this.bytes += item.size;
+    }
+    this.chain();
+  }
+
+  /** Chains the decode of every started item up to `decodeAhead` past the one handed out last. */
+  private chain(): void {
+    const limit = Math.min(this.started, this.consumed + Math.max(0, this.decodeAhead));
+    while (this.chained < limit) {
+      const i = this.chained++;
+      const item = this.items[i]!;
+      const promise = this.pending[i]!.then((obj) => this.decode(obj, item));
+      promise.catch(() => undefined);
+      this.decoded[i] = promise;
+      this.pending[i] = undefined;
     }
   }
 }

@@ -4,13 +4,16 @@
  * the batches that continue frame by frame from frame 1. The first discontinuity of a generation
  * (a hole, an overlap, batches without `.meta`, frames our durable marker says exist but are not
  * there) is recorded as its gap: restore refuses it or stops there, it never skips it.
+ *
+ * The walk reads a few generations ahead in listing order (where a generation's parent normally
+ * is), so a long chain costs a few round trips, not one per generation.
  */
 import { isGenerationId } from '../format/generation-id.js';
-import type { Compression } from '../format/layout.js';
+import { type Compression, dbPrefix, generationPrefix, parseGenerationPrefix } from '../format/layout.js';
 import type { BackupStorage } from '../storage/storage.js';
 import { type BatchObject, type GenerationInfo, generationAtOrBefore, newestGeneration, readGeneration, readTombstone } from './catalog.js';
 import { BackupNotFoundError, BackupTombstonedError, BackupUnusableError, type FrameGap } from './errors.js';
-import { formatUtc } from './time.js';
+import { formatUtc } from './utc-format.js';
 
 /** Generations a chain may hold (bottomless' limit). */
 export const MAX_CHAIN = 100;
@@ -58,15 +61,67 @@ async function chooseGeneration(storage: BackupStorage, db: string, opts: PlanOp
   throw new BackupNotFoundError(`no generation of ${where} was created at or before ${formatUtc(opts.time)} UTC`, 'pick a later --utc-time (`bottomless ls` shows when each generation was created)');
 }
 
+/** Generations read ahead of the walk along `.dep`, in listing order (a parent is normally the next older one). */
+const READ_AHEAD = 8;
+
+/** Reads of generations, each started once; a read ahead that fails surfaces only when its generation is needed. */
+class GenerationReads {
+  private readonly reads = new Map<string, Promise<GenerationInfo>>();
+
+  constructor(
+    private readonly storage: BackupStorage,
+    private readonly db: string,
+    private readonly prefer: Compression | undefined,
+  ) {}
+
+  get(gen: string): Promise<GenerationInfo> {
+    let read = this.reads.get(gen);
+    if (read === undefined) {
+      read = readGeneration(this.storage, this.db, gen, this.prefer);
+      read.catch(() => undefined);
+      this.reads.set(gen, read);
+    }
+    return read;
+  }
+
+  ahead(gens: readonly string[]): void {
+    for (const gen of gens) void this.get(gen);
+  }
+}
+
+/** Up to `max` generations older than `gen`, newest first (only a hint for reading ahead: a failed listing gives none). */
+async function olderGenerations(storage: BackupStorage, db: string, gen: string, max: number): Promise<string[]> {
+  const out: string[] = [];
+  try {
+    for await (const entry of storage.list(dbPrefix(db), { delimiter: '/', startAfter: generationPrefix(db, gen) })) {
+      if (entry.kind !== 'prefix') continue;
+      const older = parseGenerationPrefix(db, entry.prefix);
+      if (older !== null && older !== gen) out.push(older);
+      if (out.length >= max) break;
+    }
+  } catch {
+    // reading ahead is an optimisation; the walk reads what it needs itself
+  }
+  return out;
+}
+
 /** Builds the plan; reads the tombstone and every generation of the chain (not their batches). */
 export async function planRestore(storage: BackupStorage, db: string, opts: PlanOptions = {}): Promise<RestorePlan> {
+  const tombstoneRead = readTombstone(storage, db);
+  tombstoneRead.catch(() => undefined); // awaited below, after the generation is chosen (its errors first)
   const generation = await chooseGeneration(storage, db, opts);
-  const tombstone = await readTombstone(storage, db);
+  const reads = new GenerationReads(storage, db, opts.prefer);
+  void reads.get(generation);
+  const listed = olderGenerations(storage, db, generation, MAX_CHAIN);
+  const tombstone = await tombstoneRead;
+  const older = await listed;
   const chain: GenerationInfo[] = [];
   const seen = new Set<string>();
   let gen = generation;
   for (;;) {
-    const info = await readGeneration(storage, db, gen, opts.prefer);
+    const next = gen === generation ? 0 : older.indexOf(gen) + 1;
+    if (next > 0 || gen === generation) reads.ahead(older.slice(next, next + READ_AHEAD));
+    const info = await reads.get(gen);
     if (info.objectCount === 0) {
       if (chain.length === 0) throw new BackupNotFoundError(`generation ${gen} of ${db} has no objects in ${storage.description}`, '`bottomless ls` lists the generations there are');
       throw new BackupUnusableError(`generation ${chain.at(-1)!.generation} depends on ${gen} (its .dep), which has no objects (deleted?)`, 'restore a generation whose chain is complete (one with a snapshot: `bottomless ls -v`)');

@@ -3,56 +3,15 @@
  * bottomless-cli's `YYYY-MM-DDTHH:MM:SS[.fff]` (UTC), the same with a space for the `T`, ISO-8601
  * with a zone (`Z`, `+02:00`, `+0200`), and a bare date `YYYY-MM-DD` (its midnight UTC).
  */
-import { format } from 'date-fns/format';
 import { isValid } from 'date-fns/isValid';
 import { parseISO } from 'date-fns/parseISO';
 import { ConfigError } from '../../errors.js';
+import { formatUtcDate } from './utc-format.js';
 
 const DATE_RE = /^\d{4}-\d{2}-\d{2}$/;
 const TIME_RE = /^(\d{4}-\d{2}-\d{2})[T ](\d{2}:\d{2}:\d{2}(?:\.\d{1,9})?)(Z|[+-]\d{2}:?\d{2})?$/i;
 
-/** A Date whose local-time getters answer in UTC, so date-fns formats and reads it as UTC. */
-class UtcView extends Date {
-  override getFullYear(): number {
-    return this.getUTCFullYear();
-  }
-  override getMonth(): number {
-    return this.getUTCMonth();
-  }
-  override getDate(): number {
-    return this.getUTCDate();
-  }
-  override getDay(): number {
-    return this.getUTCDay();
-  }
-  override getHours(): number {
-    return this.getUTCHours();
-  }
-  override getMinutes(): number {
-    return this.getUTCMinutes();
-  }
-  override getSeconds(): number {
-    return this.getUTCSeconds();
-  }
-  override getMilliseconds(): number {
-    return this.getUTCMilliseconds();
-  }
-  override getTimezoneOffset(): number {
-    return 0;
-  }
-}
-
-const utc = (value: Date | number | string): UtcView => new UtcView(new Date(value).getTime());
-
-/** `2023-11-29 07:34:00` (UTC). */
-export function formatUtc(date: Date): string {
-  return format(date, 'yyyy-MM-dd HH:mm:ss', { in: utc });
-}
-
-/** `2023-11-29` (the UTC date). */
-export function formatUtcDate(date: Date): string {
-  return format(date, 'yyyy-MM-dd', { in: utc });
-}
+export { formatUtc, formatUtcDate } from './utc-format.js';
 
 function bad(flag: string, text: string, accepted: string): ConfigError {
   return new ConfigError('CONFIG_BOTTOMLESS_TIME', `${flag}: not a valid time: ${JSON.stringify(text)}`, { hint: `write it as ${accepted}` });

@@ -56,7 +56,7 @@ export default class Ls extends BaseCommand {
     const [{ describeGeneration, selectGenerations }, { mapLimit }, { formatUtc }, { generationTimeMs }, { BackupNotFoundError }, { default: Table }] = await Promise.all([
       import('../../backup/restore/listing.js'),
       import('../../backup/restore/fetch.js'),
-      import('../../backup/restore/time.js'),
+      import('../../backup/restore/utc-format.js'),
       import('../../backup/format/generation-id.js'),
       import('../../backup/restore/errors.js'),
       import('cli-table3'),

@@ -85,10 +85,11 @@ export default class Restore extends BaseCommand {
     const target = await resolveBottomlessTarget(flags);
     const generation = await parseGenerationFlag(flags.generation);
     const time = await parseTimeFlag(flags['utc-time']);
-    const [{ restoreDatabase }, { restoreIntoDataDir }, { formatUtc }] = await Promise.all([
+    // The data-directory target (and the engine modules it needs) only when it is the target.
+    const [{ restoreDatabase }, into, { formatUtc }] = await Promise.all([
       import('../../backup/restore/restore.js'),
-      import('../../backup/restore/target.js'),
-      import('../../backup/restore/time.js'),
+      flags.output === undefined ? import('../../backup/restore/target.js') : null,
+      import('../../backup/restore/utc-format.js'),
     ]);
     const bars = !flags.json && process.stderr.isTTY ? await import('cli-progress') : null;
     const progress = flags.json ? null : progressReporter(bars, (line) => this.logToStderr(line));
@@ -104,9 +105,9 @@ export default class Restore extends BaseCommand {
         prefer: target.config.compression,
         ...(progress === null ? {} : { onProgress: progress.onProgress }),
       };
-      return flags.output === undefined
-        ? restoreIntoDataDir({ ...common, dataDir: target.dataDir, namespace: target.namespace, force: flags.force })
-        : restoreDatabase({ ...common, out: path.resolve(flags.output), replace: flags.force });
+      return into !== null
+        ? into.restoreIntoDataDir({ ...common, dataDir: target.dataDir, namespace: target.namespace, force: flags.force })
+        : restoreDatabase({ ...common, out: path.resolve(flags.output!), replace: flags.force });
     }).finally(() => progress?.stop());
     if (flags.json) this.log(toJson(report));
     else {

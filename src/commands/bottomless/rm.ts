@@ -24,7 +24,7 @@ export default class Rm extends BaseCommand {
     if ((generation === undefined) === (before === undefined)) {
       throw new UsageError('give exactly one of -g GENERATION and --older-than DATE', `${this.config.bin} bottomless rm --help`);
     }
-    const [{ removeGeneration, removeOlderThan }, { formatUtcDate }] = await Promise.all([import('../../backup/restore/remove.js'), import('../../backup/restore/time.js')]);
+    const [{ removeGeneration, removeOlderThan }, { formatUtcDate }] = await Promise.all([import('../../backup/restore/remove.js'), import('../../backup/restore/utc-format.js')]);
     const dryRun = flags['dry-run'];
     const verb = dryRun ? 'Would remove' : 'Removing';
     const onKey = flags.verbose || dryRun ? (key: string): void => (flags.json ? undefined : this.log(`${verb} ${key}`)) : undefined;
