@@ -15,6 +15,7 @@ import { WAL_FRAME_HEADER_SIZE } from '../../../src/engine/wal/sqlite-wal-format
 import { sqliteCli } from '../../helpers/sqlite-cli.js';
 import { makeTempDir } from './format-fixtures.js';
 import { captureWal, makeDb, PAGE_SIZE } from './restore-fixtures.js';
+import { prng } from '../../helpers/prng.js';
 
 let tmp: { dir: string; remove: () => void } | null = null;
 afterEach(() => {
@@ -44,17 +45,7 @@ function referenceReplay(initial: Buffer, frames: readonly ApplyFrame[], pageSiz
   return Buffer.from(file);
 }
 
-/** Mulberry32. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = prng;
 
 /** Random transactions over a database of about `pages` pages that grows, shrinks and regrows. */
 function randomFrames(seed: number, pageSize: number, pages: number, transactions: number): { initial: Buffer; frames: ApplyFrame[]; commits: number } {
