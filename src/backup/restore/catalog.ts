@@ -23,7 +23,7 @@ import {
   type DurableMarker,
   type GenerationMeta,
 } from '../format/objects.js';
-import { type BackupStorage, type ObjectMetadata, ObjectNotFoundError } from '../storage/storage.js';
+import { type BackupStorage, type ObjectInfo, type ObjectMetadata, ObjectNotFoundError } from '../storage/storage.js';
 
 export interface BatchObject extends Omit<BatchName, 'kind'> {
   key: string;
@@ -99,21 +99,47 @@ const SNAPSHOT_PREFERENCE: Record<Compression, readonly Compression[]> = {
   raw: ['raw', 'zstd', 'gz'],
 };
 
+/** The snapshot a restore uses among a generation's (by compression preference), or undefined. */
+function preferred<T extends { compression: Compression }>(snapshots: T[], prefer: Compression = 'gz'): T | undefined {
+  const order = SNAPSHOT_PREFERENCE[prefer];
+  return snapshots.sort((a, b) => order.indexOf(a.compression) - order.indexOf(b.compression))[0];
+}
+
+/** The snapshot readGeneration would choose among a generation's listed objects (without reading anything). */
+export function listedSnapshot(db: string, gen: string, listed: readonly ObjectInfo[], prefer?: Compression): Omit<SnapshotObject, 'metadata'> | undefined {
+  const snapshots: Omit<SnapshotObject, 'metadata'>[] = [];
+  for (const entry of listed) {
+    const parsed = parseGenerationKey(db, entry.key);
+    if (parsed?.generation === gen && parsed.object.kind === 'snapshot') {
+      snapshots.push({ key: entry.key, compression: parsed.object.compression, size: entry.size, lastModified: entry.lastModified });
+    }
+  }
+  return preferred(snapshots, prefer);
+}
+
 async function body(storage: BackupStorage, key: string): Promise<Buffer> {
   return (await storage.get(key)).body;
 }
 
-/** Lists generation `gen` of `db` and reads its small objects and its snapshot's head. */
-export async function readGeneration(storage: BackupStorage, db: string, gen: string, prefer: Compression = 'gz'): Promise<GenerationInfo> {
+export interface ReadGenerationOptions {
+  /** The snapshot compression to prefer when there are several (default gz). */
+  prefer?: Compression;
+  /** The generation's objects, already listed (by a scan of the database's keys): no listing of its own. */
+  listed?: readonly ObjectInfo[];
+  /** false: `.changecounter` is not read (restore has no use for it); changeCounter stays null. */
+  changeCounter?: boolean;
+}
+
+/** Lists generation `gen` of `db` (unless given its objects) and reads its small objects and its snapshot's head. */
+export async function readGeneration(storage: BackupStorage, db: string, gen: string, opts: ReadGenerationOptions = {}): Promise<GenerationInfo> {
   const batches: BatchObject[] = [];
   const snapshots: Omit<SnapshotObject, 'metadata'>[] = [];
   const small: Partial<Record<'meta' | 'dep' | 'changecounter' | 'durable', string>> = {};
   let objectCount = 0;
-  for await (const entry of storage.list(generationPrefix(db, gen))) {
-    if (entry.kind !== 'object') continue;
+  const take = (entry: ObjectInfo): void => {
     objectCount++;
     const parsed = parseGenerationKey(db, entry.key);
-    if (parsed === null || parsed.generation !== gen) continue;
+    if (parsed === null || parsed.generation !== gen) return;
     const o = parsed.object;
     if (o.kind === 'batch') {
       const { kind: _kind, ...range } = o;
@@ -123,15 +149,16 @@ export async function readGeneration(storage: BackupStorage, db: string, gen: st
     } else if (o.kind !== 'other') {
       small[o.kind] = entry.key;
     }
-  }
+  };
+  if (opts.listed !== undefined) for (const entry of opts.listed) take(entry);
+  else for await (const entry of storage.list(generationPrefix(db, gen))) if (entry.kind === 'object') take(entry);
   batches.sort((a, b) => a.first - b.first || a.last - b.last);
-  const order = SNAPSHOT_PREFERENCE[prefer];
-  snapshots.sort((a, b) => order.indexOf(a.compression) - order.indexOf(b.compression));
-  const chosen = snapshots[0];
+  const chosen = preferred(snapshots, opts.prefer);
+  const counterKey = opts.changeCounter === false ? undefined : small.changecounter;
   const [meta, dep, counter, durable, head] = await Promise.all([
     small.meta === undefined ? null : body(storage, small.meta).then((b) => decodeMeta(b, small.meta!)),
     small.dep === undefined ? null : body(storage, small.dep).then((b) => decodeDep(b, small.dep!)),
-    small.changecounter === undefined ? null : body(storage, small.changecounter).then((b) => decodeChangeCounter(b, small.changecounter!)),
+    counterKey === undefined ? null : body(storage, counterKey).then((b) => decodeChangeCounter(b, counterKey)),
     small.durable === undefined ? null : body(storage, small.durable).then((b) => decodeDurableMarker(b, small.durable!)),
     chosen === undefined ? null : storage.head(chosen.key),
   ]);

@@ -5,13 +5,24 @@
  * (a hole, an overlap, batches without `.meta`, frames our durable marker says exist but are not
  * there) is recorded as its gap: restore refuses it or stops there, it never skips it.
  *
- * The walk reads a few generations ahead in listing order (where a generation's parent normally
- * is), so a long chain costs a few round trips, not one per generation.
+ * The generations' objects come from one listing of the database's keys from the chosen generation
+ * on (key-scan.ts), and the walk reads a few generations ahead in listing order (where a
+ * generation's parent normally is), so a long chain costs a few round trips, not one per generation.
  */
 import { isGenerationId } from '../format/generation-id.js';
-import { type Compression, dbPrefix, generationPrefix, parseGenerationPrefix } from '../format/layout.js';
+import type { Compression } from '../format/layout.js';
 import type { BackupStorage } from '../storage/storage.js';
-import { type BatchObject, type GenerationInfo, generationAtOrBefore, newestGeneration, readGeneration, readTombstone } from './catalog.js';
+import {
+  type BatchObject,
+  type GenerationInfo,
+  generationAtOrBefore,
+  listedSnapshot,
+  newestGeneration,
+  readGeneration,
+  readTombstone,
+  type SnapshotObject,
+} from './catalog.js';
+import { KeyScan } from './key-scan.js';
 import { BackupNotFoundError, BackupTombstonedError, BackupUnusableError, type FrameGap } from './errors.js';
 import { formatUtc } from './utc-format.js';
 
@@ -43,6 +54,12 @@ export interface PlanOptions {
   generation?: string;
   time?: Date;
   prefer?: Compression;
+  /**
+   * Called once, as soon as the listing shows a snapshot in the chosen generation or one after it
+   * (where its chain normally ends), before the chain is known: a restore starts downloading it
+   * early, and uses the download only if the plan's snapshot is the same object.
+   */
+  onSnapshotListed?: (snapshot: Omit<SnapshotObject, 'metadata'>) => void;
 }
 
 function tombstoned(gen: GenerationInfo, tombstone: number | null): boolean {
@@ -71,13 +88,14 @@ class GenerationReads {
   constructor(
     private readonly storage: BackupStorage,
     private readonly db: string,
+    private readonly scan: KeyScan,
     private readonly prefer: Compression | undefined,
   ) {}
 
   get(gen: string): Promise<GenerationInfo> {
     let read = this.reads.get(gen);
     if (read === undefined) {
-      read = readGeneration(this.storage, this.db, gen, this.prefer);
+      read = this.scan.objectsOf(gen).then((listed) => readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed, changeCounter: false }));
       read.catch(() => undefined);
       this.reads.set(gen, read);
     }
@@ -89,38 +107,35 @@ class GenerationReads {
   }
 }
 
-/** Up to `max` generations older than `gen`, newest first (only a hint for reading ahead: a failed listing gives none). */
-async function olderGenerations(storage: BackupStorage, db: string, gen: string, max: number): Promise<string[]> {
-  const out: string[] = [];
-  try {
-    for await (const entry of storage.list(dbPrefix(db), { delimiter: '/', startAfter: generationPrefix(db, gen) })) {
-      if (entry.kind !== 'prefix') continue;
-      const older = parseGenerationPrefix(db, entry.prefix);
-      if (older !== null && older !== gen) out.push(older);
-      if (out.length >= max) break;
-    }
-  } catch {
-    // reading ahead is an optimisation; the walk reads what it needs itself
-  }
-  return out;
-}
-
 /** Builds the plan; reads the tombstone and every generation of the chain (not their batches). */
 export async function planRestore(storage: BackupStorage, db: string, opts: PlanOptions = {}): Promise<RestorePlan> {
   const tombstoneRead = readTombstone(storage, db);
   tombstoneRead.catch(() => undefined); // awaited below, after the generation is chosen (its errors first)
   const generation = await chooseGeneration(storage, db, opts);
-  const reads = new GenerationReads(storage, db, opts.prefer);
-  void reads.get(generation);
-  const listed = olderGenerations(storage, db, generation, MAX_CHAIN);
-  const tombstone = await tombstoneRead;
-  const older = await listed;
+  let announced = opts.onSnapshotListed === undefined;
+  const scan = new KeyScan(storage, db, generation, (gen, objects) => {
+    if (announced) return;
+    const snapshot = listedSnapshot(db, gen, objects, opts.prefer);
+    if (snapshot === undefined) return;
+    announced = true;
+    opts.onSnapshotListed!(snapshot);
+  });
+  try {
+    return await walkChain(storage, db, generation, scan, opts, await tombstoneRead);
+  } finally {
+    await scan.close();
+  }
+}
+
+/** From `generation` back along `.dep` to the nearest snapshot (or the chain's start). */
+async function walkChain(storage: BackupStorage, db: string, generation: string, scan: KeyScan, opts: PlanOptions, tombstone: number | null): Promise<RestorePlan> {
+  const reads = new GenerationReads(storage, db, scan, opts.prefer);
   const chain: GenerationInfo[] = [];
   const seen = new Set<string>();
   let gen = generation;
   for (;;) {
-    const next = gen === generation ? 0 : older.indexOf(gen) + 1;
-    if (next > 0 || gen === generation) reads.ahead(older.slice(next, next + READ_AHEAD));
+    void reads.get(gen);
+    reads.ahead(await scan.after(gen, READ_AHEAD));
     const info = await reads.get(gen);
     if (info.objectCount === 0) {
       if (chain.length === 0) throw new BackupNotFoundError(`generation ${gen} of ${db} has no objects in ${storage.description}`, '`bottomless ls` lists the generations there are');

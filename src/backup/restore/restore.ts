@@ -19,6 +19,7 @@ import { applyGeneration, type ApplyState, batchFetcher, type RestoredGeneration
 import { PageApplier } from './apply.js';
 import { type PlannedGap, type PlannedGeneration, planGaps, planRestore, type RestorePlan } from './plan.js';
 import { type DownloadedSnapshot, downloadSnapshot } from './snapshot.js';
+import type { SnapshotObject } from './catalog.js';
 
 export type { RestoredGeneration } from './replay.js';
 
@@ -106,23 +107,75 @@ function removeWithCompanions(file: string): void {
   for (const f of [file, `${file}-wal`, `${file}-shm`, `${file}-journal`, `${file}.spill`]) fs.rmSync(f, { force: true });
 }
 
+/**
+ * A snapshot download started while the plan is still being made (the listing showed it first):
+ * used when the plan's snapshot is the same object, else stopped and discarded.
+ */
+interface EarlySnapshot {
+  key: string;
+  download: Promise<DownloadedSnapshot>;
+  stop(): Promise<void>;
+  /** Progress is held back until the plan has been reported (phases come in order). */
+  reportFrom(onProgress: ((p: RestoreProgress) => void) | undefined): void;
+}
+
+function startEarlySnapshot(storage: BackupStorage, snapshot: Pick<SnapshotObject, 'key' | 'compression' | 'size'>, tmp: string): EarlySnapshot {
+  const controller = new AbortController();
+  let report: ((p: RestoreProgress) => void) | undefined;
+  let last = 0;
+  const progress = (bytes: number): void => {
+    last = bytes;
+    report?.({ phase: 'snapshot', bytes, totalBytes: snapshot.size });
+  };
+  const download = downloadSnapshot(storage, snapshot, tmp, { onBytes: progress, signal: controller.signal });
+  download.catch(() => undefined); // awaited by the restore, or dropped by stop()
+  return {
+    key: snapshot.key,
+    download,
+    async stop() {
+      controller.abort();
+      await download.catch(() => undefined);
+    },
+    reportFrom(onProgress) {
+      report = onProgress;
+      if (last > 0) progress(last);
+    },
+  };
+}
+
 /** Restores a database into `opts.out`. */
 export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreReport> {
   if (opts.replace !== true && fs.existsSync(opts.out)) throw new RestoreTargetExistsError(opts.out);
-  const plan = await planRestore(opts.storage, opts.db, {
-    ...(opts.generation === undefined ? {} : { generation: opts.generation }),
-    ...(opts.time === undefined ? {} : { time: opts.time }),
-    ...(opts.prefer === undefined ? {} : { prefer: opts.prefer }),
-  });
-  opts.onProgress?.({ phase: 'plan', generations: plan.chain.length });
-  const gaps = planGaps(plan);
-  // Without a time every frame is needed: refuse a gap before downloading anything.
-  if (opts.allowGaps !== true && opts.time === undefined && gaps.length > 0) throw new BackupGapError(gaps[0]!);
-  fs.mkdirSync(path.dirname(opts.out), { recursive: true });
   const tmp = tempPath(opts.out);
+  // The snapshot may start downloading before the plan is complete, into the temp file (only where
+  // its directory already exists: a failed plan must leave nothing behind, not even a directory).
+  let early: EarlySnapshot | null = null;
+  const canStartEarly = fs.existsSync(path.dirname(opts.out));
   let applier: PageApplier | null = null;
   try {
-    const report = await restoreToTemp(plan, opts, tmp, (a) => (applier = a));
+    const plan = await planRestore(opts.storage, opts.db, {
+      ...(opts.generation === undefined ? {} : { generation: opts.generation }),
+      ...(opts.time === undefined ? {} : { time: opts.time }),
+      ...(opts.prefer === undefined ? {} : { prefer: opts.prefer }),
+      ...(canStartEarly ? { onSnapshotListed: (snapshot: Omit<SnapshotObject, 'metadata'>) => (early = startEarlySnapshot(opts.storage, snapshot, tmp)) } : {}),
+    });
+    opts.onProgress?.({ phase: 'plan', generations: plan.chain.length });
+    const gaps = planGaps(plan);
+    // Without a time every frame is needed: refuse a gap before applying anything.
+    if (opts.allowGaps !== true && opts.time === undefined && gaps.length > 0) throw new BackupGapError(gaps[0]!);
+    const started = early as EarlySnapshot | null;
+    let download: Promise<DownloadedSnapshot> | null = null;
+    if (started !== null) {
+      if (started.key === plan.chain[0]!.info.snapshot?.key) {
+        started.reportFrom(opts.onProgress);
+        download = started.download; // still stopped by the failure path below (a no-op once it is done)
+      } else {
+        await started.stop();
+        early = null;
+      }
+    }
+    fs.mkdirSync(path.dirname(opts.out), { recursive: true });
+    const report = await restoreToTemp(plan, opts, tmp, (a) => (applier = a), download);
     await syncWhileChecking((applier as PageApplier | null)!, tmp);
     report.checks.push({ name: 'integrity check', status: 'ok', detail: 'PRAGMA integrity_check: ok' });
     opts.beforeReplace?.();
@@ -131,6 +184,7 @@ export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreRepo
     fsyncDirOf(opts.out);
     return report;
   } catch (err) {
+    await (early as EarlySnapshot | null)?.stop();
     (applier as PageApplier | null)?.destroy();
     removeWithCompanions(tmp);
     throw err;
@@ -161,20 +215,26 @@ function snapshotPageSizeError(plan: RestorePlan, pageSize: number): CorruptBack
  * nothing else to do, when the applier's memory is full). Errors come in the order a sequential
  * restore would meet them: the snapshot's first.
  */
-async function restoreToTemp(plan: RestorePlan, opts: RestoreOptions, tmp: string, setApplier: (a: PageApplier) => void): Promise<RestoreReport> {
+async function restoreToTemp(
+  plan: RestorePlan,
+  opts: RestoreOptions,
+  tmp: string,
+  setApplier: (a: PageApplier) => void,
+  started: Promise<DownloadedSnapshot> | null,
+): Promise<RestoreReport> {
   const oldest = plan.chain[0]!;
   const snapshotObj = oldest.info.snapshot;
   // What may be applied: up to the first gap, where the restore stops (or which it refuses).
   const gapAt = plan.chain.findIndex((g) => g.gap !== null);
   const upToGap = gapAt < 0 ? plan.chain : plan.chain.slice(0, gapAt + 1);
   const batches = batchFetcher(opts.storage, upToGap, opts.parallel ?? 32, opts.prefetchBytes ?? DEFAULT_PREFETCH_BYTES);
-  let download: Promise<DownloadedSnapshot> | null = null;
-  if (snapshotObj !== null) {
+  let download: Promise<DownloadedSnapshot> | null = started;
+  if (download === null && snapshotObj !== null) {
     download = downloadSnapshot(opts.storage, snapshotObj, tmp, {
       onBytes: (bytes) => opts.onProgress?.({ phase: 'snapshot', bytes, totalBytes: snapshotObj.size }),
     });
     download.catch(() => undefined); // awaited below, or in the failure path
-  } else {
+  } else if (download === null) {
     fs.writeFileSync(tmp, Buffer.alloc(0), { mode: 0o644 });
   }
   try {

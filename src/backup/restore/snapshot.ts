@@ -114,12 +114,19 @@ function fileSink(fd: number): { sink: Writable; idle: () => Promise<void> } {
 /** Writes the decompressed snapshot to `file` (created or truncated) and checks it. */
 export async function downloadSnapshot(
   storage: BackupStorage,
-  snapshot: SnapshotObject,
+  snapshot: Pick<SnapshotObject, 'key' | 'compression'>,
   file: string,
   options: { onBytes?: (compressedBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<DownloadedSnapshot> {
-  const expected = decodeSnapshotMetadata(snapshot.metadata, snapshot.key);
-  const { body } = await storage.getStream(snapshot.key, options.signal === undefined ? {} : { signal: options.signal });
+  const { head, body } = await storage.getStream(snapshot.key, options.signal === undefined ? {} : { signal: options.signal });
+  // The digest of the bytes downloaded: from this answer's metadata, not from an earlier HEAD.
+  let expected;
+  try {
+    expected = decodeSnapshotMetadata(head.metadata, snapshot.key);
+  } catch (err) {
+    body.destroy();
+    throw err;
+  }
   // Opened here, not later by the stream: no open can land after a failed restore removed the file.
   const fd = fs.openSync(file, 'w');
   const syncs: Promise<void>[] = [];

@@ -1,29 +1,18 @@
 /**
- * The S3 backend, and the only module that imports the AWS SDK.
+ * The S3 backend: one BackupStorage over two clients. Reads (get, getStream, head, list) of a store
+ * named by an endpoint, with explicit credentials, are signed requests over node:http
+ * (s3-http.ts): restore, verify and `ls` then never load the AWS SDK. Everything else — writes,
+ * bucket creation, deletes, and reads of AWS itself or with the SDK's credential chain — goes through
+ * the SDK (s3-sdk.ts, imported on first use). Both clients' failures are mapped here, once.
  *
- * Client settings follow bottomless (spec §1.1, §7): path-style addressing, the SDK's standard retry
- * mode, checksums only where an operation requires them (R2, B2 and older MinIO reject the newer
- * default ones). Listing is ListObjectsV2 with continuation tokens; each page's objects and common
- * prefixes are merged in key order, and entries that do not sort after the last one given are dropped
- * (some stores, s3rver among them, repeat a common prefix on the next page).
+ * Listing is ListObjectsV2 with continuation tokens; each page's objects and common prefixes are
+ * merged in key order, and entries that do not sort after the last one given are dropped (some
+ * stores, s3rver among them, repeat a common prefix on the next page).
  */
-import {
-  type _Object,
-  type CommonPrefix,
-  CreateBucketCommand,
-  DeleteObjectsCommand,
-  GetObjectCommand,
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  PutObjectCommand,
-  S3Client,
-  type S3ClientConfig,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
-import { pipeline, Readable, Transform } from 'node:stream';
-import { LibsqlctlError } from '../../errors.js';
+import type { Readable } from 'node:stream';
+import { isNotFound, s3Failure } from './s3-errors.js';
+import { type ListPage, type ListPageParams, SignedS3Reader } from './s3-http.js';
+import type { SdkS3 } from './s3-sdk.js';
 import {
   type BackupStorage,
   compareKeys,
@@ -38,11 +27,12 @@ import {
   validateMetadata,
 } from './storage.js';
 
-/** Where and how to reach the bucket. */
-/** Without these the SDK waits forever on a connection the store (or a proxy) black-holes. */
+/** Without these a client waits forever on a connection the store (or a proxy) black-holes. */
 const DEFAULT_IDLE_TIMEOUT_MS = 60_000;
 const CONNECT_TIMEOUT_MS = 10_000;
+const MIB = 1024 * 1024;
 
+/** Where and how to reach the bucket. */
 export interface S3StorageOptions {
   bucket: string;
   /** `http(s)://host[:port]`; null for AWS itself. */
@@ -62,194 +52,79 @@ export interface S3StorageOptions {
    * 10 s): a store that black-holes a connection fails the request, which is then retried.
    */
   requestTimeoutMs?: number;
+  /** false: reads go through the SDK as well (default: signed reads wherever they can be used). */
+  signedReads?: boolean;
 }
 
-const MIB = 1024 * 1024;
-/** S3's smallest part (but the last). */
-const MIN_PART_BYTES = 5 * MIB;
-const DELETE_CHUNK = 1000;
-
-interface ErrorShape {
-  code: string;
-  status: number | undefined;
-  message: string;
-}
-
-function errorShape(err: unknown): ErrorShape {
-  if (err instanceof S3ServiceException) {
-    return { code: err.name, status: err.$metadata.httpStatusCode, message: err.message };
-  }
-  if (err instanceof Error) {
-    const code = 'code' in err && typeof err.code === 'string' ? err.code : err.name;
-    return { code, status: undefined, message: err.message };
-  }
-  return { code: 'Error', status: undefined, message: String(err) };
-}
-
-function isNotFound(err: unknown): boolean {
-  const { code, status } = errorShape(err);
-  return code === 'NoSuchKey' || code === 'NotFound' || (status === 404 && code !== 'NoSuchBucket');
-}
-
-const CREDENTIAL_CODES = new Set([
-  'InvalidAccessKeyId',
-  'SignatureDoesNotMatch',
-  'AccessDenied',
-  'ExpiredToken',
-  'InvalidToken',
-  'CredentialsProviderError',
-  'Forbidden',
-]);
-const NETWORK_CODES = new Set(['ECONNREFUSED', 'ENOTFOUND', 'EAI_AGAIN', 'ECONNRESET', 'ETIMEDOUT', 'TimeoutError', 'EHOSTUNREACH']);
-
-function hintFor({ code, status, message }: ErrorShape): string | undefined {
-  if (CREDENTIAL_CODES.has(code) || status === 403) {
-    return 'check the credentials (LIBSQL_BOTTOMLESS_AWS_ACCESS_KEY_ID, LIBSQL_BOTTOMLESS_AWS_SECRET_ACCESS_KEY, or the AWS default chain) and their permissions on the bucket';
-  }
-  if (NETWORK_CODES.has(code)) return 'check LIBSQL_BOTTOMLESS_ENDPOINT and that the store is reachable';
-  if (code === 'NoSuchBucket') return 'check LIBSQL_BOTTOMLESS_BUCKET (the server creates the bucket on start)';
-  const wrongRegion = code === 'PermanentRedirect' || code === 'AuthorizationHeaderMalformed' || status === 301;
-  if (wrongRegion || /region/i.test(message)) return "set LIBSQL_BOTTOMLESS_AWS_DEFAULT_REGION (or AWS_REGION) to the bucket's region";
-  return undefined;
+/** The operations both clients serve; reads throw the client's own errors. */
+interface ReadClient {
+  get(key: string, range: { start: number; end?: number } | undefined, signal: AbortSignal | undefined): Promise<StoredObject>;
+  getStream(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: Readable }>;
+  listPage(params: ListPageParams): Promise<ListPage>;
 }
 
 /** Objects in an S3 bucket (AWS, MinIO, R2, s3rver, …). */
 export class S3Storage implements BackupStorage {
   readonly description: string;
-  private readonly client: S3Client;
   private readonly bucket: string;
   private readonly pageSize: number;
-  private readonly multipartThreshold: number;
+  private readonly reader: SignedS3Reader | null;
+  private sdkClient: Promise<SdkS3> | null = null;
 
-  constructor(options: S3StorageOptions) {
+  constructor(private readonly options: S3StorageOptions) {
     this.bucket = options.bucket;
     this.pageSize = options.listPageSize ?? 1000;
-    this.multipartThreshold = options.multipartThresholdBytes ?? 8 * MIB;
     this.description = `s3://${options.bucket} (${options.endpoint ?? 'AWS'})`;
-    const config: S3ClientConfig = {
-      forcePathStyle: true,
-      maxAttempts: options.maxAttempts,
-      retryMode: 'standard',
-      requestChecksumCalculation: 'WHEN_REQUIRED',
-      responseChecksumValidation: 'WHEN_REQUIRED',
-    };
-    if (options.endpoint !== null) config.endpoint = options.endpoint;
-    const region = options.region ?? (options.endpoint !== null ? 'us-east-1' : null);
-    if (region !== null) config.region = region;
-    if (options.credentials !== null) config.credentials = { ...options.credentials };
-    const ms = options.requestTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
-    config.requestHandler = { requestTimeout: ms, throwOnRequestTimeout: true, connectionTimeout: Math.min(ms, CONNECT_TIMEOUT_MS), socketTimeout: ms };
-    this.client = new S3Client(config);
+    const idle = options.requestTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+    this.reader =
+      options.endpoint === null || options.credentials === null || options.signedReads === false
+        ? null
+        : new SignedS3Reader({
+            endpoint: options.endpoint,
+            bucket: options.bucket,
+            region: options.region ?? 'us-east-1',
+            credentials: options.credentials,
+            maxAttempts: options.maxAttempts,
+            idleTimeoutMs: idle,
+            connectTimeoutMs: Math.min(idle, CONNECT_TIMEOUT_MS),
+          });
   }
 
   async ensureBucket(): Promise<void> {
-    try {
-      await this.client.send(new HeadBucketCommand({ Bucket: this.bucket }));
-      return;
-    } catch (err) {
-      const { code, status } = errorShape(err);
-      if (status !== 404 && code !== 'NotFound' && code !== 'NoSuchBucket') throw this.failure(err, 'HeadBucket', null);
-    }
-    try {
-      await this.client.send(new CreateBucketCommand({ Bucket: this.bucket }));
-    } catch (err) {
-      if (errorShape(err).code !== 'BucketAlreadyOwnedByYou') throw this.failure(err, 'CreateBucket', null);
-    }
+    await (await this.sdk()).ensureBucket();
   }
 
   async put(key: string, body: PutBody, options: PutOptions = {}): Promise<void> {
     validateMetadata(key, options.metadata);
-    const metadata = options.metadata === undefined ? undefined : { ...options.metadata };
-    if (Buffer.isBuffer(body) && body.length < this.multipartThreshold) {
-      try {
-        await this.client.send(new PutObjectCommand({ Bucket: this.bucket, Key: key, Body: body, ContentLength: body.length, Metadata: metadata }));
-      } catch (err) {
-        throw this.failure(err, 'PutObject', key);
-      }
-      options.onProgress?.(body.length);
-      return;
-    }
-    // Count what the uploader read, for a last progress report of the whole size.
-    let read = 0;
-    const source: Buffer | Readable = Buffer.isBuffer(body)
-      ? body
-      : pipeline(
-          body(),
-          new Transform({
-            transform(chunk: Buffer, _encoding, done) {
-              read += chunk.length;
-              done(null, chunk);
-            },
-          }),
-          () => undefined, // errors reach the uploader through the destroyed Transform
-        );
-    const upload = new Upload({
-      client: this.client,
-      params: { Bucket: this.bucket, Key: key, Body: source, Metadata: metadata, ContentLength: options.contentLength },
-      queueSize: 2,
-      partSize: Math.max(MIN_PART_BYTES, this.multipartThreshold),
-      leavePartsOnError: false,
-    });
-    let sent = 0;
-    upload.on('httpUploadProgress', (p) => {
-      if (p.loaded !== undefined && p.loaded > sent) {
-        sent = p.loaded;
-        options.onProgress?.(sent);
-      }
-    });
-    try {
-      await upload.done();
-    } catch (err) {
-      throw this.failure(err, 'multipart upload', key);
-    } finally {
-      if (!Buffer.isBuffer(source)) source.destroy();
-    }
-    const total = Buffer.isBuffer(body) ? body.length : read;
-    if (sent < total) options.onProgress?.(total);
+    await (await this.sdk()).put(key, body, options);
   }
 
   async get(key: string, options: { range?: { start: number; end?: number }; signal?: AbortSignal } = {}): Promise<StoredObject> {
-    const range = options.range === undefined ? undefined : `bytes=${options.range.start}-${options.range.end ?? ''}`;
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: range }), { abortSignal: options.signal });
-      if (res.Body === undefined) throw new StorageError(`GetObject of ${key} in ${this.description} answered without a body`);
-      const body = Buffer.from(await res.Body.transformToByteArray());
-      const total = /\/(\d+)$/.exec(res.ContentRange ?? '')?.[1];
-      return {
-        key,
-        size: total === undefined ? (res.ContentLength ?? body.length) : Number(total),
-        lastModified: res.LastModified ?? new Date(0),
-        metadata: res.Metadata ?? {},
-        body,
-      };
+      return await (await this.reads()).get(key, options.range, options.signal);
     } catch (err) {
       options.signal?.throwIfAborted();
       if (isNotFound(err)) throw new ObjectNotFoundError(key, this.description);
-      throw this.failure(err, 'GetObject', key);
+      throw s3Failure(err, 'GetObject', this.bucket, key);
     }
   }
 
   async getStream(key: string, options: { signal?: AbortSignal } = {}): Promise<{ head: ObjectHead; body: Readable }> {
     try {
-      const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: options.signal });
-      const body: unknown = res.Body;
-      if (!(body instanceof Readable)) throw new StorageError(`GetObject of ${key} in ${this.description} answered without a readable body`);
-      const head = { key, size: res.ContentLength ?? 0, lastModified: res.LastModified ?? new Date(0), metadata: res.Metadata ?? {} };
-      return { head, body };
+      return await (await this.reads()).getStream(key, options.signal);
     } catch (err) {
       options.signal?.throwIfAborted();
       if (isNotFound(err)) throw new ObjectNotFoundError(key, this.description);
-      throw this.failure(err, 'GetObject', key);
+      throw s3Failure(err, 'GetObject', this.bucket, key);
     }
   }
 
   async head(key: string): Promise<ObjectHead | null> {
     try {
-      const res = await this.client.send(new HeadObjectCommand({ Bucket: this.bucket, Key: key }));
-      return { key, size: res.ContentLength ?? 0, lastModified: res.LastModified ?? new Date(0), metadata: res.Metadata ?? {} };
+      return this.reader !== null ? await this.reader.head(key) : await (await this.sdk()).head(key);
     } catch (err) {
       if (isNotFound(err)) return null;
-      throw this.failure(err, 'HeadObject', key);
+      throw s3Failure(err, 'HeadObject', this.bucket, key);
     }
   }
 
@@ -259,22 +134,19 @@ export class S3Storage implements BackupStorage {
     let lastPrefix = startAfter;
     let token: string | undefined;
     for (let page = 0; ; page++) {
-      let res;
+      let res: ListPage;
       try {
-        res = await this.client.send(
-          new ListObjectsV2Command({
-            Bucket: this.bucket,
-            Prefix: prefix === '' ? undefined : prefix,
-            Delimiter: options.delimiter,
-            StartAfter: token === undefined && startAfter !== '' ? startAfter : undefined,
-            ContinuationToken: token,
-            MaxKeys: this.pageSize,
-          }),
-        );
+        res = await (await this.reads()).listPage({
+          prefix,
+          delimiter: options.delimiter,
+          startAfter: token === undefined && startAfter !== '' ? startAfter : undefined,
+          continuationToken: token,
+          maxKeys: this.pageSize,
+        });
       } catch (err) {
-        throw this.failure(err, 'ListObjectsV2', prefix);
+        throw s3Failure(err, 'ListObjectsV2', this.bucket, prefix);
       }
-      for (const entry of mergePage(res.Contents ?? [], res.CommonPrefixes ?? [])) {
+      for (const entry of mergePage(res)) {
         if (entry.kind === 'object') {
           if (compareKeys(entry.key, lastKey) <= 0) continue;
           lastKey = entry.key;
@@ -284,54 +156,53 @@ export class S3Storage implements BackupStorage {
         }
         yield entry;
       }
-      if (res.IsTruncated !== true) return;
-      if (res.NextContinuationToken === undefined || res.NextContinuationToken === token) {
+      if (!res.truncated) return;
+      if (res.nextToken === undefined || res.nextToken === token) {
         throw new StorageError(`ListObjectsV2 of ${prefix} in ${this.description} is truncated without a new continuation token (page ${page + 1})`);
       }
-      token = res.NextContinuationToken;
+      token = res.nextToken;
     }
   }
 
   async delete(keys: readonly string[]): Promise<void> {
-    for (let i = 0; i < keys.length; i += DELETE_CHUNK) {
-      const chunk = keys.slice(i, i + DELETE_CHUNK);
-      let res;
-      try {
-        res = await this.client.send(
-          new DeleteObjectsCommand({ Bucket: this.bucket, Delete: { Objects: chunk.map((Key) => ({ Key })), Quiet: true } }),
-        );
-      } catch (err) {
-        throw this.failure(err, 'DeleteObjects', chunk[0] ?? null);
-      }
-      const errors = (res.Errors ?? []).filter((e) => e.Code !== 'NoSuchKey');
-      if (errors.length > 0) {
-        const first = errors.slice(0, 3).map((e) => `${e.Key ?? '?'}: ${e.Code ?? '?'} ${e.Message ?? ''}`.trim());
-        const hint = CREDENTIAL_CODES.has(errors[0]?.Code ?? '') ? hintFor({ code: errors[0]?.Code ?? '', status: 403, message: '' }) : undefined;
-        throw new StorageError(`DeleteObjects in ${this.description} failed for ${errors.length} of ${chunk.length} keys: ${first.join('; ')}`, { hint });
-      }
-    }
+    if (keys.length === 0) return;
+    await (await this.sdk()).delete(keys);
   }
 
-  close(): Promise<void> {
-    this.client.destroy();
-    return Promise.resolve();
+  async close(): Promise<void> {
+    this.reader?.close();
+    const sdk = this.sdkClient;
+    this.sdkClient = null;
+    if (sdk !== null) (await sdk.catch(() => null))?.destroy();
   }
 
-  private failure(err: unknown, op: string, key: string | null): LibsqlctlError {
-    if (err instanceof LibsqlctlError) return err;
-    const shape = errorShape(err);
-    const status = shape.status === undefined ? '' : `, HTTP ${shape.status}`;
-    const where = key === null ? `s3://${this.bucket}` : `s3://${this.bucket}/${key}`;
-    return new StorageError(`S3 ${op} of ${where} failed: ${shape.code}${status}: ${shape.message}`, { cause: err, hint: hintFor(shape) });
+  private reads(): SignedS3Reader | Promise<ReadClient> {
+    return this.reader ?? this.sdk();
+  }
+
+  /** The SDK client, loaded on first use. */
+  private sdk(): Promise<SdkS3> {
+    this.sdkClient ??= import('./s3-sdk.js').then(({ SdkS3 }) => {
+      const idle = this.options.requestTimeoutMs ?? DEFAULT_IDLE_TIMEOUT_MS;
+      return new SdkS3({
+        bucket: this.options.bucket,
+        endpoint: this.options.endpoint,
+        region: this.options.region,
+        credentials: this.options.credentials,
+        maxAttempts: this.options.maxAttempts,
+        multipartThresholdBytes: this.options.multipartThresholdBytes ?? 8 * MIB,
+        idleTimeoutMs: idle,
+        connectTimeoutMs: Math.min(idle, CONNECT_TIMEOUT_MS),
+      });
+    });
+    return this.sdkClient;
   }
 }
 
 /** One page's objects and common prefixes, in key order. */
-function mergePage(objects: readonly _Object[], prefixes: readonly CommonPrefix[]): ListEntry[] {
+function mergePage(page: ListPage): ListEntry[] {
   const entries: { sort: string; entry: ListEntry }[] = [];
-  for (const o of objects) {
-    if (o.Key !== undefined) entries.push({ sort: o.Key, entry: { kind: 'object', key: o.Key, size: o.Size ?? 0, lastModified: o.LastModified ?? new Date(0) } });
-  }
-  for (const p of prefixes) if (p.Prefix !== undefined) entries.push({ sort: p.Prefix, entry: { kind: 'prefix', prefix: p.Prefix } });
+  for (const o of page.objects) entries.push({ sort: o.key, entry: { kind: 'object', ...o } });
+  for (const prefix of page.prefixes) entries.push({ sort: prefix, entry: { kind: 'prefix', prefix } });
   return entries.sort((a, b) => compareKeys(a.sort, b.sort)).map((e) => e.entry);
 }

@@ -113,6 +113,28 @@ describe.each(backends)('restore from $name', ({ open }) => {
     await restoreDatabase({ storage, db: 'ns-x:chain', out: older, generation: gen1 });
     expect(await cliDump(older)).toBe(dumps.after1);
   });
+
+  it('a snapshot listed before the chain is known, but not in it, is downloaded early and then dropped', async () => {
+    // Listing order is newest first: gen2 (.dep → gen1), a decoy generation with a snapshot of
+    // its own, then gen1. The restore starts on the decoy's snapshot (the first it lists), must
+    // drop it once the chain ends at gen1's, and restore gen1's into the same temp file.
+    for (const decoy of ['another database', 'not gzip at all']) {
+      const storage = await open();
+      const db = `ns-x:decoy-${decoy.length}`;
+      const { gen1, gen2 } = await chain(storage, db);
+      const between = genAt(T0 + 30_000);
+      if (decoy === 'another database') await putSnapshot(storage, db, between, Buffer.concat([snap0, snap0.subarray(0, 4096)]), 'gz');
+      else await storage.put(`${db}-${between}/db.gz`, Buffer.from('garbage, not a gzip stream'));
+      const out = path.join(outDir(), 'data');
+      const progress: RestoreProgress[] = [];
+      const report = await restoreDatabase({ storage, db, out, onProgress: (p) => progress.push(p) });
+      expect(report.chain.map((g) => g.generation)).toEqual([gen1, gen2]);
+      expect(report.snapshot?.key).toBe(`${db}-${gen1}/db.gz`);
+      expect(await cliDump(out)).toBe(dumps.after2);
+      expect(fs.readdirSync(path.dirname(out))).toEqual(['data']);
+      expect(progress[0]?.phase).toBe('plan');
+    }
+  });
 });
 
 describe('restore', () => {

@@ -39,4 +39,15 @@ describe('S3 client timeouts', () => {
     await storage.put('answered', Buffer.from('y'));
     expect((await storage.get('answered')).body.toString()).toBe('y');
   });
+
+  it('so does a read (signed, without the SDK) and a listing', async () => {
+    proxy.setDelay(60_000);
+    await expect(storage.get('answered')).rejects.toMatchObject({ code: 'BACKUP_STORAGE_FAILED', message: expect.stringMatching(/TimeoutError/) as unknown });
+    const listing = (async () => {
+      for await (const _ of storage.list('')) break;
+    })();
+    await expect(listing).rejects.toMatchObject({ code: 'BACKUP_STORAGE_FAILED', message: expect.stringMatching(/TimeoutError/) as unknown });
+    proxy.reset();
+    expect((await storage.get('answered')).body.toString()).toBe('y');
+  });
 });

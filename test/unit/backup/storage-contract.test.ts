@@ -14,7 +14,7 @@ import { type S3TestEndpoint, startS3rver } from '../../helpers/s3rver.js';
 
 /**
  * One contract, two backends: every case runs against a local directory and against S3 (s3rver, or
- * the store S3_TEST_ENDPOINT names). S3 lists with pages of 2 keys, so paging is exercised everywhere.
+ * the store S3_TEST_ENDPOINT names), there with our signed reads and with the SDK's. S3 lists with pages of 2 keys, so paging is exercised everywhere.
  */
 
 const MIB = 1024 * 1024;
@@ -69,6 +69,8 @@ function localStorage(bucket: string): LocalStorage {
 const backends: { name: string; open: (bucket: string) => BackupStorage }[] = [
   { name: 'local', open: localStorage },
   { name: 's3', open: (bucket) => s3Storage(bucket) },
+  // Reads through the AWS SDK, as for AWS itself or the SDK's credential chain.
+  { name: 's3 (SDK reads)', open: (bucket) => s3Storage(bucket, { signedReads: false }) },
 ];
 
 async function collect(storage: BackupStorage, prefix: string, options?: ListOptions): Promise<string[]> {
@@ -101,7 +103,7 @@ describe.each(backends)('storage contract: $name', ({ name, open }) => {
   const db = (): string => `ns-${randomUUID().slice(0, 8)}:default`;
 
   beforeAll(async () => {
-    storage = open(`contract-${name}-${runId}`);
+    storage = open(`contract-${name.toLowerCase().replace(/[^a-z0-9]+/g, '-')}-${runId}`.replace(/-+/g, '-'));
     await storage.ensureBucket();
     await storage.ensureBucket(); // twice is fine
   });

@@ -1,0 +1,274 @@
+/**
+ * S3 reads (GetObject, HeadObject, ListObjectsV2) over plain node:http with SigV4 signatures, for
+ * stores named by an endpoint with explicit credentials — what restore, verify and `ls` do. The AWS
+ * SDK costs a few hundred milliseconds to load and about 2 ms of CPU per request; a restore makes
+ * hundreds of small requests, and these cost a fraction of that. Writes, and stores that need the
+ * SDK's credential chain or region discovery, stay on the SDK (s3-sdk.ts).
+ *
+ * Path-style addressing, as the SDK client is configured. Retries follow the SDK's standard mode:
+ * network errors, 5xx, 429 and 408 (and S3's SlowDown / RequestTimeout codes), with exponential
+ * backoff and full jitter, `maxAttempts` attempts in all. A stream is retried only until its
+ * answer's head has arrived. Failures are S3RequestErrors, read by s3-errors.ts as the SDK's are.
+ */
+import http, { type IncomingMessage } from 'node:http';
+import https from 'node:https';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { XMLParser } from 'fast-xml-parser';
+import { S3RequestError } from './s3-errors.js';
+import { amzDate, canonicalQuery, type Credentials, EMPTY_PAYLOAD_SHA256, SigV4Signer, uriEncode } from './s3-sigv4.js';
+import type { ObjectHead, ObjectInfo, ObjectMetadata, StoredObject } from './storage.js';
+
+export interface SignedReaderOptions {
+  /** `http(s)://host[:port][/base/path]` */
+  endpoint: string;
+  bucket: string;
+  region: string;
+  credentials: Credentials;
+  maxAttempts: number;
+  /** A socket without traffic this long fails the attempt. */
+  idleTimeoutMs: number;
+  connectTimeoutMs: number;
+}
+
+export interface ListPageParams {
+  prefix: string;
+  delimiter?: string;
+  startAfter?: string;
+  continuationToken?: string;
+  maxKeys: number;
+}
+
+export interface ListPage {
+  objects: ObjectInfo[];
+  prefixes: string[];
+  truncated: boolean;
+  nextToken: string | undefined;
+}
+
+const RETRY_CODES = new Set(['SlowDown', 'RequestTimeout', 'RequestTimeTooSkewed', 'InternalError', 'ServiceUnavailable', 'Throttling', 'ThrottlingException']);
+const BACKOFF_BASE_MS = 100;
+const BACKOFF_CAP_MS = 20_000;
+
+function retryable(err: unknown): boolean {
+  if (!(err instanceof S3RequestError)) return false;
+  if (err.status === undefined) return err.code !== 'AbortError';
+  return err.status >= 500 || err.status === 429 || err.status === 408 || RETRY_CODES.has(err.code);
+}
+
+const xml = new XMLParser({
+  ignoreAttributes: true,
+  parseTagValue: false,
+  trimValues: false,
+  htmlEntities: true,
+  isArray: (_name, jpath) => jpath === 'ListBucketResult.Contents' || jpath === 'ListBucketResult.CommonPrefixes',
+});
+
+function text(value: unknown): string | undefined {
+  return typeof value === 'string' ? value : undefined;
+}
+
+/** The S3 error an answer's status and (XML) body describe. */
+function answerError(res: IncomingMessage, body: Buffer, what: string): S3RequestError {
+  const status = res.statusCode ?? 0;
+  let code: string | undefined;
+  let message: string | undefined;
+  if (body.length > 0) {
+    try {
+      const doc = xml.parse(body.toString('utf8')) as { Error?: { Code?: unknown; Message?: unknown } };
+      code = text(doc.Error?.Code);
+      message = text(doc.Error?.Message);
+    } catch {
+      // not XML: the status says enough
+    }
+  }
+  code ??= status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : status === 301 ? 'PermanentRedirect' : status >= 500 ? 'InternalError' : `HTTP${status}`;
+  return new S3RequestError(code, status, message ?? `${what} answered ${status} ${res.statusMessage ?? ''}`.trim());
+}
+
+function metadataOf(res: IncomingMessage): ObjectMetadata {
+  const out: Record<string, string> = {};
+  for (const [name, value] of Object.entries(res.headers)) {
+    if (name.startsWith('x-amz-meta-') && typeof value === 'string') out[name.slice('x-amz-meta-'.length)] = value;
+  }
+  return out;
+}
+
+function headOf(key: string, res: IncomingMessage): ObjectHead {
+  const modified = res.headers['last-modified'];
+  const range = /\/(\d+)$/.exec(res.headers['content-range'] ?? '')?.[1];
+  const length = Number(res.headers['content-length'] ?? 0);
+  return {
+    key,
+    size: range === undefined ? length : Number(range),
+    lastModified: modified === undefined ? new Date(0) : new Date(modified),
+    metadata: metadataOf(res),
+  };
+}
+
+function readBody(res: IncomingMessage): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    res.on('data', (c: Buffer) => chunks.push(c));
+    res.on('error', reject);
+    res.on('end', () => (res.complete ? resolve(Buffer.concat(chunks)) : reject(new S3RequestError('ECONNRESET', undefined, 'the answer ended early'))));
+  });
+}
+
+export class SignedS3Reader {
+  private readonly signer: SigV4Signer;
+  private readonly url: URL;
+  private readonly basePath: string;
+  private readonly agent: http.Agent;
+  private readonly transport: typeof http | typeof https;
+
+  constructor(private readonly options: SignedReaderOptions) {
+    this.url = new URL(options.endpoint);
+    this.basePath = this.url.pathname.replace(/\/+$/, '');
+    this.transport = this.url.protocol === 'https:' ? https : http;
+    this.agent = new this.transport.Agent({ keepAlive: true, maxSockets: 64 });
+    this.signer = new SigV4Signer(options.credentials, options.region);
+  }
+
+  async get(key: string, range: { start: number; end?: number } | undefined, signal: AbortSignal | undefined): Promise<StoredObject> {
+    const headers: Record<string, string> = range === undefined ? {} : { range: `bytes=${range.start}-${range.end ?? ''}` };
+    return this.withRetries(signal, async () => {
+      const res = await this.request('GET', key, {}, headers, signal);
+      const body = await readBody(res);
+      if ((res.statusCode ?? 0) >= 300) throw answerError(res, body, `GetObject of ${key}`);
+      return { ...headOf(key, res), body };
+    });
+  }
+
+  async getStream(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: IncomingMessage }> {
+    return this.withRetries(signal, async () => {
+      const res = await this.request('GET', key, {}, {}, signal);
+      if ((res.statusCode ?? 0) >= 300) throw answerError(res, await readBody(res), `GetObject of ${key}`);
+      return { head: headOf(key, res), body: res };
+    });
+  }
+
+  /** null when missing. */
+  async head(key: string): Promise<ObjectHead | null> {
+    return this.withRetries(undefined, async () => {
+      const res = await this.request('HEAD', key, {}, {}, undefined);
+      await readBody(res);
+      if (res.statusCode === 404) return null;
+      if ((res.statusCode ?? 0) >= 300) throw answerError(res, Buffer.alloc(0), `HeadObject of ${key}`);
+      return headOf(key, res);
+    });
+  }
+
+  async listPage(params: ListPageParams): Promise<ListPage> {
+    const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(params.maxKeys) };
+    if (params.prefix !== '') query.prefix = params.prefix;
+    if (params.delimiter !== undefined) query.delimiter = params.delimiter;
+    if (params.startAfter !== undefined) query['start-after'] = params.startAfter;
+    if (params.continuationToken !== undefined) query['continuation-token'] = params.continuationToken;
+    return this.withRetries(undefined, async () => {
+      const res = await this.request('GET', null, query, {}, undefined);
+      const body = await readBody(res);
+      if ((res.statusCode ?? 0) >= 300) throw answerError(res, body, 'ListObjectsV2');
+      return parseListPage(body);
+    });
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private async withRetries<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
+    for (let n = 1; ; n++) {
+      try {
+        return await attempt();
+      } catch (err) {
+        signal?.throwIfAborted();
+        if (n >= this.options.maxAttempts || !retryable(err)) throw err;
+        await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (n - 1)), undefined, { signal });
+      }
+    }
+  }
+
+  /** One signed request; resolves with the answer's head (any status), its body unread. */
+  private request(method: 'GET' | 'HEAD', key: string | null, query: Record<string, string>, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+    const path = `${this.basePath}/${uriEncode(this.options.bucket)}${key === null ? '' : `/${uriEncode(key, true)}`}`;
+    const headers: Record<string, string> = {
+      ...extra,
+      host: this.url.host,
+      'x-amz-date': amzDate(new Date()),
+      'x-amz-content-sha256': EMPTY_PAYLOAD_SHA256,
+    };
+    if (this.options.credentials.sessionToken !== undefined) headers['x-amz-security-token'] = this.options.credentials.sessionToken;
+    headers.authorization = this.signer.authorization({ method, path, query, headers, payloadSha256: EMPTY_PAYLOAD_SHA256 });
+    const search = canonicalQuery(query);
+    const { idleTimeoutMs, connectTimeoutMs } = this.options;
+    return new Promise((resolve, reject) => {
+      const req = this.transport.request({
+        protocol: this.url.protocol,
+        hostname: this.url.hostname,
+        port: this.url.port === '' ? undefined : Number(this.url.port),
+        method,
+        path: search === '' ? path : `${path}?${search}`,
+        headers,
+        agent: this.agent,
+        signal,
+        timeout: idleTimeoutMs,
+      });
+      let answer: IncomingMessage | null = null;
+      const fail = (err: Error): void => {
+        if (answer !== null) answer.destroy(err);
+        else req.destroy(err);
+      };
+      req.on('timeout', () => fail(new S3RequestError('TimeoutError', undefined, `no traffic for ${idleTimeoutMs} ms from ${this.url.host}`)));
+      req.on('socket', (socket) => {
+        if (!socket.connecting) return;
+        const timer = setTimeout(() => fail(new S3RequestError('TimeoutError', undefined, `could not connect to ${this.url.host} within ${connectTimeoutMs} ms`)), connectTimeoutMs);
+        socket.once('connect', () => clearTimeout(timer));
+        socket.once('close', () => clearTimeout(timer));
+      });
+      req.on('error', (err: NodeJS.ErrnoException) => {
+        if (err instanceof S3RequestError) reject(err);
+        else if (err.name === 'AbortError') reject(err);
+        else reject(new S3RequestError(err.code ?? err.name, undefined, err.message, { cause: err }));
+      });
+      req.on('response', (res) => {
+        answer = res;
+        resolve(res);
+      });
+      req.end();
+    });
+  }
+}
+
+interface ListXml {
+  ListBucketResult?: {
+    Contents?: { Key?: unknown; Size?: unknown; LastModified?: unknown }[];
+    CommonPrefixes?: { Prefix?: unknown }[];
+    IsTruncated?: unknown;
+    NextContinuationToken?: unknown;
+  };
+}
+
+/** A ListObjectsV2 answer's objects, prefixes and continuation. */
+export function parseListPage(body: Buffer): ListPage {
+  let doc: ListXml;
+  try {
+    doc = xml.parse(body.toString('utf8')) as ListXml;
+  } catch (err) {
+    throw new S3RequestError('MalformedListing', 200, `ListObjectsV2 answered with XML that does not parse: ${(err as Error).message}`);
+  }
+  const result = doc.ListBucketResult;
+  if (result === undefined || typeof result !== 'object') throw new S3RequestError('MalformedListing', 200, 'ListObjectsV2 answered without a ListBucketResult');
+  const objects: ObjectInfo[] = [];
+  for (const c of result.Contents ?? []) {
+    const key = text(c.Key);
+    if (key === undefined) continue;
+    const modified = text(c.LastModified);
+    objects.push({ key, size: Number(text(c.Size) ?? 0), lastModified: modified === undefined ? new Date(0) : new Date(modified) });
+  }
+  const prefixes: string[] = [];
+  for (const p of result.CommonPrefixes ?? []) {
+    const prefix = text(p.Prefix);
+    if (prefix !== undefined) prefixes.push(prefix);
+  }
+  return { objects, prefixes, truncated: text(result.IsTruncated)?.trim() === 'true', nextToken: text(result.NextContinuationToken) };
+}
