@@ -220,7 +220,9 @@ describe('bottomless under store faults (serve, S3 through a faulty proxy)', () 
   });
 
   it('staging cap: S3 down long enough, frames are dropped with one loud error; back up, a new generation with a snapshot begins and restores to the database', async () => {
-    const w = await world({ flags: { 'bottomless-staging-max-mb': 1 } });
+    // Retries back off to at most 1 s (30 s by default): the outage lasts as long as the cap takes to
+    // fill, and the first upload after it must come within the wait below, not half a minute later.
+    const w = await world({ flags: { 'bottomless-staging-max-mb': 1 }, tunables: { retryMaxMs: 1000 } });
     for (let i = 0; i < 10; i++) await insert(w);
     await caughtUp(w);
     const first = await newestGeneration(w.store, DB);
