@@ -22,6 +22,21 @@ export default tseslint.config(
     rules: { 'no-restricted-properties': 'off' },
   },
   {
+    // The admin shell (src/shell/): components only render, from props; hooks call the API.
+    files: ['src/shell/components/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { patterns: [{ group: ['**/api/*', '**/hooks/*'], allowTypeImports: true, message: 'Components only render: the data comes in props, the hooks call the API.' }] }],
+    },
+  },
+  {
+    // Ink and React are the admin shell's: other commands must not load them at start-up.
+    files: ['src/**'],
+    ignores: ['src/shell/**'],
+    rules: {
+      '@typescript-eslint/no-restricted-imports': ['error', { paths: [{ name: 'ink', message: 'Only src/shell/ uses Ink.' }, { name: 'react', message: 'Only src/shell/ uses React.' }] }],
+    },
+  },
+  {
     files: ['**/*.js'],
     ...tseslint.configs.disableTypeChecked,
   },

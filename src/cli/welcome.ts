@@ -23,13 +23,14 @@ function roleLines(config: ServeConfig, grpc: Addr | null): string[] {
   return [`  replicas       ${c.grpc?.tls ? 'https' : 'http'}://${hostPort(grpc)}  (inter-node gRPC${c.grpc?.tls ? ', mutual TLS' : ''})`];
 }
 
-export function welcomeBanner(config: ServeConfig, http: Addr, hranaWs: Addr | null = null, grpc: Addr | null = null): string {
+export function welcomeBanner(config: ServeConfig, http: Addr, hranaWs: Addr | null = null, grpc: Addr | null = null, admin: Addr | null = null): string {
   const auth = config.auth.kind === 'disabled' ? 'disabled (anyone can read and write)' : config.auth.kind === 'basic' ? 'HTTP basic' : 'JWT (Ed25519)';
   return [
     `libsqlctl serve — libSQL server (sqld ${SERVER_VERSION} compatible)`,
     `  listening on   http://${hostPort(http)}  (Hrana over HTTP and ws://, legacy API)`,
     ...(hranaWs ? [`  Hrana over ws  ws://${hostPort(hranaWs)}  (WebSocket only)`] : []),
     ...roleLines(config, grpc),
+    ...(admin ? [`  admin API      http://${hostPort(admin)}  (${config.admin?.authKey ? 'key required' : 'no key: anyone who reaches it can change namespaces'})`] : []),
     `  data in        ${displayPath(new DataDirPaths(config.dbPath).namespace(DEFAULT_NAMESPACE).db)}`,
     `  auth           ${auth}`,
     ...(config.jwtKeyIgnored ? ['                 (a JWT key is also configured; as in sqld, basic auth is used)'] : []),

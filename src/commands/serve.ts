@@ -18,7 +18,7 @@ export default class Serve extends BaseCommand {
     // commands, `-h` and `-V` start without it (oclif loads every command class to find one).
     const { startServer } = await import('../server/server.js');
     const server = await startServer(config);
-    if (config.welcome) this.log(welcomeBanner(config, server.httpAddress, server.hranaWsAddress, server.cluster.grpcAddress));
+    if (config.welcome) this.log(welcomeBanner(config, server.httpAddress, server.hranaWsAddress, server.cluster.grpcAddress, server.adminAddress));
 
     let signals = 0;
     const onSignal = (signal: NodeJS.Signals): void => {

@@ -46,6 +46,15 @@ export interface ServeFlags extends ClusterFlags, ConnectionFlags {
   'disable-default-namespace'?: boolean | undefined;
   'extensions-path'?: string | undefined;
   'max-statement-duration-s'?: string | undefined;
+  'admin-listen-addr'?: string | undefined;
+  'admin-auth-key'?: string | undefined;
+}
+
+/** The admin API (`--admin-listen-addr`, src/server/admin/, docs/ADMIN.md). */
+export interface AdminConfig {
+  listen: ListenAddr;
+  /** `--admin-auth-key`: every admin request needs `authorization: Basic <key>`; null = open. */
+  authKey: string | null;
 }
 
 export interface ServeLimits {
@@ -98,6 +107,8 @@ export interface ServeConfig {
   snapshotAtShutdown: boolean;
   /** `--enable-http-console`: the web SQL console at `GET /console`. */
   httpConsole: boolean;
+  /** `--admin-listen-addr`: the admin API's own listener; null = off (the default). */
+  admin: AdminConfig | null;
   /** `--enable-bottomless-replication`: continuous backup of every primary namespace; null = off. */
   bottomless: (BottomlessConfig & { policy: BackupPolicy }) | null;
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
@@ -221,6 +232,21 @@ function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): ServeConfig['
   };
 }
 
+/** The admin listener; `--admin-auth-key` alone is ignored, as in sqld (there is nothing to protect). */
+function resolveAdmin(flags: ServeFlags, http: ListenAddr): AdminConfig | null {
+  const listen = flags['admin-listen-addr'];
+  if (listen === undefined || listen === '') return null;
+  const key = flags['admin-auth-key'];
+  if (key !== undefined && key.trim() === '') {
+    throw new ConfigError('CONFIG_ADMIN_AUTH_KEY', '--admin-auth-key: the key is empty', { hint: 'give a secret, or leave the flag (and LIBSQL_ADMIN_AUTH_KEY) out for an admin API without a key' });
+  }
+  const addr = parseListenAddr(listen, '--admin-listen-addr');
+  if (addr.port !== 0 && addr.port === http.port && addr.host === http.host) {
+    throw new ConfigError('CONFIG_ADMIN_ADDR', `--admin-listen-addr: ${listen} is the user port's address too`, { hint: 'give the admin API a port of its own, e.g. 127.0.0.1:9090' });
+  }
+  return { listen: addr, authKey: key ?? null };
+}
+
 /** The watchdog's cells hold milliseconds as int32; whole milliseconds, at most ~24 days. */
 const MAX_STATEMENT_DURATION_S = Math.floor(0x7fffffff / 1000);
 
@@ -237,9 +263,10 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
   const connTimeout = parsePositive(flags['connection-creation-timeout-sec'], '--connection-creation-timeout-sec');
   const log = resolveLogLevel(flags['log-level'], env.RUST_LOG);
   const auth = await resolveAuth(flags, env);
+  const http = parseListenAddr(flags['http-listen-addr'], '--http-listen-addr');
   return {
     dbPath: path.resolve(flags['db-path']),
-    http: parseListenAddr(flags['http-listen-addr'], '--http-listen-addr'),
+    http,
     hranaWs: flags['hrana-listen-addr'] ? parseListenAddr(flags['hrana-listen-addr'], '--hrana-listen-addr') : null,
     auth,
     jwtKeyIgnored: auth.kind === 'basic' && Boolean(flags['auth-jwt-key-file'] || env.SQLD_AUTH_JWT_KEY),
@@ -265,6 +292,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     },
     snapshotAtShutdown: Boolean(flags['snapshot-at-shutdown']),
     httpConsole: Boolean(flags['enable-http-console']),
+    admin: resolveAdmin(flags, http),
     bottomless: resolveServeBottomless(flags, env),
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     initialIdleShutdownTimeoutS: parsePositive(flags['initial-idle-shutdown-timeout-s'], '--initial-idle-shutdown-timeout-s'),

@@ -26,6 +26,8 @@ export const serveFlags = {
   'no-welcome': Flags.boolean({ default: false, description: "Don't display the welcome message." }),
   'enable-namespaces': Flags.boolean({ default: false, description: 'Select databases by x-namespace header or Host name.' }),
   'disable-default-namespace': Flags.boolean({ default: false, description: 'Refuse requests whose namespace cannot be determined.' }),
+  'admin-listen-addr': Flags.string({ env: 'SQLD_ADMIN_LISTEN_ADDR', description: 'Address and port of the admin API (namespaces, config, stats; docs/ADMIN.md), e.g. 127.0.0.1:9090. Off by default.' }),
+  'admin-auth-key': Flags.string({ env: 'LIBSQL_ADMIN_AUTH_KEY', description: 'Admin API key: every admin request needs the header "authorization: Basic <key>".' }),
   'max-response-size': Flags.string({ env: 'SQLD_MAX_RESPONSE_SIZE', default: '10MB', description: 'Maximum size of one response, e.g. 5KB, 10MB.' }),
   'max-total-response-size': Flags.string({ env: 'SQLD_MAX_TOTAL_RESPONSE_SIZE', default: '32MB', description: 'Maximum size of all responses in flight.' }),
   'max-concurrent-connections': Flags.integer({ env: 'SQLD_MAX_CONCURRENT_CONNECTIONS', default: 128, description: 'Database connections open at once.' }),

@@ -31,8 +31,6 @@ const HEAP_LIMITS = 'better-sqlite3 is built with SQLite memory accounting off, 
 
 /** sqld's `serve` settings we do not honour, as its `--help` names them. */
 export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
-  { flag: 'admin-listen-addr', env: 'SQLD_ADMIN_LISTEN_ADDR', why: `the admin API is ${LATER}` },
-  { flag: 'admin-auth-key', env: 'LIBSQL_ADMIN_AUTH_KEY', why: `the admin API is ${LATER}` },
   { flag: 'http-primary-url', env: 'SQLD_HTTP_PRIMARY_URL', changesRole: true, why: 'replicas follow their primary over gRPC: use --primary-grpc-url' },
   { flag: 'migrate-bottomless', env: 'LIBSQL_MIGRATE_BOTTOMLESS', switch: true, changesRole: true, why: 'libsql-wal is not supported' },
   { flag: 'encryption-key', env: 'SQLD_ENCRYPTION_KEY', changesRole: true, why: 'encryption at rest is not supported on stock SQLite' },

@@ -4,7 +4,8 @@ import { bindArgs } from './bind.js';
 import type { ClientConnection, StatementDescription } from './client-connection.js';
 import { runProgram, type ProgramStep, type RunProgramOptions, type StepOutcome } from './program.js';
 import { classifyStatement, type SplitStmt } from './sql-split.js';
-import { ForbiddenError, SqlError, toSqlError } from './sql-error.js';
+import { synchronousFor, type NamespaceConfig } from './namespace-config.js';
+import { blockedError, ForbiddenError, SqlError, toSqlError } from './sql-error.js';
 import { findParameters, type SqlParam } from './sql-params.js';
 import { RowStream } from './row-stream.js';
 import type { StatementGuard } from './watchdog.js';
@@ -29,6 +30,10 @@ export interface ConnectionHost {
   onConnectionClosed(conn: SqlConnection): void;
   /** The namespace's replication index (primary: last logged commit; replica: last applied). */
   replicationIndex(): bigint | null;
+  /** The namespace's current settings (blocking, size limit, durability; namespace-config.ts). */
+  readonly config: NamespaceConfig;
+  /** Counts a client statement that ran (namespace-stats.ts). */
+  recordQuery(sql: string, rowsRead: number, rowsWritten: number, elapsedMs: number): void;
 }
 
 export interface ExecOptions {
@@ -53,7 +58,12 @@ export interface Prepared {
   refused: Error | null;
   /** A principal needs Write permission to run it (sqld's classes: statement-policy.ts). */
   needsWrite: boolean;
+  /** Which block of the namespace config refuses it: reads (also blocks writes), writes, or none (COMMIT, SAVEPOINT, …). */
+  blockedBy: 'reads' | 'writes' | 'none';
 }
+
+/** Transaction ends, savepoints and (refused anyway) ATTACH/DETACH are never blocked, as in sqld. */
+const NEVER_BLOCKED = new Set(['commit', 'rollback', 'savepoint', 'release', 'rollback_to', 'attach', 'detach']);
 
 const TAINTING_KINDS = new Set(['pragma', 'attach', 'detach', 'other']);
 const TEMP_RE = /\btemp(?:orary)?\b/i;
@@ -115,6 +125,10 @@ export class SqliteHandle {
   readonly cache = new Map<string, Prepared>();
   /** Set once a statement may have changed per-connection state; such a handle is closed, not reused. */
   dirty = false;
+  /** The namespace config version whose per-connection settings this connection has (0: none yet). */
+  private configVersion = 0;
+  /** SQLite's own `max_page_count` for this connection, restored when the namespace's limit is lifted. */
+  private defaultMaxPages: number | null = null;
 
   /** @param guard the statement watchdog's hold on this connection (null: its statements have no time limit) */
   constructor(
@@ -141,13 +155,34 @@ export class SqliteHandle {
     if (stmt.reader) stmt.raw(true);
     const columns = stmt.reader ? stmt.columns().map((c) => ({ name: c.name, decltype: c.type })) : null;
     const taints = TAINTING_KINDS.has(info.kind) || (info.kind === 'ddl' && TEMP_RE.test(sql));
-    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints, refused: statementPolicyError(info), needsWrite: needsWritePermission(info, stmt.readonly) };
+    const needsWrite = needsWritePermission(info, stmt.readonly);
+    const blockedBy = NEVER_BLOCKED.has(info.kind) ? 'none' : info.kind === 'begin' || !needsWrite ? 'reads' : 'writes';
+    const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints, refused: statementPolicyError(info), needsWrite, blockedBy };
     this.cache.set(sql, p);
     if (this.cache.size > CACHE_SIZE) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
     }
     return p;
+  }
+
+  /**
+   * Brings the per-connection settings of the namespace config onto this connection (a version
+   * check per statement; the pragmas run only when the config changed). `PRAGMA synchronous` cannot
+   * change inside a transaction: then it waits for the next statement outside one.
+   */
+  applyConfig(config: NamespaceConfig): void {
+    if (config.version === this.configVersion || this.sqlite.inTransaction) return;
+    try {
+      this.defaultMaxPages ??= Number(this.sqlite.pragma('max_page_count', { simple: true }));
+      // SQLite keeps the limit at least at the current page count: writes that need more pages fail with SQLITE_FULL.
+      this.sqlite.pragma(`max_page_count = ${config.maxDbPages ?? this.defaultMaxPages}`);
+      this.sqlite.pragma(`synchronous = ${synchronousFor(config.durabilityMode)}`);
+    } catch (err) {
+      // The statement fails with SQLite's reason; the next one tries again.
+      throw toSqlError(err, 'run');
+    }
+    this.configVersion = config.version;
   }
 
   close(): void {
@@ -251,6 +286,8 @@ export class SqlConnection implements LockHolder, ClientConnection {
       this.aborted = null;
       throw reason;
     }
+    // Before preparing: SQLite compiles a pragma's current value into the statement.
+    this.handle.applyConfig(this.host.config);
     let p = this.prepare(sql);
     if (p.refused && !opts.trusted) throw p.refused;
     if (p.taints) this.handle.dirty = true;
@@ -262,6 +299,10 @@ export class SqlConnection implements LockHolder, ClientConnection {
     if (p.needsWrite && !opts.allowWrite) {
       throw new ForbiddenError('FORBIDDEN', `Authorization forbidden: Current session doesn't not have Write permission to namespace ${this.host.name}`);
     }
+    const config = this.host.config;
+    if (!opts.trusted && p.blockedBy !== 'none' && (config.blockReads || (config.blockWrites && p.blockedBy === 'writes'))) {
+      throw blockedError(config.blockReason);
+    }
     return { p, bound, demotedBegin };
   }
 
@@ -271,6 +312,7 @@ export class SqlConnection implements LockHolder, ClientConnection {
    */
   async openRows(sql: string, args: SqlArgs, opts: ExecOptions): Promise<{ result: ExecResult } | { rows: RowStream }> {
     if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+    this.handle.applyConfig(this.host.config);
     const probe = this.prepare(sql);
     if (!probe.stmt.reader || !probe.stmt.readonly) return { result: await this.execute(sql, args, opts) };
     const { p, bound } = this.admit(sql, args, opts);
@@ -281,8 +323,10 @@ export class SqlConnection implements LockHolder, ClientConnection {
       throw toSqlError(err, 'run');
     }
     const watched = opts.trusted ? null : (this.handle.guard?.forFetches(this.sqlite, this.host.name, sql) ?? null);
+    const started = performance.now();
     const rows = new RowStream(iter, p.columns ?? [], () => {
       if (this.rows === rows) this.rows = null;
+      if (!opts.trusted) this.host.recordQuery(sql, rows.rowsRead, 0, performance.now() - started);
       this.settle();
     }, watched);
     this.rows = rows;
@@ -315,6 +359,7 @@ export class SqlConnection implements LockHolder, ClientConnection {
     try {
       const result = this.run(p, bound, opts.maxResponseBytes, guard, started);
       if (demotedBegin || (p.info.kind === 'begin' && p.info.beginMode === 'readonly')) this.readonlyTxn = true;
+      if (!opts.trusted) this.host.recordQuery(sql, result.rowsRead, result.rowsWritten, result.durationMs);
       return result;
     } catch (err) {
       throw guard ? guard.failed(err, this.sqlite, this.host.name, sql, inTransaction, performance.now() - started) : err;

@@ -5,6 +5,8 @@ import type { NamespacePaths } from './data-dir.js';
 import { noFaults, type FaultInjector } from './faults.js';
 import { SqliteFiles } from './files/sqlite-files.js';
 import { silentLogger, type Logger } from './logger.js';
+import { DEFAULT_NAMESPACE_CONFIG, type NamespaceConfig } from './namespace-config.js';
+import { NamespaceStats } from './namespace-stats.js';
 import { PrimaryRole } from './roles/primary-role.js';
 import type { DbRole, OpenTransaction, RoleHost } from './roles/role.js';
 import { PAGE_SIZE } from './wal/frame.js';
@@ -17,7 +19,12 @@ const MAX_IDLE_HANDLES = 32;
 export interface NamespaceDbOptions {
   paths: NamespacePaths;
   name: string;
+  /** The server's write-lock steal timeout; a namespace's `txn_timeout_s` overrides it. */
   txnTimeoutMs: number;
+  /** The namespace's settings (default: none set); changed later with applyConfig(). */
+  config?: NamespaceConfig;
+  /** Where its client statements are counted (kept by Namespaces across closes); default: its own. */
+  stats?: NamespaceStats;
   /** Primary (capture, checkpoints) or replica (applier); null leaves the WAL alone (engine-core tests). */
   role: DbRole | null;
   logger?: Logger;
@@ -41,6 +48,9 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
   readonly faults: FaultInjector;
   readonly role: DbRole | null;
   private readonly lock: WriteLock;
+  private readonly serverTxnTimeoutMs: number;
+  private currentConfig: NamespaceConfig;
+  readonly stats: NamespaceStats;
   private readonly extensions: readonly string[];
   private readonly watchdog: StatementWatchdog | null;
   private readonly connections = new Set<SqlConnection>();
@@ -55,13 +65,47 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
     this.role = opts.role;
     this.logger = opts.logger ?? silentLogger();
     this.faults = opts.faults ?? noFaults;
-    this.lock = new WriteLock(opts.txnTimeoutMs);
+    this.serverTxnTimeoutMs = opts.txnTimeoutMs;
+    this.currentConfig = opts.config ?? DEFAULT_NAMESPACE_CONFIG;
+    this.stats = opts.stats ?? new NamespaceStats();
+    this.lock = new WriteLock(this.txnTimeoutMsFor(this.currentConfig));
     this.extensions = opts.extensions ?? [];
     this.watchdog = opts.watchdog ?? null;
   }
 
   get dir(): string {
     return this.paths.dir;
+  }
+
+  get config(): NamespaceConfig {
+    return this.currentConfig;
+  }
+
+  /** Takes a changed config: the lock's timeout at once, per-connection settings at each connection's next statement. */
+  applyConfig(config: NamespaceConfig): void {
+    this.currentConfig = config;
+    this.lock.setTimeoutMs(this.txnTimeoutMsFor(config));
+  }
+
+  recordQuery(sql: string, rowsRead: number, rowsWritten: number, elapsedMs: number): void {
+    this.stats.record(sql, rowsRead, rowsWritten, elapsedMs);
+  }
+
+  /** Bytes the database takes: its page count (WAL included) × page size. */
+  storageBytes(): number {
+    return Number(this.maintenance.pragma('page_count', { simple: true })) * PAGE_SIZE;
+  }
+
+  /**
+   * A checkpoint on request (admin API): on a primary through its checkpointer, the only one that
+   * checkpoints (so the frame capture and backups take part); a replica's file has no WAL.
+   */
+  async checkpoint(): Promise<void> {
+    await this.frames?.checkpoint();
+  }
+
+  private txnTimeoutMsFor(config: NamespaceConfig): number {
+    return config.txnTimeoutS === null ? this.serverTxnTimeoutMs : config.txnTimeoutS * 1000;
   }
 
   get dbFile(): string {

@@ -1,8 +1,12 @@
-import { NotFoundError } from '../errors.js';
+import fs from 'node:fs';
+import { LibsqlctlError, NotFoundError } from '../errors.js';
 import type { DataDirPaths, NamespacePaths } from './data-dir.js';
 import type { FaultInjector } from './faults.js';
 import type { Logger } from './logger.js';
+import { configFromRecord, configToRecord, DEFAULT_NAMESPACE_CONFIG, type NamespaceConfig, type NamespaceSettings } from './namespace-config.js';
 import { NamespaceDb } from './namespace-db.js';
+import { checkNamespaceName, InvalidNamespaceNameError, isValidNamespaceName } from './namespace-name.js';
+import { NamespaceStats } from './namespace-stats.js';
 import { NamespaceRegistry } from './registry/namespace-registry.js';
 import type { DbRole } from './roles/role.js';
 import type { StatementWatchdog } from './watchdog.js';
@@ -31,6 +35,17 @@ export interface NamespacesOptions {
 
 export const DEFAULT_NAMESPACE = 'default';
 
+/** A namespace created under a name that exists already (HTTP 400, sqld's text). */
+export class NamespaceExistsError extends LibsqlctlError {
+  constructor(name: string) {
+    super('NAMESPACE_ALREADY_EXISTS', `Namespace \`${name}\` already exists`);
+  }
+}
+
+function doesntExist(name: string): NotFoundError {
+  return new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`);
+}
+
 /**
  * The namespaces of a data directory: which exist is the registry's word; databases are opened
  * lazily (concurrent first requests share one open) and kept open until close().
@@ -38,6 +53,11 @@ export const DEFAULT_NAMESPACE = 'default';
 export class Namespaces {
   private readonly open = new Map<string, NamespaceDb>();
   private readonly opening = new Map<string, Promise<NamespaceDb>>();
+  /** Names being created (not registered yet: requests get 404, a second create 400). */
+  private readonly creating = new Set<string>();
+  private readonly deleting = new Map<string, Promise<void>>();
+  /** Statement counters per namespace, kept while a namespace closes and reopens. */
+  private readonly stats = new Map<string, NamespaceStats>();
   private closing: Promise<void> | null = null;
   readonly registry: NamespaceRegistry;
 
@@ -50,10 +70,9 @@ export class Namespaces {
     const existing = this.open.get(name);
     if (existing) return Promise.resolve(existing);
     if (this.closing) return Promise.reject(new Error('the server is shutting down'));
-    const known = name === DEFAULT_NAMESPACE || this.registry.has(name);
-    if (!known && !this.opts.admit) {
-      return Promise.reject(new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`));
-    }
+    const known = this.exists(name);
+    // An unknown name that breaks our rules is not asked of a primary either: it would become a path.
+    if ((!known && (!this.opts.admit || !isValidNamespaceName(name))) || this.deleting.has(name)) return Promise.reject(doesntExist(name));
     let pending = this.opening.get(name);
     if (!pending) {
       pending = (known ? this.openNamespace(name) : this.admitAndOpen(name)).finally(() => this.opening.delete(name));
@@ -71,18 +90,143 @@ export class Namespaces {
     return [...this.open.values()];
   }
 
+  /** Whether the namespace exists here (`default` always does: it is made on first use). */
+  exists(name: string): boolean {
+    return name === DEFAULT_NAMESPACE || this.registry.has(name);
+  }
+
+  /** Every existing namespace, sorted (`default` included). */
+  names(): string[] {
+    const names = this.registry.names();
+    if (!names.includes(DEFAULT_NAMESPACE)) names.push(DEFAULT_NAMESPACE);
+    return names.sort();
+  }
+
+  /** A namespace's settings (defaults for one never configured). */
+  config(name: string): NamespaceConfig {
+    const entry = this.registry.get(name);
+    return entry ? configFromRecord(entry.config) : DEFAULT_NAMESPACE_CONFIG;
+  }
+
+  /** The statement counters of a namespace (open or not). */
+  statsOf(name: string): NamespaceStats {
+    let stats = this.stats.get(name);
+    if (!stats) {
+      stats = new NamespaceStats();
+      this.stats.set(name, stats);
+    }
+    return stats;
+  }
+
+  /**
+   * Replaces a namespace's settings and bumps its config version; an open database takes them at
+   * once (its connections at their next statement). Returns the new config.
+   */
+  setConfig(name: string, settings: NamespaceSettings): NamespaceConfig {
+    if (!this.exists(name)) throw doesntExist(name);
+    const next: NamespaceConfig = { ...settings, version: this.config(name).version + 1 };
+    if (this.registry.has(name)) this.registry.setConfig(name, configToRecord(next));
+    else this.registry.add(name, configToRecord(next));
+    this.open.get(name)?.applyConfig(next);
+    return next;
+  }
+
+  /**
+   * Creates a namespace with these settings; `load` fills its database (a dump) before it becomes
+   * visible. All or nothing: until it is registered requests get 404 and a second create of the
+   * name 400; a failure leaves no folder behind. `default` exists always: creating it again only
+   * replaces its settings (as in sqld), unless it comes with a dump.
+   */
+  create(name: string, settings: NamespaceSettings, load?: (db: NamespaceDb) => Promise<void>): Promise<NamespaceDb> {
+    try {
+      checkNamespaceName(name);
+      if (this.closing) throw new Error('the server is shutting down');
+      if (this.registry.has(name) || this.creating.has(name) || this.deleting.has(name) || this.open.has(name) || this.opening.has(name)) {
+        if (name !== DEFAULT_NAMESPACE || load || this.creating.has(name) || this.deleting.has(name)) throw new NamespaceExistsError(name);
+        this.setConfig(name, settings);
+        return this.get(name);
+      }
+      const clash = [...this.registry.names(), ...this.creating].find((n) => n.toLowerCase() === name.toLowerCase());
+      if (clash !== undefined) throw new InvalidNamespaceNameError(`the name differs only in case from the existing namespace "${clash}"`);
+    } catch (err) {
+      return Promise.reject(err instanceof Error ? err : new Error(String(err)));
+    }
+    this.creating.add(name);
+    const pending = this.createNamespace(name, { ...settings, version: DEFAULT_NAMESPACE_CONFIG.version }, load).finally(() => {
+      this.creating.delete(name);
+      this.opening.delete(name);
+    });
+    this.opening.set(name, pending);
+    return pending;
+  }
+
+  private async createNamespace(name: string, config: NamespaceConfig, load?: (db: NamespaceDb) => Promise<void>): Promise<NamespaceDb> {
+    const paths = this.opts.dataDir.namespace(name);
+    // The registry is the word on what exists: a folder without an entry is a create that did not finish.
+    fs.rmSync(paths.dir, { recursive: true, force: true });
+    const removeFiles = (): void => fs.rmSync(paths.dir, { recursive: true, force: true });
+    let db: NamespaceDb;
+    try {
+      db = await this.openDb(name, paths, config);
+    } catch (err) {
+      removeFiles();
+      throw err;
+    }
+    try {
+      await load?.(db);
+      if (this.closing) throw new Error('the server is shutting down');
+      this.registry.add(name, configToRecord(config));
+    } catch (err) {
+      await db.close().catch(() => undefined);
+      removeFiles();
+      throw err;
+    }
+    this.open.set(name, db);
+    try {
+      await this.opts.onOpen?.(db);
+    } catch (err) {
+      this.open.delete(name);
+      this.registry.remove(name);
+      await db.close().catch(() => undefined);
+      removeFiles();
+      throw err;
+    }
+    return db;
+  }
+
+  /**
+   * Deletes a namespace: unregistered first (new requests get 404), then its database closes (open
+   * transactions roll back, streams end) and its folder is removed. `default` is made again on its
+   * next use, as in sqld.
+   */
+  delete(name: string): Promise<void> {
+    if (!this.registry.has(name) || this.deleting.has(name)) return Promise.reject(doesntExist(name));
+    if (this.closing) return Promise.reject(new Error('the server is shutting down'));
+    this.registry.remove(name);
+    const pending = (async () => {
+      await this.opening.get(name)?.catch(() => undefined);
+      const db = this.open.get(name);
+      this.open.delete(name);
+      await db?.close();
+      this.stats.delete(name);
+      fs.rmSync(this.opts.dataDir.namespace(name).dir, { recursive: true, force: true });
+    })().finally(() => this.deleting.delete(name));
+    this.deleting.set(name, pending);
+    return pending;
+  }
+
   private async admitAndOpen(name: string): Promise<NamespaceDb> {
-    if (!(await this.opts.admit?.(name))) throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${name}\` doesn't exist`);
+    if (!(await this.opts.admit?.(name))) throw doesntExist(name);
     return this.openNamespace(name);
   }
 
-  private async openNamespace(name: string): Promise<NamespaceDb> {
-    this.registry.add(name);
-    const paths = this.opts.dataDir.namespace(name);
+  private async openDb(name: string, paths: NamespacePaths, config: NamespaceConfig): Promise<NamespaceDb> {
     await this.opts.prepare?.(name, paths);
     const db = new NamespaceDb({
       paths,
       name,
+      config,
+      stats: this.statsOf(name),
       txnTimeoutMs: this.opts.txnTimeoutMs,
       role: this.opts.role(name),
       logger: this.opts.logger.child({ namespace: name }),
@@ -95,6 +239,14 @@ export class Namespaces {
       await db.close();
       throw new Error('the server is shutting down');
     }
+    return db;
+  }
+
+  private async openNamespace(name: string): Promise<NamespaceDb> {
+    this.registry.add(name);
+    const db = await this.openDb(name, this.opts.dataDir.namespace(name), this.config(name));
+    // A config change while it opened: take the newest.
+    if (db.config.version !== this.config(name).version) db.applyConfig(this.config(name));
     this.open.set(name, db);
     try {
       await this.opts.onOpen?.(db);
@@ -109,7 +261,7 @@ export class Namespaces {
   /** Closes every namespace (waiting for those still opening); throws the first error at the end. */
   close(): Promise<void> {
     this.closing ??= (async () => {
-      await Promise.allSettled([...this.opening.values()]);
+      await Promise.allSettled([...this.opening.values(), ...this.deleting.values()]);
       const results = await Promise.allSettled([...this.open.values()].map((db) => db.close()));
       this.open.clear();
       const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');

@@ -66,8 +66,8 @@ export class RowStream {
     }
     // A fetch that finished just as the watchdog fired leaves the interrupt for the next one.
     this.guard?.disarm();
-    if (done) this.finish();
     this.rowsRead += rows.length;
+    if (done) this.finish();
     return rows;
   }
 

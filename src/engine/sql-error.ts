@@ -61,3 +61,11 @@ export function toSqlError(err: unknown, phase: 'prepare' | 'bind' | 'run'): Sql
   const message = err instanceof Error ? err.message : String(err);
   return new SqlError('SQLITE_UNKNOWN', `SQLite error: ${message}`, { cause: err });
 }
+
+/**
+ * A statement refused by the namespace's `block_reads` / `block_writes` (spec §4.7): Hrana code
+ * `BLOCKED`, sqld's text; the HTTP v1 API answers it with 400, the generic path with 500 (§4.10).
+ */
+export function blockedError(reason: string | null): SqlError {
+  return new SqlError('BLOCKED', reason === null ? 'Operation was blocked' : `Operation was blocked: ${reason}`);
+}

@@ -54,7 +54,8 @@ export function statementPolicyError(info: SplitStmt): SqlError | ForbiddenError
       return unsupported(sql);
     }
     case 'attach': {
-      // sqld attaches only namespaces whose config allows it; none do here (no namespace config yet).
+      // sqld attaches namespaces whose config has allow_attach; we store that setting but refuse every
+      // ATTACH: better-sqlite3 cannot open the target read-only, and writes there would escape its capture.
       const target = ATTACH_RE.exec(sql)?.[1]?.replace(/^['"`[]|['"`\]]$/g, '') ?? '';
       return new ForbiddenError('FORBIDDEN', `Authorization forbidden: Namespace \`${target}\` doesn't allow attach`);
     }

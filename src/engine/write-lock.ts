@@ -24,7 +24,15 @@ export class WriteLock {
   private readonly queue: Waiter[] = [];
   private timer: NodeJS.Timeout | null = null;
 
-  constructor(private readonly txnTimeoutMs: number) {}
+  constructor(private txnTimeoutMs: number) {}
+
+  /** Changes the steal timeout (a namespace's `txn_timeout_s`); a waiting writer's timer follows it. */
+  setTimeoutMs(ms: number): void {
+    if (ms === this.txnTimeoutMs) return;
+    this.txnTimeoutMs = ms;
+    this.clearTimer();
+    this.armTimer();
+  }
 
   get holder(): LockHolder | null {
     return this.current;

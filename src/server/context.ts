@@ -5,7 +5,7 @@ import type { NamespaceDb } from '../engine/namespace-db.js';
 import type { Namespaces } from '../engine/namespaces.js';
 import type { ConnectionSlots } from './admission.js';
 import type { ConnectionGuard } from './http/connection-guard.js';
-import type { AuthStrategy } from './auth/strategy.js';
+import type { NamespaceAuth } from './auth/namespace-auth.js';
 import type { HttpStreams } from './http/http-streams.js';
 import type { ResponseBudget } from './response-budget.js';
 import type { CallerAuth } from './session.js';
@@ -16,7 +16,8 @@ export interface ServerContext {
   /** The server's one logger (also fastify's). */
   logger: Logger;
   namespaces: Namespaces;
-  auth: AuthStrategy;
+  /** User-API authentication: the server's strategy, or a namespace's own `jwt_key`. */
+  auth: NamespaceAuth;
   slots: ConnectionSlots;
   /** TCP connections of the user-facing listeners: timeouts and caps (connection-guard.ts). */
   connectionGuard: ConnectionGuard;

@@ -21,6 +21,7 @@ export function listenError(err: unknown, addr: ListenAddr, flag: string): Libsq
 function fixedAddresses(config: ServeConfig): { addr: ListenAddr; flag: string }[] {
   const all = [{ addr: config.http, flag: '--http-listen-addr' }];
   if (config.hranaWs) all.push({ addr: config.hranaWs, flag: '--hrana-listen-addr' });
+  if (config.admin) all.push({ addr: config.admin.listen, flag: '--admin-listen-addr' });
   if (config.cluster.role === 'primary' && config.cluster.grpc) all.push({ addr: config.cluster.grpc.listen, flag: '--grpc-listen-addr' });
   return all.filter((a) => a.addr.port !== 0);
 }

@@ -9,7 +9,8 @@ import { PrimaryRole } from '../engine/roles/primary-role.js';
 import { Teardown } from '../engine/teardown.js';
 import { StatementWatchdog } from '../engine/watchdog.js';
 import { ConnectionSlots } from './admission.js';
-import { createAuthStrategy } from './auth/strategy.js';
+import { startAdminListener, type AdminListener } from './admin/admin-server.js';
+import { NamespaceAuth } from './auth/namespace-auth.js';
 import type { ServerContext } from './context.js';
 import { buildUserApp } from './http/app.js';
 import { ConnectionGuard } from './http/connection-guard.js';
@@ -42,6 +43,8 @@ export interface RunningServer {
   readonly httpAddress: { host: string; port: number };
   /** The WebSocket-only Hrana listener (`--hrana-listen-addr`), if any. */
   readonly hranaWsAddress: { host: string; port: number } | null;
+  /** The admin API's listener (`--admin-listen-addr`), if any. */
+  readonly adminAddress: { host: string; port: number } | null;
   readonly context: ServerContext;
   /** Primary or replica: the inter-node port's address, replication status. */
   readonly cluster: ClusterNode;
@@ -186,7 +189,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     config,
     logger,
     namespaces,
-    auth: createAuthStrategy(config.auth),
+    auth: new NamespaceAuth(config.auth, namespaces),
     slots: new ConnectionSlots({
       max: config.limits.maxConcurrentConnections,
       maxQueued: config.limits.maxConcurrentRequests,
@@ -205,6 +208,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   const app = buildUserApp(ctx, [(a) => cluster.userRoutes(a)]);
   const ws = attachHranaWebSocket(app.server, ctx);
   let hranaWs: HranaWsListener | null = null;
+  let admin: AdminListener | null = null;
   try {
     // Listen first and answer 503 while the databases open (recovery of a large log, later a
     // restore from a backup): clients and health checks see a server that is starting, not a dead port.
@@ -234,6 +238,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
       hranaWs = listener;
       teardown.register('Hrana WebSocket listener', () => listener.close());
     }
+    if (config.admin) admin = await startAdminListener(ctx, config.admin, teardown);
   } catch (err) {
     ws.close();
     await app.close();
@@ -261,11 +266,13 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
 
   const httpAddress = { host: address.address, port: address.port };
   const hranaWsAddress = hranaWs?.address ?? null;
+  const adminAddress = admin?.address ?? null;
   const grpc = cluster.grpcAddress;
   logger.info(
     {
       http: url('http', httpAddress),
       ...(hranaWsAddress ? { hranaWs: url('ws', hranaWsAddress) } : {}),
+      ...(adminAddress ? { admin: url('http', adminAddress) } : {}),
       ...(grpc ? { grpc: url(config.cluster.role === 'primary' && config.cluster.grpc?.tls ? 'https' : 'http', grpc) } : {}),
       ...(config.cluster.role === 'replica' ? { primary: config.cluster.primary.url } : {}),
     },
@@ -273,5 +280,5 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   );
   if (config.jwtKeyIgnored) logger.info('auth: basic (a JWT key is also configured; as in sqld, basic auth is used)');
 
-  return { httpAddress, hranaWsAddress, context: ctx, cluster, stopped, close };
+  return { httpAddress, hranaWsAddress, adminAddress, context: ctx, cluster, stopped, close };
 }

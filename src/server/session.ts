@@ -92,7 +92,8 @@ export async function checkNamespaceExists(ctx: ServerContext, namespace: string
 export async function resolveSession(ctx: ServerContext, headers: IncomingHttpHeaders, credential = authHeader(headers)): Promise<Session> {
   const namespace = namespaceFromHeaders(ctx, headers);
   await checkNamespaceExists(ctx, namespace);
-  const principal = await ctx.auth.authenticateHttp(credential);
+  const { strategy } = await ctx.auth.forNamespace(namespace);
+  const principal = await strategy.authenticateHttp(credential);
   if (!principal.canRead(namespace)) {
     throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);
   }

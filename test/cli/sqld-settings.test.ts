@@ -19,7 +19,7 @@ function nonEmptyLines(text: string): string[] {
 describe('sqld settings libsqlctl does not honour', () => {
   it('each unsupported sqld flag is refused in one line with a hint, exit 2, nothing created', async () => {
     const cases = [
-      { args: ['--admin-listen-addr', '127.0.0.1:9090'], flag: '--admin-listen-addr', why: /admin API/ },
+      { args: ['--heartbeat-url', 'http://127.0.0.1:9/hb'], flag: '--heartbeat-url', why: /heartbeats/ },
       { args: ['--enable-deadlock-monitor'], flag: '--enable-deadlock-monitor', why: /not supported yet/ },
       { args: ['--http-primary-url', 'http://127.0.0.1:9'], flag: '--http-primary-url', why: /--primary-grpc-url/ },
       { args: ['--encryption-key', 'secret'], flag: '--encryption-key', why: /not supported on stock SQLite/ },
@@ -62,7 +62,7 @@ describe('sqld settings libsqlctl does not honour', () => {
     const cwd = fs.mkdtempSync(path.join(scratch, 'warn-'));
     const env = {
       SQLD_HEARTBEAT_URL: 'http://127.0.0.1:9/heartbeat',
-      SQLD_ADMIN_LISTEN_ADDR: '127.0.0.1:9090',
+      SQLD_MAX_ACTIVE_NAMESPACES: '10',
       // read only when backups are on: named here, where they are off
       LIBSQL_BOTTOMLESS_BUCKET: 'backups',
       SQLD_ENABLE_BOTTOMLESS_REPLICATION: 'false',
@@ -76,7 +76,7 @@ describe('sqld settings libsqlctl does not honour', () => {
       .filter((l) => l.msg.startsWith('ignoring environment variables'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.level).toBe(40);
-    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_ADMIN_LISTEN_ADDR', 'SQLD_HEARTBEAT_URL']);
+    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_HEARTBEAT_URL', 'SQLD_MAX_ACTIVE_NAMESPACES']);
     expect(child.signal('SIGTERM')).toBe(true);
     expect(await within(child.exited, STEP_MS, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });
   });

@@ -1,5 +1,10 @@
 import { LibsqlctlError, NotFoundError } from '../../errors.js';
+import { DumpLoadError } from '../../engine/dump-load.js';
+import { InvalidNamespaceNameError } from '../../engine/namespace-name.js';
+import { NamespaceExistsError } from '../../engine/namespaces.js';
 import { ForbiddenError, SqlError } from '../../engine/sql-error.js';
+import { RequestBodyError } from '../admin/admin-body.js';
+import { AdminRequestError } from '../admin/config-json.js';
 import { ThrottledError } from '../admission.js';
 import { AuthError } from '../auth/auth-error.js';
 import { HranaError, ProtocolError } from '../hrana/errors.js';
@@ -24,7 +29,7 @@ export function hranaV1Status(code: string): number {
 }
 
 /**
- * The one place domain errors become HTTP answers on the user port (spec §4.10): sqld's status codes
+ * The one place domain errors become HTTP answers, on the user port and the admin port (spec §4.10): sqld's status codes
  * and `{"error": ...}` bodies; Hrana protocol errors as 400 text/plain; Hrana-coded errors that abort
  * a request (STREAM_EXPIRED) as a Hrana `Error` body.
  */
@@ -34,7 +39,9 @@ export function httpErrorAnswer(err: unknown): HttpErrorAnswer {
   if (err instanceof AuthError) return json(401, { error: `Unauthorized: \`${err.message}\`` });
   if (err instanceof ForbiddenError) return json(403, { error: err.message });
   if (err instanceof NotFoundError) return json(404, { error: err.message });
-  if (err instanceof InvalidNamespaceError) return json(400, { error: err.message });
+  if (err instanceof InvalidNamespaceError || err instanceof InvalidNamespaceNameError) return json(400, { error: err.message });
+  if (err instanceof NamespaceExistsError || err instanceof DumpLoadError || err instanceof AdminRequestError) return json(400, { error: err.message });
+  if (err instanceof RequestBodyError) return { status: err.status, contentType: 'text/plain; charset=utf-8', body: err.message };
   if (err instanceof ThrottledError) return json(429, { error: err.message });
   if (err instanceof SqlError) {
     if (err.code === 'RESPONSE_TOO_LARGE') return { status: 400, contentType: 'text/plain; charset=utf-8', body: err.message };

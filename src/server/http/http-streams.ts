@@ -114,6 +114,14 @@ export class HttpStreams {
     }
   }
 
+  /**
+   * One line per live stream for the admin API's `GET /v1/diagnostics` (sqld's shape: a string per
+   * stream): `acquired` while a request runs on it, otherwise empty (an idle primary connection).
+   */
+  diagnostics(): string[] {
+    return [...this.live.values()].map((entry) => (entry.busy ? 'acquired' : ''));
+  }
+
   closeAll(): void {
     clearInterval(this.sweeper);
     for (const entry of [...this.live.values()]) this.destroy(entry);

@@ -51,9 +51,10 @@ async function openNamespace(ctx: ServerContext, namespace: string): Promise<Nam
   }
 }
 
-async function authenticate(ctx: ServerContext, meta: CallMetadata): Promise<Principal> {
+async function authenticate(ctx: ServerContext, namespace: string, meta: CallMetadata): Promise<Principal> {
+  const { strategy } = await ctx.auth.forNamespace(namespace);
   try {
-    return await ctx.auth.authenticateHttp(meta.get('authorization') ?? meta.get('x-authorization'));
+    return await strategy.authenticateHttp(meta.get('authorization') ?? meta.get('x-authorization'));
   } catch (err) {
     if (err instanceof AuthError) {
       // sqld: a call without credentials fails while parsing the metadata, before authentication
@@ -73,7 +74,7 @@ export async function resolveLogCall(ctx: ServerContext, call: CallContext): Pro
   const namespace = namespaceOfCall(ctx, call.metadata);
   const db = await openNamespace(ctx, namespace);
   if (call.transport === 'user' || call.metadata.get('libsql-proxied') !== undefined) {
-    requireRead(await authenticate(ctx, call.metadata), namespace);
+    requireRead(await authenticate(ctx, namespace, call.metadata), namespace);
   }
   return { namespace, db, allowWrite: false };
 }
@@ -84,7 +85,7 @@ export async function resolveProxyCall(ctx: ServerContext, call: CallContext): P
   const db = await openNamespace(ctx, namespace);
   let principal: Principal;
   if (call.transport === 'user') {
-    principal = await authenticate(ctx, call.metadata);
+    principal = await authenticate(ctx, namespace, call.metadata);
   } else {
     const forwarded = call.metadata.get('x-proxy-authorization');
     if (forwarded === undefined) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'x-proxy-authorization not set');
@@ -95,7 +96,7 @@ export async function resolveProxyCall(ctx: ServerContext, call: CallContext): P
         throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'invalid x-proxy-authorization', { cause: err });
       }
     } else {
-      principal = await authenticate(ctx, call.metadata);
+      principal = await authenticate(ctx, namespace, call.metadata);
     }
   }
   requireRead(principal, namespace);
@@ -114,5 +115,5 @@ export async function preAuthorizeUserCall(ctx: ServerContext, meta: CallMetadat
     if (err instanceof NotFoundError) throw new GrpcError(GrpcStatus.FAILED_PRECONDITION, 'NAMESPACE_DOESNT_EXIST', { cause: err });
     throw err;
   }
-  requireRead(await authenticate(ctx, meta), namespace);
+  requireRead(await authenticate(ctx, namespace, meta), namespace);
 }

@@ -180,9 +180,10 @@ export class WsSession {
       this.end(CloseCode.error, 'Internal server error');
       return;
     }
+    const auth = await this.ctx.auth.forNamespace(this.namespace);
     let principal: Principal;
     try {
-      principal = await this.ctx.auth.authenticateHello(jwt);
+      principal = await auth.strategy.authenticateHello(jwt);
     } catch (err) {
       if (!(err instanceof AuthError)) throw err;
       this.send({ type: 'hello_error', error: { message: `Authentication failed: ${err.message}`, code: err.code } });
@@ -193,7 +194,7 @@ export class WsSession {
     if (this.ended) return;
     this.principal = principal;
     this.auth = { principal, credential: jwt === null ? undefined : `Bearer ${jwt}` };
-    this.expiresAt = tokenExpiry(this.ctx.config.auth, jwt);
+    this.expiresAt = tokenExpiry(auth.config, jwt);
     this.streams ??= new WsStreams(this.ctx, this.version, this.namespace, db, this.limits, () => this.window.wait());
     this.send({ type: 'hello_ok' });
   }
