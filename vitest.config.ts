@@ -5,7 +5,8 @@ import SummaryReporter from './test/helpers/summary-reporter.js';
 export default defineConfig({
   test: {
     include: ['test/**/*.test.ts', 'test/**/*.test.tsx'],
-    testTimeout: 30_000,
+    // Safety nets against hangs, not timing goals: two files share the machine at a time.
+    testTimeout: 60_000,
     hookTimeout: 60_000,
     pool: 'forks',
     // Most files wait on child processes and sockets more than they compute: two at a time even on

@@ -1,8 +1,10 @@
+import type { BackupStatus } from '../backup/uploader/options.js';
 import type { ServeConfig } from '../config/serve-config.js';
 import type { ClientConnection } from '../engine/client-connection.js';
 import type { Logger } from '../engine/logger.js';
 import type { NamespaceDb } from '../engine/namespace-db.js';
 import type { Namespaces } from '../engine/namespaces.js';
+import type { ServerMetrics } from './admin/metrics.js';
 import type { ConnectionSlots } from './admission.js';
 import type { ConnectionGuard } from './http/connection-guard.js';
 import type { NamespaceAuth } from './auth/namespace-auth.js';
@@ -34,4 +36,8 @@ export interface ServerContext {
    * route but `/version` answers 503 then, `/health` included, and WebSocket upgrades are refused.
    */
   isReady(): boolean;
+  /** The namespace's backup uploader (upload lag, errors); null without backups or before it is attached. */
+  backupStatus(namespace: string): BackupStatus | null;
+  /** Prometheus metrics, served on the admin port; null without `--admin-listen-addr`. */
+  metrics: ServerMetrics | null;
 }

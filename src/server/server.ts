@@ -9,7 +9,8 @@ import { PrimaryRole } from '../engine/roles/primary-role.js';
 import { Teardown } from '../engine/teardown.js';
 import { StatementWatchdog } from '../engine/watchdog.js';
 import { ConnectionSlots } from './admission.js';
-import { startAdminListener, type AdminListener } from './admin/admin-server.js';
+import { adminStatsSource, startAdminListener, type AdminListener } from './admin/admin-server.js';
+import { createServerMetrics } from './admin/metrics.js';
 import { NamespaceAuth } from './auth/namespace-auth.js';
 import type { ServerContext } from './context.js';
 import { buildUserApp } from './http/app.js';
@@ -181,6 +182,8 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   // Registered after the namespaces, so replication and the inter-node port stop before they close.
   teardown.register('replication', () => cluster.close());
 
+  // prom-client is loaded only when the admin port (which serves /metrics) is on.
+  const metrics = config.admin ? await createServerMetrics(() => (ctx === null ? null : adminStatsSource(ctx))) : null;
   let idle: IdleShutdown | null = null;
   let ready = false;
   let resolveStopped!: () => void;
@@ -202,6 +205,8 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     touch: () => idle?.touch(),
     isClosing: () => teardown.started,
     isReady: () => ready,
+    backupStatus: (namespace) => backups?.status(namespace) ?? null,
+    metrics,
   };
   teardown.register('Hrana HTTP streams', () => ctx.httpStreams.closeAll());
 

@@ -226,5 +226,5 @@ describe('kill -9 right after a checkpoint (child process)', () => {
     expect(stop, 'clean stop after the last recovery').toEqual({ code: 0, signal: null });
     expect(checkOffline(nsDir, ledger, scratch), 'log_id after the clean stop').toBe(logId);
     console.log(`checkpoint kill -9\n${summary.join('\n')}`);
-  }, 60_000);
+  }, 120_000);
 });

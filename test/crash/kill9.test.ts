@@ -291,7 +291,7 @@ describe('crash safety of serve (child process)', () => {
       );
     }
     console.log(`kill9 seed ${SEED}\n${summary.join('\n')}`);
-  }, 50_000);
+  }, 120_000);
 
   it('SIGTERM under load: exits 0 within the shutdown timeout, restarts clean, the log keeps its log_id', async ({ onTestFailed }) => {
     const seed = SEED ^ 0x5eed;
@@ -330,6 +330,6 @@ describe('crash safety of serve (child process)', () => {
     expect(log.logId, 'log_id after a clean restart').toBe(logBefore.logId);
     expect(log.startFrameNo + log.frames, 'the log continued past its end before the restart').toBeGreaterThan(logBefore.next);
     console.log(`sigterm seed ${seed}: signal after ${load.delayMs} ms, exit ${load.exitMs} ms, acked ${ledger.acked.size - 1}, unknown ${load.unknown}, log ${log.logId.slice(0, 8)} ${logBefore.next} -> ${log.frames} frames`);
-  }, 30_000);
+  }, 60_000);
 });
 

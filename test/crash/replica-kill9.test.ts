@@ -192,5 +192,5 @@ describe('crash safety of a replica (child processes)', () => {
     expect(await replica.stop(), 'clean stop of the replica').toEqual({ code: 0, signal: null });
     expect(await primary.stop(), 'clean stop of the primary').toEqual({ code: 0, signal: null });
     console.log(`replica kill9 seed ${SEED}\n${summary.join('\n')}`);
-  }, 90_000);
+  }, 150_000);
 });

@@ -250,7 +250,7 @@ describe('admin API: stats, checkpoint, diagnostics, listing, delete', () => {
     const names = list.map((e) => e['name']);
     expect(names).toEqual([...names].sort());
     expect(names).toEqual(expect.arrayContaining(['books', 'busy', 'default']));
-    expect(list.find((e) => e['name'] === 'busy')).toMatchObject({ open: true, rows_written_count: 50, block_reads: false, block_writes: true, block_reason: 'full', config_version: 2 });
+    expect(list.find((e) => e['name'] === 'busy')).toMatchObject({ open: true, rows_written_count: 50, block_reads: false, block_writes: true, block_reason: 'full', config_version: 2, backup_lag_frames: null });
   });
 
   it('deletes a namespace with its files; then it is 404 everywhere', async () => {

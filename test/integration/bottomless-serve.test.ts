@@ -26,9 +26,14 @@ async function sql(server: TestServer, ...statements: string[]): Promise<unknown
   return results.slice(0, -1).map((r) => (r.response?.result.rows ?? []).map((row) => row.map((v) => v.value ?? null)));
 }
 
-async function start(dbPath: string, store: string, snapshotEvery?: number): Promise<TestServer> {
+async function start(dbPath: string, store: string, snapshotEvery?: number, admin = false): Promise<TestServer> {
   const bottomless: BottomlessEnv = { LIBSQL_BOTTOMLESS_ENDPOINT: `file://${store}`, LIBSQL_BOTTOMLESS_BUCKET: 'backups', LIBSQL_BOTTOMLESS_BATCH_INTERVAL_SECS: '1' };
-  const flags = { 'db-path': dbPath, 'enable-bottomless-replication': true, ...(snapshotEvery === undefined ? {} : { 'bottomless-snapshot-every-generations': snapshotEvery }) };
+  const flags = {
+    'db-path': dbPath,
+    'enable-bottomless-replication': true,
+    ...(snapshotEvery === undefined ? {} : { 'bottomless-snapshot-every-generations': snapshotEvery }),
+    ...(admin ? { 'admin-listen-addr': '127.0.0.1:0' } : {}),
+  };
   const server = await startTestServer(flags, { bottomless });
   servers.push(server);
   return server;
@@ -40,6 +45,23 @@ async function stop(server: TestServer): Promise<void> {
 }
 
 describe('serve --enable-bottomless-replication', () => {
+  it("the admin API's namespace listing shows the upload lag, down to 0 once the batch is stored", async () => {
+    const dir = tempDir('libsqlctl-bottomless-serve-');
+    dirs.push(dir);
+    const server = await start(path.join(dir, 'one.sqld'), path.join(dir, 'store'), undefined, true);
+    const listing = async (): Promise<Record<string, unknown> | undefined> => {
+      const res = await fetch(`http://127.0.0.1:${server.server.adminAddress!.port}/v1/namespaces`);
+      return ((await res.json()) as Record<string, unknown>[]).find((e) => e['name'] === 'default');
+    };
+    await sql(server, 'CREATE TABLE t(v)', ...Array.from({ length: 20 }, (_, i) => `INSERT INTO t VALUES (${i})`));
+    const status = server.server.context.backupStatus('default');
+    expect(status).not.toBeNull();
+    expect(typeof (await listing())?.['backup_lag_frames']).toBe('number');
+    await expect.poll(async () => (await listing())?.['backup_lag_frames'], { timeout: 20_000, interval: 100 }).toBe(0);
+    expect(server.server.context.backupStatus('default')?.lastDurableFrameNo).not.toBeNull();
+    await stop(server);
+  });
+
   it('backs up every commit across checkpoints; a restore equals the database; an empty data directory restores at start', async () => {
     const dir = tempDir('libsqlctl-bottomless-serve-');
     dirs.push(dir);

@@ -2,7 +2,8 @@
  * The admin API listener (`--admin-listen-addr`, spec §9, docs/ADMIN.md): its own fastify app on
  * its own port (HTTP/1.1), no CORS, every route behind `--admin-auth-key` when one is set (401 with
  * an empty body otherwise). The same port serves sqld's admin shell (gRPC over h2c, admin-shell.ts):
- * h2c-sniff.ts hands HTTP/2 connections to it. Not built yet: fork, `/metrics`, heartbeats.
+ * h2c-sniff.ts hands HTTP/2 connections to it. `GET /metrics` is Prometheus text (metrics.ts). Not
+ * built yet: fork, heartbeats.
  */
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -18,7 +19,7 @@ import { AdminKeyCheck } from './admin-auth.js';
 import { handleAdminShellStream } from './admin-shell.js';
 import { namespaceRoutes } from './namespace-routes.js';
 import { statsRoutes } from './stats-routes.js';
-import { namespaceStatsSource } from './stats-source.js';
+import { namespaceStatsSource, type NamespaceStatsSource } from './stats-source.js';
 
 /** sqld's admin JSON bodies get axum's default limit. */
 const BODY_LIMIT = 2 * 1024 * 1024;
@@ -28,6 +29,11 @@ const MAX_PARAM_LENGTH = 4096;
 export interface AdminListener {
   readonly address: { host: string; port: number };
   close(): Promise<void>;
+}
+
+/** What the admin routes and the metrics read about namespaces. */
+export function adminStatsSource(ctx: ServerContext): NamespaceStatsSource {
+  return namespaceStatsSource(ctx.namespaces, new DataDirPaths(ctx.config.dbPath), (name) => ctx.backupStatus(name));
 }
 
 /** Builds the admin app without listening (the routes read the running server's context). */
@@ -82,7 +88,12 @@ export function buildAdminApp(ctx: ServerContext, config: AdminConfig): FastifyI
   });
   app.get('/', async (_req, reply) => reply.code(200).header('content-type', 'text/plain; charset=utf-8').send('Welcome to the sqld admin API'));
   namespaceRoutes(app, { namespaces: ctx.namespaces, isReplica: ctx.config.cluster.role === 'replica' });
-  statsRoutes(app, { stats: namespaceStatsSource(ctx.namespaces, new DataDirPaths(ctx.config.dbPath)), diagnostics: () => ctx.httpStreams.diagnostics() });
+  statsRoutes(app, { stats: adminStatsSource(ctx), diagnostics: () => ctx.httpStreams.diagnostics() });
+  app.get('/metrics', async (_req, reply) => {
+    if (ctx.metrics === null) return reply.code(200).header('content-type', 'text/plain; charset=utf-8').send('');
+    const { contentType, body } = await ctx.metrics.scrape();
+    return reply.code(200).header('content-type', contentType).send(body);
+  });
   return app;
 }
 

@@ -47,6 +47,7 @@ function listEntry(s: NamespaceStatus): Record<string, unknown> {
     block_writes: s.config.blockWrites,
     block_reason: s.config.blockReason,
     config_version: s.config.version,
+    backup_lag_frames: s.backupLagFrames,
   };
 }
 

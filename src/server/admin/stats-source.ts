@@ -4,6 +4,7 @@
  * Reading never opens a namespace: a closed one reports its file size and zero counters.
  */
 import fs from 'node:fs';
+import type { BackupStatus } from '../../backup/uploader/options.js';
 import type { NamespaceConfig } from '../../engine/namespace-config.js';
 import type { NamespaceStatsSnapshot } from '../../engine/namespace-stats.js';
 import type { Namespaces } from '../../engine/namespaces.js';
@@ -17,6 +18,8 @@ export interface NamespaceStatus {
   readonly replicationIndex: bigint | null;
   readonly stats: NamespaceStatsSnapshot;
   readonly config: NamespaceConfig;
+  /** Frames committed but not yet durable in the backup store; null without backups (or while closed). */
+  readonly backupLagFrames: number | null;
 }
 
 export interface NamespaceStatsSource {
@@ -37,7 +40,11 @@ function fileSize(file: string): number {
 }
 
 /** The stats source over the engine's namespaces. */
-export function namespaceStatsSource(namespaces: Namespaces, dataDir: { namespace(name: string): { db: string } }): NamespaceStatsSource {
+export function namespaceStatsSource(
+  namespaces: Namespaces,
+  dataDir: { namespace(name: string): { db: string } },
+  backupStatus: (name: string) => BackupStatus | null = () => null,
+): NamespaceStatsSource {
   return {
     names: () => namespaces.names(),
     exists: (name) => namespaces.exists(name),
@@ -56,6 +63,7 @@ export function namespaceStatsSource(namespaces: Namespaces, dataDir: { namespac
         replicationIndex: db?.replicationIndex() ?? null,
         stats: namespaces.statsOf(name).snapshot(),
         config: namespaces.config(name),
+        backupLagFrames: backupStatus(name)?.uploadLagFrames ?? null,
       };
     },
     resetTopQueries: (name) => namespaces.statsOf(name).resetTop(),

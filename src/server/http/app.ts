@@ -65,8 +65,10 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     ctx.touch();
     done();
   });
-  // One line per request at debug: never bodies, query strings or headers (credentials).
+  // One line per request at debug: never bodies, query strings or headers (credentials); and the
+  // request metrics when the admin port serves them.
   app.addHook('onResponse', (req, reply, done) => {
+    ctx.metrics?.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
     if (ctx.logger.isLevelEnabled('debug')) {
       const route = req.routeOptions.url;
       let namespace: string | undefined;
