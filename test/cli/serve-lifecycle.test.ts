@@ -8,6 +8,7 @@ import Database from 'better-sqlite3';
 import { SignJWT } from 'jose';
 import { afterAll, afterEach, describe, expect, it } from 'vitest';
 import { bannerUrl, killAllChildServers, spawnCli, STACK_FRAME_RE, within, type CliProcess, type ExitInfo, type SpawnCliOptions } from '../helpers/child-server.js';
+import { closedLoopbackPort } from '../helpers/free-port.js';
 
 /**
  * `libsqlctl serve` as users run it: the real CLI (`node bin/run.js serve …`) as a child process in a
@@ -36,18 +37,6 @@ afterAll(async () => {
 });
 
 const serve = (args: readonly string[], opts: SpawnCliOptions): CliProcess => spawnCli(['serve', ...args], opts);
-
-/** A loopback port that was free a moment ago (for tests that must name the port themselves). */
-async function freePort(): Promise<number> {
-  const server = net.createServer();
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
-  });
-  const { port } = server.address() as net.AddressInfo;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
-}
 
 /** Sends `sig` and waits (bounded) for the exit. */
 async function stop(child: CliProcess, sig: NodeJS.Signals, timeoutMs = STEP_MS): Promise<ExitInfo> {
@@ -206,7 +195,7 @@ function rows(file: string, sql: string): unknown[] {
 describe('serve as a child process', () => {
   it('defaults: banner, /health, ./data.sqld/dbs/default/data; SIGINT exits 0 and removes .sentinel', async () => {
     const cwd = tempCwd('defaults');
-    const port = await freePort();
+    const port = await closedLoopbackPort();
     const child = serve(['--http-listen-addr', `127.0.0.1:${port}`], { cwd });
     const url = await bannerUrl(child);
     expect(url).toBe(`http://127.0.0.1:${port}`);
@@ -228,7 +217,7 @@ describe('serve as a child process', () => {
     const cwd = tempCwd('env');
     const query = [execute('SELECT 1'), CLOSE];
 
-    const basicPort = await freePort();
+    const basicPort = await closedLoopbackPort();
     const basic = serve([], { cwd, env: { SQLD_DB_PATH: 'env-db', SQLD_HTTP_LISTEN_ADDR: `127.0.0.1:${basicPort}`, SQLD_HTTP_AUTH: `basic:${BASIC_CREDENTIAL}` } });
     const basicUrl = await bannerUrl(basic);
     expect(basicUrl).toBe(`http://127.0.0.1:${basicPort}`);
@@ -243,7 +232,7 @@ describe('serve as a child process', () => {
 
     const { publicKey, privateKey } = generateKeyPairSync('ed25519');
     const rawKey = publicKey.export({ format: 'der', type: 'spki' }).subarray(-32).toString('base64url');
-    const jwtPort = await freePort();
+    const jwtPort = await closedLoopbackPort();
     const jwt = serve([], { cwd, env: { SQLD_DB_PATH: 'env-db', SQLD_HTTP_LISTEN_ADDR: `127.0.0.1:${jwtPort}`, SQLD_AUTH_JWT_KEY: rawKey } });
     const jwtUrl = await bannerUrl(jwt);
     expect(jwtUrl).toBe(`http://127.0.0.1:${jwtPort}`);
@@ -258,7 +247,7 @@ describe('serve as a child process', () => {
 
   it('--no-welcome prints no banner', async () => {
     const cwd = tempCwd('no-welcome');
-    const port = await freePort();
+    const port = await closedLoopbackPort();
     const child = serve(['--no-welcome', '--http-listen-addr', `127.0.0.1:${port}`], { cwd });
     await waitForHealth(`http://127.0.0.1:${port}`, child);
     expect(await stop(child, 'SIGINT')).toEqual(CLEAN_EXIT);
