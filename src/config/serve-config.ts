@@ -48,6 +48,19 @@ export interface ServeFlags extends ClusterFlags, ConnectionFlags {
   'max-statement-duration-s'?: string | undefined;
   'admin-listen-addr'?: string | undefined;
   'admin-auth-key'?: string | undefined;
+  'heartbeat-url'?: string | undefined;
+  'heartbeat-auth'?: string | undefined;
+  'heartbeat-period-s'?: string | undefined;
+}
+
+/** Heartbeats (spec §9): each namespace's stats POSTed to `<url>/<namespace>` every period. */
+export interface HeartbeatConfig {
+  /** `--heartbeat-url`; null: only namespaces with their own `heartbeat_url` send. */
+  url: string | null;
+  /** `--heartbeat-auth`: the `authorization` header's value; null: none. */
+  auth: string | null;
+  /** `--heartbeat-period-s` (default 30). */
+  periodMs: number;
 }
 
 /** The admin API (`--admin-listen-addr`, src/server/admin/, docs/ADMIN.md). */
@@ -109,6 +122,8 @@ export interface ServeConfig {
   httpConsole: boolean;
   /** `--admin-listen-addr`: the admin API's own listener; null = off (the default). */
   admin: AdminConfig | null;
+  /** `--heartbeat-*` (sent for namespaces with a heartbeat URL, their own or this one). */
+  heartbeat: HeartbeatConfig;
   /** `--enable-bottomless-replication`: continuous backup of every primary namespace; null = off. */
   bottomless: (BottomlessConfig & { policy: BackupPolicy }) | null;
   /** `--idle-shutdown-timeout-s`: stop after this long without requests; null = never. */
@@ -232,6 +247,17 @@ function resolveServeBottomless(flags: ServeFlags, env: ServeEnv): ServeConfig['
   };
 }
 
+function resolveHeartbeat(flags: ServeFlags): HeartbeatConfig {
+  const url = flags['heartbeat-url'];
+  if (url !== undefined && url !== '' && !/^https?:\/\//i.test(url)) {
+    throw new ConfigError('CONFIG_HEARTBEAT_URL', `--heartbeat-url: not an http(s) URL: ${url}`, { hint: 'e.g. --heartbeat-url http://127.0.0.1:9000/heartbeat (each namespace posts to <url>/<namespace>)' });
+  }
+  if (url !== undefined && url !== '' && !URL.canParse(url)) throw new ConfigError('CONFIG_HEARTBEAT_URL', `--heartbeat-url: not a valid URL: ${url}`);
+  const period = parsePositive(flags['heartbeat-period-s'], '--heartbeat-period-s') ?? 30;
+  const auth = flags['heartbeat-auth'];
+  return { url: url === undefined || url === '' ? null : url, auth: auth === undefined || auth === '' ? null : auth, periodMs: Math.max(1, Math.round(period * 1000)) };
+}
+
 /** The admin listener; `--admin-auth-key` alone is ignored, as in sqld (there is nothing to protect). */
 function resolveAdmin(flags: ServeFlags, http: ListenAddr): AdminConfig | null {
   const listen = flags['admin-listen-addr'];
@@ -293,6 +319,7 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     snapshotAtShutdown: Boolean(flags['snapshot-at-shutdown']),
     httpConsole: Boolean(flags['enable-http-console']),
     admin: resolveAdmin(flags, http),
+    heartbeat: resolveHeartbeat(flags),
     bottomless: resolveServeBottomless(flags, env),
     idleShutdownTimeoutS: parsePositive(flags['idle-shutdown-timeout-s'], '--idle-shutdown-timeout-s'),
     initialIdleShutdownTimeoutS: parsePositive(flags['initial-idle-shutdown-timeout-s'], '--initial-idle-shutdown-timeout-s'),

@@ -10,6 +10,7 @@ import { Teardown } from '../engine/teardown.js';
 import { StatementWatchdog } from '../engine/watchdog.js';
 import { ConnectionSlots } from './admission.js';
 import { adminStatsSource, startAdminListener, type AdminListener } from './admin/admin-server.js';
+import { startHeartbeat } from './admin/heartbeat.js';
 import { createServerMetrics } from './admin/metrics.js';
 import { NamespaceAuth } from './auth/namespace-auth.js';
 import type { ServerContext } from './context.js';
@@ -252,6 +253,11 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   }
   const address = app.server.address() as AddressInfo;
   ready = true;
+  // Namespaces get their own heartbeat_url through the admin API: with it on, or a global URL.
+  if (config.heartbeat.url !== null || config.admin !== null) {
+    const heartbeat = startHeartbeat(config.heartbeat, () => adminStatsSource(ctx), logger);
+    teardown.register('heartbeats', () => heartbeat.stop());
+  }
 
   let closing: Promise<void> | null = null;
   const close = (why: ShutdownCause = {}): Promise<void> => {

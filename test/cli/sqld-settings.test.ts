@@ -19,7 +19,7 @@ function nonEmptyLines(text: string): string[] {
 describe('sqld settings libsqlctl does not honour', () => {
   it('each unsupported sqld flag is refused in one line with a hint, exit 2, nothing created', async () => {
     const cases = [
-      { args: ['--heartbeat-url', 'http://127.0.0.1:9/hb'], flag: '--heartbeat-url', why: /heartbeats/ },
+      { args: ['--max-active-namespaces', '4'], flag: '--max-active-namespaces', why: /not supported yet/ },
       { args: ['--enable-deadlock-monitor'], flag: '--enable-deadlock-monitor', why: /not supported yet/ },
       { args: ['--http-primary-url', 'http://127.0.0.1:9'], flag: '--http-primary-url', why: /--primary-grpc-url/ },
       { args: ['--encryption-key', 'secret'], flag: '--encryption-key', why: /not supported on stock SQLite/ },
@@ -61,6 +61,7 @@ describe('sqld settings libsqlctl does not honour', () => {
   it('other unread SQLD_*/LIBSQL_* variables are named in one warning; the server runs; variables it reads are not named', async () => {
     const cwd = fs.mkdtempSync(path.join(scratch, 'warn-'));
     const env = {
+      // read (heartbeats): not named
       SQLD_HEARTBEAT_URL: 'http://127.0.0.1:9/heartbeat',
       SQLD_MAX_ACTIVE_NAMESPACES: '10',
       // read only when backups are on: named here, where they are off
@@ -76,7 +77,7 @@ describe('sqld settings libsqlctl does not honour', () => {
       .filter((l) => l.msg.startsWith('ignoring environment variables'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.level).toBe(40);
-    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_HEARTBEAT_URL', 'SQLD_MAX_ACTIVE_NAMESPACES']);
+    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_MAX_ACTIVE_NAMESPACES']);
     expect(child.signal('SIGTERM')).toBe(true);
     expect(await within(child.exited, STEP_MS, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });
   });

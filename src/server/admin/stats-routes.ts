@@ -15,7 +15,7 @@ export interface StatsRoutesContext {
 }
 
 /** sqld's stats document; what we do not count reads 0 (or null, for the per-query collection). */
-function statsJson(s: NamespaceStatus): Record<string, unknown> {
+export function statsJson(s: NamespaceStatus): Record<string, unknown> {
   return {
     id: null,
     rows_read_count: s.stats.rowsRead,
