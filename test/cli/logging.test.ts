@@ -108,8 +108,8 @@ describe.concurrent('serve logging', () => {
   });
 
   it('--log-level warn wins over RUST_LOG=debug: no info or debug lines; warnings still logged', async ({ expect }) => {
-    // SQLD_HEARTBEAT_URL is read by nothing: its start-up warning must still appear.
-    const child = serve(tempCwd('warn'), ['--log-level', 'warn'], { RUST_LOG: 'debug', SQLD_HEARTBEAT_URL: 'http://127.0.0.1:9/hb' });
+    // SQLD_MAX_ACTIVE_NAMESPACES is read by nothing (yet): its start-up warning must still appear.
+    const child = serve(tempCwd('warn'), ['--log-level', 'warn'], { RUST_LOG: 'debug', SQLD_MAX_ACTIVE_NAMESPACES: '10' });
     const url = await bannerUrl(child);
     expect(await pipeline(url)).toBe(200);
     expect(await sigterm(child)).toEqual(CLEAN_EXIT);
