@@ -51,31 +51,17 @@ export async function createServerMetrics(stats: () => NamespaceStatsSource | nu
       return v === null ? [] : [[ns, v]];
     });
   };
-  // Totals the engine keeps: counters set to them at each scrape.
-  const counter = (name: string, help: string, read: (s: Status) => number | null): void => {
-    new prom.Counter({
-      name,
-      help,
-      labelNames: ['namespace'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [namespace, v] of values(read)) this.inc({ namespace }, v);
-      },
-    });
+  // Per-namespace values at scrape time; totals the engine keeps are counters set to them.
+  const perNamespace = (kind: 'counter' | 'gauge', name: string, help: string, read: (s: Status) => number | null): void => {
+    const config = { name, help, labelNames: ['namespace'] as const, registers: [registry] };
+    if (kind === 'counter') {
+      new prom.Counter({ ...config, collect() { this.reset(); for (const [namespace, v] of values(read)) this.inc({ namespace }, v); } });
+    } else {
+      new prom.Gauge({ ...config, collect() { this.reset(); for (const [namespace, v] of values(read)) this.set({ namespace }, v); } });
+    }
   };
-  const gauge = (name: string, help: string, read: (s: Status) => number | null): void => {
-    new prom.Gauge({
-      name,
-      help,
-      labelNames: ['namespace'] as const,
-      registers: [registry],
-      collect() {
-        this.reset();
-        for (const [namespace, v] of values(read)) this.set({ namespace }, v);
-      },
-    });
-  };
+  const counter = (name: string, help: string, read: (s: Status) => number | null): void => perNamespace('counter', name, help, read);
+  const gauge = (name: string, help: string, read: (s: Status) => number | null): void => perNamespace('gauge', name, help, read);
   counter('libsqlctl_namespace_rows_read_total', 'Rows read by client statements since the server started.', (s) => s.stats.rowsRead);
   counter('libsqlctl_namespace_rows_written_total', 'Rows written by client statements since the server started.', (s) => s.stats.rowsWritten);
   counter('libsqlctl_namespace_queries_total', 'Client statements run since the server started.', (s) => s.stats.queryCount);
