@@ -43,6 +43,7 @@ export interface ServeFlags extends ClusterFlags, ConnectionFlags {
   'bottomless-staging-max-mb'?: number | undefined;
   'enable-http-console'?: boolean | undefined;
   'enable-namespaces'?: boolean | undefined;
+  'max-active-namespaces'?: string | undefined;
   'disable-default-namespace'?: boolean | undefined;
   'extensions-path'?: string | undefined;
   'max-statement-duration-s'?: string | undefined;
@@ -108,7 +109,8 @@ export interface ServeConfig {
   /** Hrana `base_url` for sticky sessions (`--http-self-url`). */
   httpSelfUrl: string | null;
   welcome: boolean;
-  namespaces: { enabled: boolean; defaultDisabled: boolean };
+  /** `maxActive`: `--max-active-namespaces` (default 100, as sqld): databases open at once before idle ones close. */
+  namespaces: { enabled: boolean; defaultDisabled: boolean; maxActive: number };
   limits: ServeLimits;
   /** Timeouts and caps per TCP connection (connection-limits.ts, docs/LIMITS.md). */
   connections: ConnectionLimits;
@@ -298,7 +300,11 @@ export async function resolveServeConfig(flags: ServeFlags, env: ServeEnv): Prom
     jwtKeyIgnored: auth.kind === 'basic' && Boolean(flags['auth-jwt-key-file'] || env.SQLD_AUTH_JWT_KEY),
     httpSelfUrl: flags['http-self-url'] ?? null,
     welcome: !flags['no-welcome'],
-    namespaces: { enabled: Boolean(flags['enable-namespaces']), defaultDisabled: Boolean(flags['disable-default-namespace']) },
+    namespaces: {
+      enabled: Boolean(flags['enable-namespaces']),
+      defaultDisabled: Boolean(flags['disable-default-namespace']),
+      maxActive: parsePositive(flags['max-active-namespaces'], '--max-active-namespaces', { integer: true }) ?? 100,
+    },
     limits: {
       maxResponseBytes: parseByteSize(flags['max-response-size'], '--max-response-size'),
       maxTotalResponseBytes: parseByteSize(flags['max-total-response-size'], '--max-total-response-size'),

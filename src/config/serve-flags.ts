@@ -28,6 +28,7 @@ export const serveFlags = {
   'disable-default-namespace': Flags.boolean({ default: false, description: 'Refuse requests whose namespace cannot be determined.' }),
   'admin-listen-addr': Flags.string({ env: 'SQLD_ADMIN_LISTEN_ADDR', description: 'Address and port of the admin API (namespaces, config, stats; docs/ADMIN.md), e.g. 127.0.0.1:9090. Off by default.' }),
   'admin-auth-key': Flags.string({ env: 'LIBSQL_ADMIN_AUTH_KEY', description: 'Admin API key: every admin request needs the header "authorization: Basic <key>".' }),
+  'max-active-namespaces': Flags.string({ env: 'SQLD_MAX_ACTIVE_NAMESPACES', description: 'Namespace databases kept open at once (default 100); idle ones are closed least recently used first and reopen on their next request.' }),
   'heartbeat-url': Flags.string({ env: 'SQLD_HEARTBEAT_URL', description: "Every period, POST each namespace's stats (the admin API's JSON) to <url>/<namespace>; a namespace's own heartbeat_url wins." }),
   'heartbeat-auth': Flags.string({ env: 'SQLD_HEARTBEAT_AUTH', description: 'The authorization header of heartbeat requests.' }),
   'heartbeat-period-s': Flags.string({ env: 'SQLD_HEARTBEAT_PERIOD_S', description: 'Seconds between heartbeats (default 30).' }),

@@ -50,7 +50,6 @@ export const UNSUPPORTED_SQLD_SETTINGS: readonly UnsupportedSetting[] = [
   { flag: 'sync-conccurency', env: 'LIBSQL_SYNC_CONCCURENCY', why: 'the libsql storage server is not supported' },
   { flag: 'soft-heap-limit-mb', env: 'SQLD_SOFT_HEAP_LIMIT_MB', why: HEAP_LIMITS },
   { flag: 'hard-heap-limit-mb', env: 'SQLD_HARD_HEAP_LIMIT_MB', why: HEAP_LIMITS },
-  { flag: 'max-active-namespaces', env: 'SQLD_MAX_ACTIVE_NAMESPACES', why: LATER },
   { flag: 'disable-intelligent-throttling', env: 'SQLD_DISABLE_INTELLIGENT_THROTTLING', switch: true, why: LATER },
   { flag: 'allow-metastore-recovery', env: 'SQLD_ALLOW_METASTORE_RECOVERY', switch: true, why: 'there is no older meta store to recover from' },
   { flag: 'enable-deadlock-monitor', switch: true, why: LATER },

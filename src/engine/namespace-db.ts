@@ -54,6 +54,8 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
   private readonly extensions: readonly string[];
   private readonly watchdog: StatementWatchdog | null;
   private readonly connections = new Set<SqlConnection>();
+  /** Users that keep the namespace open without a connection (a WebSocket session, a replica's log stream). */
+  private holds = 0;
   private readonly idle: SqliteHandle[] = [];
   private main: Database.Database | null = null;
   private sqliteFiles: SqliteFiles | null = null;
@@ -180,6 +182,25 @@ export class NamespaceDb implements ConnectionHost, RoleHost {
 
   get openConnections(): number {
     return this.connections.size;
+  }
+
+  /**
+   * Keeps the namespace from being unloaded while idle (`--max-active-namespaces`) until the
+   * returned function runs (once; later calls do nothing).
+   */
+  hold(): () => void {
+    this.holds++;
+    let released = false;
+    return () => {
+      if (released) return;
+      released = true;
+      this.holds--;
+    };
+  }
+
+  /** Nothing uses the namespace: no client connection (stream, transaction) and no hold. */
+  get unused(): boolean {
+    return this.connections.size === 0 && this.holds === 0;
   }
 
   *openTransactions(): Iterable<OpenTransaction> {

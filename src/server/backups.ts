@@ -10,6 +10,8 @@ import type { BackupPolicy } from '../config/serve-config.js';
 import { sqldDbName } from '../backup/format/layout.js';
 import { newestGeneration } from '../backup/restore/catalog.js';
 import { restoreDatabase } from '../backup/restore/restore.js';
+import { removeOlderThan } from '../backup/restore/remove.js';
+import { generationSeconds } from '../backup/format/generation-id.js';
 import { openStorage } from '../backup/storage/open-storage.js';
 import type { BackupStorage } from '../backup/storage/storage.js';
 import { NamespaceBackup, type BackupStatus } from '../backup/uploader/namespace-backup.js';
@@ -77,6 +79,24 @@ export class ServerBackups {
     return this.backups.get(namespace)?.status() ?? null;
   }
 
+  /**
+   * After a namespace closed while the server runs: unloaded while idle, its uploader flushes what
+   * the final checkpoint handed over (bounded) and stops, and the next open attaches anew; deleted,
+   * it uploads what is left only when its backup is kept (after the savepoint the delete waited for).
+   */
+  async detach(namespace: string, opts: { upload: boolean }): Promise<void> {
+    const backup = this.backups.get(namespace);
+    if (backup === undefined) return;
+    this.backups.delete(namespace);
+    await backup.close({ upload: opts.upload, timeoutMs: SHUTDOWN_UPLOAD_TIMEOUT_MS });
+  }
+
+  /** Whether the namespace has frames not yet durable in the store (it then stays open). */
+  busy(namespace: string): boolean {
+    const status = this.status(namespace);
+    return status !== null && status.uploadLagFrames > 0;
+  }
+
   /** Every uploader flushes (unless `_SKIP_SHUTDOWN_UPLOAD`), bounded; then the store closes. */
   async close(): Promise<void> {
     const upload = !this.config.skipShutdownUpload;
@@ -85,5 +105,51 @@ export class ServerBackups {
     await this.storage.close();
     const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failed) throw failed.reason;
+  }
+
+  /**
+   * A point-in-time fork (admin API): the backup of namespace `source` as of `time` is restored
+   * into `paths.db`, the new namespace's empty folder; it opens like any restored database.
+   */
+  async restoreAt(source: string, time: Date, paths: NamespacePaths): Promise<void> {
+    const db = this.dbName(source);
+    const report = await restoreDatabase({ storage: this.storage, db, time, out: paths.db, verifyCrc: this.config.verifyCrc, parallel: this.config.parallelMax });
+    this.logger.info({ source, time: time.toISOString(), generation: report.generation, frames: report.frames, transactions: report.transactions }, `restored ${db} as of ${time.toISOString()} for a fork`);
+  }
+
+  /**
+   * sqld's savepoint before a delete that keeps the backup: resolves once everything the namespace
+   * committed so far is in the store (at once for a namespace that is not open: its uploader
+   * flushed when it closed); rejects when that takes longer than a shutdown's upload may.
+   */
+  async savepoint(namespace: string): Promise<void> {
+    const backup = this.backups.get(namespace);
+    if (backup === undefined) return;
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<'timeout'>((resolve) => (timer = setTimeout(() => resolve('timeout'), SHUTDOWN_UPLOAD_TIMEOUT_MS)));
+    try {
+      const outcome = await Promise.race([backup.flush().then(() => 'done' as const), timeout]);
+      if (outcome === 'timeout') {
+        const lastError = backup.status().lastError;
+        throw new LibsqlctlError('BACKUP_SAVEPOINT_TIMEOUT', `the backup of ${this.dbName(namespace)} did not reach ${this.storage.description} within ${SHUTDOWN_UPLOAD_TIMEOUT_MS / 1000} s${lastError ? ` (${lastError})` : ''}`);
+      }
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  /**
+   * After a namespace was deleted (its uploader closed: `detach`): every object under its database
+   * name goes, all generations, fenced by a tombstone as `bottomless rm --older-than` does (removed
+   * after the last delete; an interrupted prune leaves it, and the next prune of the name finishes).
+   */
+  async prune(namespace: string): Promise<void> {
+    const db = this.dbName(namespace);
+    // Past every generation there is: generation ids run ahead of the clock when it stepped back.
+    const newest = await newestGeneration(this.storage, db);
+    const newestMs = newest === null ? 0 : generationSeconds(newest) * 1000;
+    const before = new Date(Math.max(Date.now(), newestMs) + 1000);
+    const removed = await removeOlderThan(this.storage, db, before);
+    this.logger.info({ namespace, generations: removed.generations.length, objects: removed.keys.length }, `pruned the backups of ${db} from ${this.storage.description}`);
   }
 }

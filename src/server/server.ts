@@ -4,7 +4,8 @@ import { DataDirLock } from '../engine/data-dir-lock.js';
 import { DataDirPaths, type NamespacePaths } from '../engine/data-dir.js';
 import type { FaultInjector } from '../engine/faults.js';
 import { createLogger, type Logger } from '../engine/logger.js';
-import { Namespaces, DEFAULT_NAMESPACE } from '../engine/namespaces.js';
+import type { NamespaceDb } from '../engine/namespace-db.js';
+import { Namespaces, DEFAULT_NAMESPACE, type CloseEvent } from '../engine/namespaces.js';
 import { PrimaryRole } from '../engine/roles/primary-role.js';
 import { Teardown } from '../engine/teardown.js';
 import { StatementWatchdog } from '../engine/watchdog.js';
@@ -176,8 +177,15 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
       cluster.onOpen(db);
       await backups?.attach(db);
     },
-    ...(backups ? { prepare: (name: string, paths: NamespacePaths) => backups.prepare(name, paths) } : {}),
+    ...(backups
+      ? {
+          prepare: (name: string, paths: NamespacePaths) => backups.prepare(name, paths),
+          onClose: (db: NamespaceDb, event: CloseEvent) => backups.detach(db.name, { upload: event.why === 'unloaded' || event.keepBackup }),
+          isBusy: (name: string) => backups.busy(name),
+        }
+      : {}),
     ...(cluster.admit ? { admit: cluster.admit } : {}),
+    maxActive: config.namespaces.maxActive,
   });
   teardown.register('namespaces', () => namespaces.close());
   // Registered after the namespaces, so replication and the inter-node port stop before they close.
@@ -207,6 +215,8 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
     isClosing: () => teardown.started,
     isReady: () => ready,
     backupStatus: (namespace) => backups?.status(namespace) ?? null,
+    replicationStatus: (namespace) => cluster.replicationStatus(namespace),
+    backupAdmin: backups,
     metrics,
   };
   teardown.register('Hrana HTTP streams', () => ctx.httpStreams.closeAll());

@@ -108,8 +108,8 @@ describe.concurrent('serve logging', () => {
   });
 
   it('--log-level warn wins over RUST_LOG=debug: no info or debug lines; warnings still logged', async ({ expect }) => {
-    // SQLD_MAX_ACTIVE_NAMESPACES is read by nothing (yet): its start-up warning must still appear.
-    const child = serve(tempCwd('warn'), ['--log-level', 'warn'], { RUST_LOG: 'debug', SQLD_MAX_ACTIVE_NAMESPACES: '10' });
+    // SQLD_SOFT_HEAP_LIMIT_MB is read by nothing: its start-up warning must still appear.
+    const child = serve(tempCwd('warn'), ['--log-level', 'warn'], { RUST_LOG: 'debug', SQLD_SOFT_HEAP_LIMIT_MB: '64' });
     const url = await bannerUrl(child);
     expect(await pipeline(url)).toBe(200);
     expect(await sigterm(child)).toEqual(CLEAN_EXIT);

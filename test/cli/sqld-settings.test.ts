@@ -19,7 +19,7 @@ function nonEmptyLines(text: string): string[] {
 describe('sqld settings libsqlctl does not honour', () => {
   it('each unsupported sqld flag is refused in one line with a hint, exit 2, nothing created', async () => {
     const cases = [
-      { args: ['--max-active-namespaces', '4'], flag: '--max-active-namespaces', why: /not supported yet/ },
+      { args: ['--disable-metrics'], flag: '--disable-metrics', why: /not supported yet/ },
       { args: ['--enable-deadlock-monitor'], flag: '--enable-deadlock-monitor', why: /not supported yet/ },
       { args: ['--http-primary-url', 'http://127.0.0.1:9'], flag: '--http-primary-url', why: /--primary-grpc-url/ },
       { args: ['--encryption-key', 'secret'], flag: '--encryption-key', why: /not supported on stock SQLite/ },
@@ -61,9 +61,11 @@ describe('sqld settings libsqlctl does not honour', () => {
   it('other unread SQLD_*/LIBSQL_* variables are named in one warning; the server runs; variables it reads are not named', async () => {
     const cwd = fs.mkdtempSync(path.join(scratch, 'warn-'));
     const env = {
-      // read (heartbeats): not named
+      // read (heartbeats, the namespace limit): not named
       SQLD_HEARTBEAT_URL: 'http://127.0.0.1:9/heartbeat',
       SQLD_MAX_ACTIVE_NAMESPACES: '10',
+      // a sqld setting libsqlctl does not honour: named
+      SQLD_SOFT_HEAP_LIMIT_MB: '64',
       // read only when backups are on: named here, where they are off
       LIBSQL_BOTTOMLESS_BUCKET: 'backups',
       SQLD_ENABLE_BOTTOMLESS_REPLICATION: 'false',
@@ -77,7 +79,7 @@ describe('sqld settings libsqlctl does not honour', () => {
       .filter((l) => l.msg.startsWith('ignoring environment variables'));
     expect(warnings).toHaveLength(1);
     expect(warnings[0]?.level).toBe(40);
-    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_MAX_ACTIVE_NAMESPACES']);
+    expect(warnings[0]?.ignored).toEqual(['LIBSQL_BOTTOMLESS_BUCKET', 'SQLD_SOFT_HEAP_LIMIT_MB']);
     expect(child.signal('SIGTERM')).toBe(true);
     expect(await within(child.exited, STEP_MS, 'exit after SIGTERM')).toEqual({ code: 0, signal: null });
   });

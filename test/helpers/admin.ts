@@ -25,7 +25,7 @@ export interface AdminTestServer extends TestServer {
 export async function startAdminServer(
   flags: Partial<ServeFlags> = {},
   limits: Partial<ServeConfig['limits']> = {},
-  env: Pick<ServeEnv, 'SQLD_AUTH_JWT_KEY'> = {},
+  env: Pick<ServeEnv, 'SQLD_AUTH_JWT_KEY' | 'bottomless'> = {},
 ): Promise<AdminTestServer> {
   const srv = await startTestServer({ 'enable-namespaces': true, 'admin-listen-addr': '127.0.0.1:0', 'admin-auth-key': ADMIN_KEY, ...flags }, env, limits);
   const address = srv.server.adminAddress;

@@ -2,8 +2,9 @@
  * The admin API listener (`--admin-listen-addr`, spec §9, docs/ADMIN.md): its own fastify app on
  * its own port (HTTP/1.1), no CORS, every route behind `--admin-auth-key` when one is set (401 with
  * an empty body otherwise). The same port serves sqld's admin shell (gRPC over h2c, admin-shell.ts):
- * h2c-sniff.ts hands HTTP/2 connections to it. `GET /metrics` is Prometheus text (metrics.ts). Not
- * built yet: fork, heartbeats.
+ * h2c-sniff.ts hands HTTP/2 connections to it. `GET /metrics` is Prometheus text (metrics.ts).
+ * Forks (fork.ts) and the pruning of a deleted namespace's backups reach the bottomless backups
+ * through `ServerContext.backupAdmin`. Heartbeats (heartbeat.ts) are started by server.ts, not here.
  */
 import type { AddressInfo } from 'node:net';
 import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
@@ -33,7 +34,10 @@ export interface AdminListener {
 
 /** What the admin routes and the metrics read about namespaces. */
 export function adminStatsSource(ctx: ServerContext): NamespaceStatsSource {
-  return namespaceStatsSource(ctx.namespaces, new DataDirPaths(ctx.config.dbPath), (name) => ctx.backupStatus(name));
+  return namespaceStatsSource(ctx.namespaces, new DataDirPaths(ctx.config.dbPath), {
+    backupStatus: (name) => ctx.backupStatus(name),
+    replicationStatus: (name) => ctx.replicationStatus(name),
+  });
 }
 
 /** Builds the admin app without listening (the routes read the running server's context). */
@@ -87,7 +91,7 @@ export function buildAdminApp(ctx: ServerContext, config: AdminConfig): FastifyI
     void reply.code(404).send();
   });
   app.get('/', async (_req, reply) => reply.code(200).header('content-type', 'text/plain; charset=utf-8').send('Welcome to the sqld admin API'));
-  namespaceRoutes(app, { namespaces: ctx.namespaces, isReplica: ctx.config.cluster.role === 'replica' });
+  namespaceRoutes(app, { namespaces: ctx.namespaces, isReplica: ctx.config.cluster.role === 'replica', backups: ctx.backupAdmin ?? null, logger: ctx.logger });
   statsRoutes(app, { stats: adminStatsSource(ctx), diagnostics: () => ctx.httpStreams.diagnostics() });
   app.get('/metrics', async (_req, reply) => {
     if (ctx.metrics === null) return reply.code(200).header('content-type', 'text/plain; charset=utf-8').send('');

@@ -5,7 +5,8 @@
  * - per request of the user port, counted in an onResponse hook: `libsqlctl_http_requests_total`
  *   and `libsqlctl_http_request_duration_seconds` by method, route pattern and status;
  * - per namespace, read at scrape time from the same source as the admin routes (stats-source.ts):
- *   rows read and written, statements, storage bytes, replication index, backup upload lag;
+ *   rows read and written, statements, storage bytes, replication index, backup upload lag, and on
+ *   a replica its lag behind the primary and whether its stream is up;
  * - the process: prom-client's default metrics (CPU, memory, event loop lag), prefixed `libsqlctl_`.
  */
 import type { NamespaceStatsSource } from './stats-source.js';
@@ -70,6 +71,8 @@ export async function createServerMetrics(stats: () => NamespaceStatsSource | nu
     s.replicationIndex === null ? null : Number(s.replicationIndex),
   );
   gauge('libsqlctl_namespace_backup_upload_lag_frames', 'Frames committed but not yet durable in the backup store.', (s) => s.backupLagFrames);
+  gauge('libsqlctl_namespace_replica_lag_frames', 'Replica: frames committed on the primary and not yet applied here.', (s) => s.replicaLagFrames);
+  gauge('libsqlctl_namespace_replica_connected', "Replica: 1 while the stream from the primary is up, else 0.", (s) => (s.replicaConnected === null ? null : Number(s.replicaConnected)));
 
   return {
     observeRequest(method, route, status, seconds) {

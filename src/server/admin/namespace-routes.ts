@@ -1,21 +1,28 @@
 /**
- * Admin routes that change namespaces (spec §9): create (with a dump), delete, config GET/POST,
- * checkpoint. Statuses and texts are sqld's; errors go through the one HTTP error map.
+ * Admin routes that change namespaces (spec §9): create (with a dump), fork (fork.ts), delete (and
+ * the pruning of its backups), config GET/POST, checkpoint. Statuses and texts are sqld's; errors go
+ * through the one HTTP error map.
  */
 import type { FastifyInstance, FastifyRequest } from 'fastify';
 import { NotFoundError } from '../../errors.js';
 import { DumpLoadError, loadDump } from '../../engine/dump-load.js';
 import { DEFAULT_NAMESPACE_CONFIG } from '../../engine/namespace-config.js';
 import { checkNamespaceName } from '../../engine/namespace-name.js';
+import { errorMessage, type Logger } from '../../engine/logger.js';
 import { DEFAULT_NAMESPACE, NamespaceExistsError, type Namespaces } from '../../engine/namespaces.js';
+import type { BackupAdmin } from '../context.js';
 import { field, jsonObjectBody } from './admin-body.js';
 import { AdminRequestError, applyConfigRequest, configJson, parseCreateRequest } from './config-json.js';
 import { readDump } from './dump-source.js';
+import { forkNamespace, forkTime } from './fork.js';
 
 export interface NamespaceRoutesContext {
   namespaces: Namespaces;
   /** A replica takes its namespaces from its primary: it creates none itself. */
   isReplica: boolean;
+  /** Point-in-time forks, savepoints and pruning; null without bottomless. */
+  backups: BackupAdmin | null;
+  logger: Logger;
 }
 
 /** The `:ns` path parameter (already percent-decoded: `%2F` arrives as `/` and is refused by the name rules). */
@@ -45,12 +52,31 @@ export function namespaceRoutes(app: FastifyInstance, ctx: NamespaceRoutesContex
     return reply.code(200).send();
   });
 
+  app.post('/v1/namespaces/:from/fork/:to', async (req, reply) => {
+    const { from, to } = req.params as { from: string; to: string };
+    const time = forkTime(jsonObjectBody(req, { optional: true }));
+    await forkNamespace({ namespaces, isReplica: ctx.isReplica, backups: ctx.backups }, from, to, time);
+    return reply.code(200).send();
+  });
+
   app.delete('/v1/namespaces/:ns', async (req, reply) => {
     const name = namespaceParam(req);
-    // `keep_backup` is accepted; pruning a deleted namespace's backups is not built yet (docs/ADMIN.md).
-    field.bool(jsonObjectBody(req, { optional: true }), 'keep_backup');
+    // sqld's default: the backups go with the namespace.
+    const keepBackup = field.bool(jsonObjectBody(req, { optional: true }), 'keep_backup') ?? false;
     requireNamespace(namespaces, name);
-    await namespaces.delete(name);
+    const backups = ctx.backups;
+    // As sqld: a delete that keeps the backup first waits until the backup holds everything committed.
+    // Not reached in time: nothing is deleted (500), the caller may retry.
+    if (backups && keepBackup) await backups.savepoint(name);
+    await namespaces.delete(name, { keepBackup });
+    if (backups && !keepBackup && !ctx.isReplica) {
+      // The namespace is gone (its uploader closed with it): a prune that fails is logged, the answer
+      // stays 200 (as sqld, which prunes in the background after answering). A replica never prunes:
+      // the backups under the name are its primary's.
+      await backups.prune(name).catch((err: unknown) => {
+        ctx.logger.error({ err, namespace: name }, `namespace ${name} was deleted, but pruning its backups failed: ${errorMessage(err)}; remove them with \`libsqlctl bottomless rm\``);
+      });
+    }
     return reply.code(200).send();
   });
 

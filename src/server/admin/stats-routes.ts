@@ -48,6 +48,7 @@ function listEntry(s: NamespaceStatus): Record<string, unknown> {
     block_reason: s.config.blockReason,
     config_version: s.config.version,
     backup_lag_frames: s.backupLagFrames,
+    replica_lag_frames: s.replicaLagFrames,
   };
 }
 

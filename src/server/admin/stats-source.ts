@@ -8,6 +8,7 @@ import type { BackupStatus } from '../../backup/uploader/options.js';
 import type { NamespaceConfig } from '../../engine/namespace-config.js';
 import type { NamespaceStatsSnapshot } from '../../engine/namespace-stats.js';
 import type { Namespaces } from '../../engine/namespaces.js';
+import type { ReplicationStatus } from '../replication/replicator.js';
 
 export interface NamespaceStatus {
   readonly name: string;
@@ -20,6 +21,16 @@ export interface NamespaceStatus {
   readonly config: NamespaceConfig;
   /** Frames committed but not yet durable in the backup store; null without backups (or while closed). */
   readonly backupLagFrames: number | null;
+  /** A replica's frames behind its primary (0 when caught up or unknown); null on a primary (or while closed). */
+  readonly replicaLagFrames: number | null;
+  /** Whether a replica's stream from its primary is up; null on a primary (or while closed). */
+  readonly replicaConnected: boolean | null;
+}
+
+/** Where the backup and replication figures come from (the server's uploaders and replicators). */
+export interface StatusReaders {
+  backupStatus?: (name: string) => BackupStatus | null;
+  replicationStatus?: (name: string) => ReplicationStatus | null;
 }
 
 export interface NamespaceStatsSource {
@@ -43,7 +54,7 @@ function fileSize(file: string): number {
 export function namespaceStatsSource(
   namespaces: Namespaces,
   dataDir: { namespace(name: string): { db: string } },
-  backupStatus: (name: string) => BackupStatus | null = () => null,
+  readers: StatusReaders = {},
 ): NamespaceStatsSource {
   return {
     names: () => namespaces.names(),
@@ -56,6 +67,7 @@ export function namespaceStatsSource(
       } catch {
         storageBytes = db ? fileSize(db.dbFile) : 0;
       }
+      const replication = readers.replicationStatus?.(name) ?? null;
       return {
         name,
         open: db !== undefined,
@@ -63,7 +75,9 @@ export function namespaceStatsSource(
         replicationIndex: db?.replicationIndex() ?? null,
         stats: namespaces.statsOf(name).snapshot(),
         config: namespaces.config(name),
-        backupLagFrames: backupStatus(name)?.uploadLagFrames ?? null,
+        backupLagFrames: readers.backupStatus?.(name)?.uploadLagFrames ?? null,
+        replicaLagFrames: replication === null ? null : Number(replication.lagFrames),
+        replicaConnected: replication?.connected ?? null,
       };
     },
     resetTopQueries: (name) => namespaces.statsOf(name).resetTop(),

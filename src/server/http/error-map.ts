@@ -5,6 +5,7 @@ import { NamespaceExistsError } from '../../engine/namespaces.js';
 import { ForbiddenError, SqlError } from '../../engine/sql-error.js';
 import { RequestBodyError } from '../admin/admin-body.js';
 import { AdminRequestError } from '../admin/config-json.js';
+import { ForkError } from '../admin/fork.js';
 import { ThrottledError } from '../admission.js';
 import { AuthError } from '../auth/auth-error.js';
 import { HranaError, ProtocolError } from '../hrana/errors.js';
@@ -41,6 +42,7 @@ export function httpErrorAnswer(err: unknown): HttpErrorAnswer {
   if (err instanceof NotFoundError) return json(404, { error: err.message });
   if (err instanceof InvalidNamespaceError || err instanceof InvalidNamespaceNameError) return json(400, { error: err.message });
   if (err instanceof NamespaceExistsError || err instanceof DumpLoadError || err instanceof AdminRequestError) return json(400, { error: err.message });
+  if (err instanceof ForkError) return json(err.status, { error: err.message });
   if (err instanceof RequestBodyError) return { status: err.status, contentType: 'text/plain; charset=utf-8', body: err.message };
   if (err instanceof ThrottledError) return json(429, { error: err.message });
   if (err instanceof SqlError) {

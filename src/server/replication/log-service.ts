@@ -52,6 +52,12 @@ function logReadError(err: unknown): GrpcError {
   return new GrpcError(GrpcStatus.INTERNAL, `error reading the replication log: ${err instanceof Error ? err.message : String(err)}`, { cause: err });
 }
 
+interface LogTarget {
+  namespace: string;
+  source: FrameSource;
+  db: NamespaceDb;
+}
+
 export class LogService {
   readonly #deps: LogServiceDeps;
   /** Peers that said Hello without a handshake version (legacy): accepted without a session token. */
@@ -84,8 +90,10 @@ export class LogService {
   }
 
   async *logEntries(req: LogOffset, ctx: CallContext): AsyncGenerator<WireFrame> {
-    const { namespace, source } = await this.#session(req, ctx);
+    const { namespace, source, db } = await this.#session(req, ctx);
     const signal = AbortSignal.any([ctx.signal, this.#deps.tokens.changed(namespace)]);
+    // A replica following the log keeps the namespace loaded (`--max-active-namespaces`).
+    const release = db.hold();
     try {
       for await (const txn of source.transactions(req.nextOffset, signal)) {
         for (const f of txn.frames) if (f.frameNo >= req.nextOffset) yield wireFrame(f);
@@ -93,6 +101,8 @@ export class LogService {
     } catch (err) {
       if (signal.aborted) return; // the caller left, or the config changed (its next call gets NO_HELLO)
       throw logReadError(err);
+    } finally {
+      release();
     }
   }
 
@@ -145,7 +155,7 @@ export class LogService {
   }
 
   /** Namespace, authentication, primary check and flavor, plus the session check of log calls. */
-  async #session(req: LogOffset, ctx: CallContext): Promise<{ namespace: string; source: FrameSource }> {
+  async #session(req: LogOffset, ctx: CallContext): Promise<LogTarget> {
     if (req.walFlavor === WalFlavor.Libsql) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'libsql wal not supported');
     const target = await this.#target(ctx);
     const token = ctx.metadata.get('x-session-token');
@@ -157,10 +167,10 @@ export class LogService {
     return target;
   }
 
-  async #target(ctx: CallContext): Promise<{ namespace: string; source: FrameSource }> {
+  async #target(ctx: CallContext): Promise<LogTarget> {
     const { namespace, db } = await this.#deps.resolve(ctx);
     const primary = db.frames;
     if (primary === null) throw new GrpcError(GrpcStatus.INVALID_ARGUMENT, 'not a primary');
-    return { namespace, source: primary.frameSource() };
+    return { namespace, source: primary.frameSource(), db };
   }
 }

@@ -76,6 +76,8 @@ export class WsSession {
   private principal: Principal | null = null;
   private auth: CallerAuth | null = null;
   private streams: WsStreams | null = null;
+  /** Keeps the session's namespace loaded while the session lives (its streams use that database). */
+  private releaseNamespace: (() => void) | null = null;
   /** `exp` of the session's token (seconds), null when it has none. */
   private expiresAt: number | null = null;
   private readonly limits: WsLimits = wsLimits();
@@ -195,6 +197,7 @@ export class WsSession {
     this.principal = principal;
     this.auth = { principal, credential: jwt === null ? undefined : `Bearer ${jwt}` };
     this.expiresAt = tokenExpiry(auth.config, jwt);
+    this.releaseNamespace ??= db.hold();
     this.streams ??= new WsStreams(this.ctx, this.version, this.namespace, db, this.limits, () => this.window.wait());
     this.send({ type: 'hello_ok' });
   }
@@ -296,6 +299,7 @@ export class WsSession {
     const streams = this.streams;
     this.streams = null;
     streams?.closeAll();
+    this.releaseNamespace?.();
     if (this.ws.readyState === WebSocket.CLOSED && this.killTimer) clearTimeout(this.killTimer);
   }
 }
