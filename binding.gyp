@@ -1,7 +1,10 @@
-# The statement watchdog (native/watchdog.c): one shared library that is both a Node-API addon and
-# a SQLite loadable extension. Built by `npm install`/`npm ci` (package.json "install"), from source.
-# It is compiled against the headers of the SQLite that better-sqlite3 embeds, and links nothing
-# from it: as an extension it reaches SQLite only through the routines SQLite hands it.
+# Native code, built by `npm install`/`npm ci` (package.json "install"), from source.
+# - watchdog (native/watchdog.c): the statement watchdog, one shared library that is both a
+#   Node-API addon and a SQLite loadable extension.
+# - checksums (native/checksums.c): the replication log's CRC-64 (src/engine/wal/crc64.ts falls back
+#   to its JavaScript version when the library cannot be loaded).
+# The watchdog is compiled against the headers of the SQLite that better-sqlite3 embeds, and links
+# nothing from it: as an extension it reaches SQLite only through the routines SQLite hands it.
 {
   'targets': [
     {
@@ -13,6 +16,12 @@
       'defines': ['NAPI_VERSION=8'],
       'cflags': ['-std=c11', '-D_POSIX_C_SOURCE=200809L', '-Wall', '-Wextra', '-fvisibility=hidden'],
       'libraries': ['-lpthread'],
+    },
+    {
+      'target_name': 'checksums',
+      'sources': ['native/checksums.c'],
+      'defines': ['NAPI_VERSION=8'],
+      'cflags': ['-std=c11', '-O3', '-Wall', '-Wextra', '-fvisibility=hidden'],
     },
   ],
 }

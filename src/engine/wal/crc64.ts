@@ -3,8 +3,11 @@
  * variant sqld uses as the rolling checksum of replication frames (sqld-wire.md §6.8).
  *
  * The 64-bit register is kept as two unsigned 32-bit halves so that the per-byte loop runs on
- * plain numbers; bigint appears only at the API boundary.
+ * plain numbers; bigint appears only at the API boundary. The log writer's hot path runs in C when
+ * the native library built at install loads (native-checksums.ts), several times faster; this file's
+ * JavaScript is the same algorithm, the fallback, and what the tests compare it with.
  */
+import { nativeChecksums } from './native-checksums.js';
 
 const U64_MASK = 0xffff_ffff_ffff_ffffn;
 /** The reflected polynomial 0x1B, as used by the right-shifting table algorithm. */
@@ -115,13 +118,25 @@ function update(hiIn: number, loIn: number, data: Uint8Array): [number, number] 
   return [hi >>> 0, lo >>> 0];
 }
 
+/** The JavaScript chained checksum on 32-bit halves (the fallback of crc64ChainWords). */
+export function crc64ChainWordsJs(prevHi: number, prevLo: number, data: Uint8Array): [number, number] {
+  const [hi, lo] = update(reverse32(prevLo), reverse32(prevHi), data);
+  return [(hi ^ 0xffff_ffff) >>> 0, (lo ^ 0xffff_ffff) >>> 0];
+}
+
+const native = nativeChecksums;
+const nativeState = new Uint32Array(2);
+
 /**
  * The chained checksum on 32-bit halves (hot path of the log writer: no bigint per frame):
  * `prev` and the result are [high, low] words of the u64.
  */
 export function crc64ChainWords(prevHi: number, prevLo: number, data: Uint8Array): [number, number] {
-  const [hi, lo] = update(reverse32(prevLo), reverse32(prevHi), data);
-  return [(hi ^ 0xffff_ffff) >>> 0, (lo ^ 0xffff_ffff) >>> 0];
+  if (native === null) return crc64ChainWordsJs(prevHi, prevLo, data);
+  nativeState[0] = prevHi;
+  nativeState[1] = prevLo;
+  native.crc64Chain(nativeState, data);
+  return [nativeState[0], nativeState[1]];
 }
 
 /**
@@ -130,6 +145,11 @@ export function crc64ChainWords(prevHi: number, prevLo: number, data: Uint8Array
  * With `prev` = 0xFFFF_FFFF_FFFF_FFFF this is exactly the standard CRC-64/GO-ISO.
  */
 export function crc64Chain(prev: bigint, data: Uint8Array): bigint {
+  if (native !== null) {
+    const p = BigInt.asUintN(64, prev);
+    const [hi, lo] = crc64ChainWords(Number(p >> 32n), Number(p & 0xffff_ffffn), data);
+    return (BigInt(hi) << 32n) | BigInt(lo);
+  }
   const state = reverseBits64(prev);
   const [hi, lo] = update(Number(state >> 32n) >>> 0, Number(state & 0xffff_ffffn) >>> 0, data);
   return ((BigInt(hi) << 32n) | BigInt(lo)) ^ U64_MASK;
