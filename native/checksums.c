@@ -2,19 +2,15 @@
  * The replication log's rolling checksum in C (src/engine/wal/crc64.ts has the same algorithm in
  * JavaScript and says what it is): CRC-64/GO-ISO, reflected, chained from the previous frame's
  * checksum. The log writer runs it over every captured page, so it is on the commit path; here it
- * runs slicing-by-8 on 64-bit words, several times faster than the JavaScript version.
+ * runs slicing-by-8 on 64-bit words (3.5 µs per 4 KiB page against 6 µs in JavaScript, measured
+ * on the development machine).
  *
- * Also SQLite's WAL frame checksum (src/engine/wal/sqlite-wal-format.ts), which the capture runs
- * over every frame it reads back from the WAL and restore over every frame of a backup.
+ * (SQLite's WAL checksum stays in JavaScript: V8 runs its word loop as fast as C does.)
  *
- * Two Node-API functions, each updating `state` in place (no allocation per call):
+ * One Node-API function, updating `state` in place (no allocation per call):
  *   crc64Chain(state: Uint32Array, data: Uint8Array): undefined
  *     state: [high, low] 32-bit halves of the previous checksum; receives the new one.
- *   walChecksum(state: Uint32Array, data: Uint8Array, bigEndian: boolean): undefined
- *     state: [s0, s1] running sums; data: a multiple of 8 bytes, read as 32-bit words in the
- *     given byte order.
  */
-#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -98,49 +94,6 @@ static napi_value crc64_chain(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-static uint32_t load32(const uint8_t *p, int big_endian) {
-  if (big_endian) return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | p[3];
-  return ((uint32_t)p[3] << 24) | ((uint32_t)p[2] << 16) | ((uint32_t)p[1] << 8) | p[0];
-}
-
-static napi_value wal_checksum(napi_env env, napi_callback_info info) {
-  size_t argc = 3;
-  napi_value argv[3];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type_error(env, "walChecksum(state, data, bigEndian)");
-  napi_typedarray_type type;
-  size_t length;
-  void *state_data;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &state_data, &ab, &offset) != napi_ok || type != napi_uint32_array || length < 2) {
-    return throw_type_error(env, "walChecksum: state must be a Uint32Array of 2");
-  }
-  void *bytes;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &offset) != napi_ok || type != napi_uint8_array || length % 8 != 0) {
-    return throw_type_error(env, "walChecksum: data must be a Uint8Array whose length is a multiple of 8");
-  }
-  bool big_endian;
-  if (napi_get_value_bool(env, argv[2], &big_endian) != napi_ok) return throw_type_error(env, "walChecksum: bigEndian must be a boolean");
-  uint32_t *state = (uint32_t *)state_data;
-  uint32_t s0 = state[0];
-  uint32_t s1 = state[1];
-  const uint8_t *p = (const uint8_t *)bytes;
-  if (big_endian) {
-    for (size_t i = 0; i < length; i += 8) {
-      s0 += load32(p + i, 1) + s1;
-      s1 += load32(p + i + 4, 1) + s0;
-    }
-  } else {
-    for (size_t i = 0; i < length; i += 8) {
-      s0 += load32(p + i, 0) + s1;
-      s1 += load32(p + i + 4, 0) + s0;
-    }
-  }
-  state[0] = s0;
-  state[1] = s1;
-  return NULL;
-}
-
 static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
   if (napi_create_function(env, name, NAPI_AUTO_LENGTH, cb, NULL, &fn) != napi_ok) return 0;
@@ -149,7 +102,7 @@ static int export_function(napi_env env, napi_value exports, const char *name, n
 
 static napi_value init(napi_env env, napi_value exports) {
   build_tables();
-  if (!export_function(env, exports, "crc64Chain", crc64_chain) || !export_function(env, exports, "walChecksum", wal_checksum)) return NULL;
+  if (!export_function(env, exports, "crc64Chain", crc64_chain)) return NULL;
   return exports;
 }
 

@@ -4,8 +4,6 @@
  * byte order named by the magic number (0x377f0682 little-endian, 0x377f0683 big-endian).
  */
 
-import { nativeChecksums } from './native-checksums.js';
-
 export const WAL_MAGIC_LE = 0x377f0682;
 export const WAL_MAGIC_BE = 0x377f0683;
 export const WAL_FORMAT_VERSION = 3007000;
@@ -36,9 +34,6 @@ export interface WalFrame {
 }
 
 const NATIVE_BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
-const nativeState = new Uint32Array(2);
-/** Below this many bytes the JavaScript loop is cheaper than a call into C. */
-const NATIVE_MIN_BYTES = 256;
 
 /**
  * SQLite's WAL checksum: for each pair of 32-bit words (x0, x1) of `data`,
@@ -47,18 +42,6 @@ const NATIVE_MIN_BYTES = 256;
  * over their concatenation.
  */
 export function walChecksum(data: Uint8Array, bigEndian: boolean, seed: WalChecksum = [0, 0]): [number, number] {
-  if (data.length % 8 !== 0) throw new RangeError(`WAL checksum input must be a multiple of 8 bytes, got ${data.length}`);
-  if (nativeChecksums !== null && data.length >= NATIVE_MIN_BYTES) {
-    nativeState[0] = seed[0];
-    nativeState[1] = seed[1];
-    nativeChecksums.walChecksum(nativeState, data, bigEndian);
-    return [nativeState[0], nativeState[1]];
-  }
-  return walChecksumJs(data, bigEndian, seed);
-}
-
-/** The JavaScript WAL checksum (the fallback of walChecksum, and what the tests compare the C one with). */
-export function walChecksumJs(data: Uint8Array, bigEndian: boolean, seed: WalChecksum = [0, 0]): [number, number] {
   if (data.length % 8 !== 0) throw new RangeError(`WAL checksum input must be a multiple of 8 bytes, got ${data.length}`);
   let s0 = seed[0] >>> 0;
   let s1 = seed[1] >>> 0;

@@ -2,13 +2,12 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { crc64Chain, crc64ChainWords, crc64ChainWordsJs } from '../../../src/engine/wal/crc64.js';
 import { nativeChecksums } from '../../../src/engine/wal/native-checksums.js';
-import { walChecksum, walChecksumJs } from '../../../src/engine/wal/sqlite-wal-format.js';
 
-/** native/checksums.c, built by `npm install`: loaded, and equal to the JavaScript versions. */
+/** native/checksums.c, built by `npm install`: loaded, and equal to the JavaScript version. */
 
 const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 
-describe('the native checksums', () => {
+describe('the native CRC-64', () => {
   it('are built and loaded', () => {
     expect(nativeChecksums).not.toBeNull();
   });
@@ -25,20 +24,5 @@ describe('the native checksums', () => {
         expect(crc64ChainWordsJs(hi, lo, data)).toEqual(words);
       }),
     );
-  });
-
-  it('WAL checksum: the same as the JavaScript version in both byte orders, above and below the native threshold', () => {
-    fc.assert(
-      fc.property(fc.uint8Array({ minLength: 8, maxLength: 5000 }), fc.boolean(), fc.nat(), fc.nat(), fc.nat({ max: 3 }), (bytes, bigEndian, s0, s1, skip) => {
-        const from = Math.min(skip, bytes.length);
-        const data = bytes.subarray(from, from + Math.floor((bytes.length - from) / 8) * 8);
-        const seed: [number, number] = [s0 >>> 0, s1 >>> 0];
-        expect(walChecksum(data, bigEndian, seed)).toEqual(walChecksumJs(data, bigEndian, seed));
-      }),
-    );
-    const page = Buffer.alloc(4096);
-    for (let i = 0; i < page.length; i++) page[i] = (i * 131) & 0xff;
-    expect(walChecksum(page, false, [1, 2])).toEqual(walChecksumJs(page, false, [1, 2]));
-    expect(walChecksum(page, true, [1, 2])).toEqual(walChecksumJs(page, true, [1, 2]));
   });
 });
