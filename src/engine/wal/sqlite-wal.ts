@@ -7,7 +7,6 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { WalFile } from '../files/sqlite-files.js';
-import { readFully } from './fs-util.js';
 import {
   parseWalHeader,
   verifyWalFrame,
@@ -70,7 +69,13 @@ export interface WalReadResult {
 }
 
 const CHUNK_FRAMES = 64;
-const FIRST_READ_FRAMES = 2;
+/**
+ * Frames the first read of a scan asks for: more than a small commit writes, so that one read
+ * returns short and ends the scan (a WAL is on a local file system, where a read returns less than
+ * asked only at the end of the file; stale frames past the end, left by a restart, fail the salt
+ * check and end it too).
+ */
+const FIRST_READ_FRAMES = 4;
 
 function initialState(): WalReaderState {
   return { generation: null, offset: WAL_HEADER_SIZE, checksum: [0, 0] };
@@ -251,7 +256,9 @@ export class WalReader {
     scan: while (pos + frameSize <= size) {
       const want = Math.min(batch, Math.floor((size - pos) / frameSize)) * frameSize;
       batch = Math.min(batch * 4, CHUNK_FRAMES);
-      const got = readFully(fd, chunk, 0, want, pos);
+      // One read: a short one is the end of the file (see FIRST_READ_FRAMES); a second read to be
+      // told so would cost a system call per commit.
+      const got = readSync(fd, chunk, 0, want, pos);
       const whole = Math.floor(got / frameSize);
       if (whole === 0) break;
       for (let i = 0; i < whole; i++) {
