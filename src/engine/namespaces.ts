@@ -326,7 +326,16 @@ export class Namespaces {
     });
   }
 
+  /** Runs from a timer or setImmediate: a failure is logged, never thrown. */
   private sweep(): void {
+    try {
+      this.sweepOnce();
+    } catch (err) {
+      this.opts.logger.error({ err }, `unloading idle namespaces failed: ${errorMessage(err)}`);
+    }
+  }
+
+  private sweepOnce(): void {
     const max = this.opts.maxActive;
     if (max === undefined || this.closing) return;
     if (this.sweepTimer) clearTimeout(this.sweepTimer);
