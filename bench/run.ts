@@ -11,12 +11,30 @@ import { bottomlessRestore } from './bottomless.js';
 import { bottomlessIdle, bottomlessLag, bottomlessUpload } from './bottomless-writes.js';
 import { engineInserts } from './engine-inserts.js';
 import { logReplay } from './log-replay.js';
-import { pointReads } from './point-reads.js';
+import { idleRss } from './idle-rss.js';
+import { pointReads, pointReadsCpu } from './point-reads.js';
 import { forwardedWrites, replicaCatchUp, replicationLag } from './replication.js';
+import { startup } from './startup.js';
 import { passes, type Benchmark, type BenchOptions, type BenchResult } from './types.js';
 import { fmtNumber } from './util.js';
+import { wsPointReads } from './ws-point-reads.js';
 
-const BENCHMARKS: Benchmark[] = [pointReads, engineInserts, logReplay, replicationLag, replicaCatchUp, forwardedWrites, bottomlessRestore, bottomlessLag, bottomlessUpload, bottomlessIdle];
+const BENCHMARKS: Benchmark[] = [
+  pointReads,
+  pointReadsCpu,
+  wsPointReads,
+  idleRss,
+  startup,
+  engineInserts,
+  logReplay,
+  replicationLag,
+  replicaCatchUp,
+  forwardedWrites,
+  bottomlessRestore,
+  bottomlessLag,
+  bottomlessUpload,
+  bottomlessIdle,
+];
 
 type Cleanup = () => Promise<void> | void;
 const cleanups = new Set<Cleanup>();
