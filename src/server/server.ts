@@ -22,7 +22,6 @@ import { ResponseBudget } from './response-budget.js';
 import { checkListenAddresses, listenError, startHranaWsListener, type HranaWsListener } from './listeners.js';
 import { createClusterNode, type ClusterNode } from './replication/cluster.js';
 import { attachHranaWebSocket } from './ws/hrana-ws.js';
-import { ServerBackups } from './backups.js';
 
 /** Checkpoint once the WAL reaches about SQLite's own auto-checkpoint size (1000 pages). */
 const CHECKPOINT_WAL_BYTES = 4 * 1024 * 1024;
@@ -140,7 +139,7 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   const teardown = new Teardown();
   teardown.register('data directory lock', () => lock.release());
   let ctx: ServerContext | null = null;
-  const cluster = createClusterNode({
+  const cluster = await createClusterNode({
     config,
     logger,
     context: () => {
@@ -161,7 +160,8 @@ async function start(config: ServeConfig, lock: DataDirLock, overrides: ServerOv
   });
   // The store is checked before anything opens: a server that cannot reach its backups must not
   // start an empty database over them.
-  const backups = config.bottomless ? await ServerBackups.open(config.bottomless, logger) : null;
+  // Loaded only when backups are on (the uploader brings the compression codecs, zstd's wasm included).
+  const backups = config.bottomless ? await (await import('./backups.js')).ServerBackups.open(config.bottomless, logger) : null;
   if (backups) teardown.register('backups', () => backups.close());
   const watchdog = config.limits.maxStatementDurationMs > 0 ? StatementWatchdog.open(config.limits.maxStatementDurationMs, logger) : null;
   if (watchdog) teardown.register('statement watchdog', () => watchdog.close());

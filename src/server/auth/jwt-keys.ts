@@ -1,5 +1,14 @@
-import { importJWK, importSPKI, type CryptoKey } from 'jose';
+import type { CryptoKey } from 'jose';
 import { ConfigError } from '../../errors.js';
+
+type Jose = typeof import('jose');
+let jose: Promise<Jose> | null = null;
+
+/** jose, loaded on first use: a server without JWT keys never loads it (start-up, memory). */
+export function loadJose(): Promise<Jose> {
+  jose ??= import('jose');
+  return jose;
+}
 
 /** One Ed25519 public key able to verify `EdDSA` JWTs, imported once at configuration time. */
 export interface JwtKey {
@@ -46,7 +55,7 @@ async function importPemBlock(block: PemBlock): Promise<JwtKey> {
   switch (block.tag) {
     case 'PUBLIC KEY':
       try {
-        const key = await importSPKI(toSpkiPem(block.base64), 'EdDSA', { extractable: false });
+        const key = await (await loadJose()).importSPKI(toSpkiPem(block.base64), 'EdDSA', { extractable: false });
         return { key, format: 'pem' };
       } catch (err) {
         throw keyError('Could not decode Ed25519 public key from PEM', err);
@@ -73,9 +82,9 @@ async function importRawKey(text: string): Promise<JwtKey> {
   if (bytes.length !== ED25519_KEY_BYTES) {
     throw fail(`expected ${ED25519_KEY_BYTES} bytes, got ${bytes.length}`);
   }
-  let imported: Awaited<ReturnType<typeof importJWK>>;
+  let imported: Awaited<ReturnType<Jose['importJWK']>>;
   try {
-    imported = await importJWK({ kty: 'OKP', crv: 'Ed25519', x: encoded }, 'EdDSA', { extractable: false });
+    imported = await (await loadJose()).importJWK({ kty: 'OKP', crv: 'Ed25519', x: encoded }, 'EdDSA', { extractable: false });
   } catch (err) {
     throw fail('not a valid Ed25519 public key', err);
   }

@@ -1,6 +1,5 @@
-import { compactVerify } from 'jose';
 import { AuthError } from './auth-error.js';
-import type { JwtKey } from './jwt-keys.js';
+import { loadJose, type JwtKey } from './jwt-keys.js';
 import { FULL_ACCESS, principalFromClaims, type Principal } from './permissions.js';
 
 export type AuthConfig =
@@ -153,7 +152,7 @@ class JwtStrategy implements AuthStrategy {
     for (const { key } of this.keys) {
       let payload: Uint8Array;
       try {
-        ({ payload } = await compactVerify(token, key, { algorithms: ['EdDSA'] }));
+        ({ payload } = await (await loadJose()).compactVerify(token, key, { algorithms: ['EdDSA'] }));
       } catch (err) {
         lastError = err;
         continue;

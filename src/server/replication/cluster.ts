@@ -23,14 +23,15 @@ import { registerGrpcWeb } from '../../rpc/grpc-web/routes.js';
 import type { DatabaseConfig } from '../../rpc/messages.js';
 import { createProxyService, type ProxyService } from '../../rpc/proxy/proxy-service.js';
 import { GrpcError, GrpcStatus, type CallMetadata } from '../../rpc/service.js';
-import { startGrpcServer, type GrpcServerHandle } from '../../rpc/transport/grpc-server.js';
+import type { GrpcServerHandle } from '../../rpc/transport/grpc-server.js';
 import { principalToProxyJson } from '../auth/proxy-principal.js';
 import type { ServerContext } from '../context.js';
 import type { CallerAuth } from '../session.js';
 import { preAuthorizeUserCall, resolveLogCall, resolveProxyCall } from './call-auth.js';
 import { ForwardingConnection } from './forwarding-connection.js';
 import { LogService } from './log-service.js';
-import { NODE_SECRET_HEADER, PrimaryClient } from './primary-client.js';
+import { NODE_SECRET_HEADER } from './node-secret.js';
+import type { PrimaryClient } from './primary-client.js';
 import { PrimaryStreamPool } from './primary-streams.js';
 import { ReadFence } from './read-fence.js';
 import { Replicator, type ReplicationStatus } from './replicator.js';
@@ -92,9 +93,17 @@ function secretMatches(expected: string | null, meta: CallMetadata): boolean {
   return a.length === b.length && timingSafeEqual(a, b);
 }
 
-export function createClusterNode(deps: ClusterDeps): ClusterNode {
+/**
+ * The node for `config.cluster`. @grpc/grpc-js is loaded only where native gRPC is used: by a
+ * replica (its client) and by a primary with `--grpc-listen-addr` (when it listens); a primary
+ * without it serves gRPC-web on the user port, which needs none of it.
+ */
+export async function createClusterNode(deps: ClusterDeps): Promise<ClusterNode> {
   const cluster = deps.config.cluster;
-  return cluster.role === 'replica' ? new ReplicaNode(deps, cluster) : new PrimaryNode(deps, cluster);
+  if (cluster.role === 'primary') return new PrimaryNode(deps, cluster);
+  const { PrimaryClient } = await import('./primary-client.js');
+  const client = new PrimaryClient({ url: cluster.primary.url, tls: cluster.primary.tls, nodeSecret: cluster.nodeSecret, logger: deps.logger });
+  return new ReplicaNode(deps, cluster, client);
 }
 
 class PrimaryNode implements ClusterNode {
@@ -145,6 +154,7 @@ class PrimaryNode implements ClusterNode {
     const grpc = this.#cluster.grpc;
     if (grpc === null) return;
     const secret = this.#cluster.nodeSecret;
+    const { startGrpcServer } = await import('../../rpc/transport/grpc-server.js');
     this.#grpc = await startGrpcServer({
       host: grpc.listen.host,
       port: grpc.listen.port,
@@ -191,10 +201,10 @@ class ReplicaNode implements ClusterNode {
   readonly #client: PrimaryClient;
   readonly #namespaces = new Map<string, ReplicaNamespace>();
 
-  constructor(deps: ClusterDeps, cluster: Extract<ClusterConfig, { role: 'replica' }>) {
+  constructor(deps: ClusterDeps, cluster: Extract<ClusterConfig, { role: 'replica' }>, client: PrimaryClient) {
     this.#deps = deps;
     this.#cluster = cluster;
-    this.#client = new PrimaryClient({ url: cluster.primary.url, tls: cluster.primary.tls, nodeSecret: cluster.nodeSecret, logger: deps.logger });
+    this.#client = client;
   }
 
   readonly admit = async (namespace: string): Promise<boolean> => {

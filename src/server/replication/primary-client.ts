@@ -8,6 +8,7 @@ import { replicationLog, proxy } from '../../rpc/methods.js';
 import type { ExecReq, ExecResp, HelloResponse, WireFrame } from '../../rpc/messages.js';
 import { WalFlavor } from '../../rpc/messages.js';
 import { createGrpcChannel, type BidiCall, type GrpcChannel } from '../../rpc/transport/grpc-client.js';
+import { NODE_SECRET_HEADER } from './node-secret.js';
 
 export interface PrimaryTls {
   cert?: Buffer;
@@ -29,7 +30,7 @@ export interface ForwardCredentials {
   credential: string | undefined;
 }
 
-export const NODE_SECRET_HEADER = 'x-libsqlctl-node-secret';
+export { NODE_SECRET_HEADER };
 
 /** Hello is answered quickly or not at all: a primary that does not answer in time counts as down. */
 const HELLO_DEADLINE_MS = 10_000;

@@ -1,4 +1,3 @@
-import { decodeJwt } from 'jose';
 import { AuthError } from '../auth/auth-error.js';
 import { JWT_EXP_LEEWAY_SECONDS, type AuthConfig } from '../auth/strategy.js';
 import type { HranaErrorBody } from '../hrana/protocol.js';
@@ -16,7 +15,11 @@ import type { HranaErrorBody } from '../hrana/protocol.js';
 export function tokenExpiry(auth: AuthConfig, jwt: string | null): number | null {
   if (auth.kind !== 'jwt' || jwt === null) return null;
   try {
-    const exp = decodeJwt(jwt).exp;
+    // The token was verified in `hello`: only its payload's `exp` is read here (without jose,
+    // which is loaded only when a JWT is checked).
+    const payload = jwt.split('.')[1];
+    if (payload === undefined) return null;
+    const exp = (JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown } | null)?.exp;
     return typeof exp === 'number' && Number.isSafeInteger(exp) ? exp : null;
   } catch {
     return null; // cannot happen for a verified token; treat it as having no expiry
