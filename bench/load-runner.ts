@@ -1,6 +1,6 @@
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runJsonChild } from './json-child.js';
 
 /** One request variant; autocannon cycles through the variants on every connection. */
 export interface LoadRequest {
@@ -54,47 +54,7 @@ function isSummary(v: unknown): v is LoadSummary {
  * the server under test) and returns its summary. Rejects when the child fails or outlives its time.
  */
 export function runLoad(opts: LoadOptions, onCleanup: (fn: () => void) => () => void): Promise<LoadSummary> {
-  return new Promise<LoadSummary>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', LOAD_SCRIPT, JSON.stringify(opts)], {
-      cwd: REPO,
-      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
-    });
-    const kill = (): void => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    };
-    const unregister = onCleanup(kill);
-    const limit = setTimeout(kill, (opts.durationS + 60) * 1000);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', (err) => {
-      clearTimeout(limit);
-      unregister();
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(limit);
-      unregister();
-      if (code !== 0) {
-        reject(new Error(`load generator exited with ${signal ?? `code ${String(code)}`}\n${stderr.trim()}`));
-        return;
-      }
-      const line = stdout.trim().split('\n').pop() ?? '';
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line) as unknown;
-      } catch {
-        reject(new Error(`load generator printed no JSON result:\n${stdout}\n${stderr}`));
-        return;
-      }
-      if (!isSummary(parsed)) {
-        reject(new Error(`load generator printed an unexpected result: ${line}`));
-        return;
-      }
-      resolve(parsed);
-    });
-  });
+  return runJsonChild({ cwd: REPO, script: LOAD_SCRIPT, options: opts, durationS: opts.durationS, what: 'load generator', isSummary, onCleanup });
 }
 
 /** Throws unless every request completed with a 2xx status and an accepted body. */

@@ -3,9 +3,9 @@
  * client never shares an event loop with the server under test; the same client drives the real
  * server and the baseline.
  */
-import { spawn } from 'node:child_process';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { runJsonChild } from './json-child.js';
 
 /** What `bench/ws-load.ts` takes as its single JSON argument. */
 export interface WsLoadOptions {
@@ -53,44 +53,7 @@ function isSummary(v: unknown): v is WsLoadSummary {
 
 /** Runs the generator and returns its summary; rejects when the child fails or outlives its time. */
 export function runWsLoad(opts: WsLoadOptions, onCleanup: (fn: () => void) => () => void): Promise<WsLoadSummary> {
-  return new Promise<WsLoadSummary>((resolve, reject) => {
-    const child = spawn(process.execPath, ['--import', 'tsx', SCRIPT, JSON.stringify(opts)], { cwd: REPO, stdio: ['ignore', 'pipe', 'pipe', 'ipc'] });
-    const kill = (): void => {
-      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
-    };
-    const unregister = onCleanup(kill);
-    const limit = setTimeout(kill, (opts.durationS + 60) * 1000);
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.setEncoding('utf8').on('data', (d: string) => (stdout += d));
-    child.stderr?.setEncoding('utf8').on('data', (d: string) => (stderr += d));
-    child.on('error', (err) => {
-      clearTimeout(limit);
-      unregister();
-      reject(err);
-    });
-    child.on('close', (code, signal) => {
-      clearTimeout(limit);
-      unregister();
-      if (code !== 0) {
-        reject(new Error(`WebSocket load generator exited with ${signal ?? `code ${String(code)}`}\n${stderr.trim()}`));
-        return;
-      }
-      const line = stdout.trim().split('\n').pop() ?? '';
-      let parsed: unknown;
-      try {
-        parsed = JSON.parse(line) as unknown;
-      } catch {
-        reject(new Error(`WebSocket load generator printed no JSON result:\n${stdout}\n${stderr}`));
-        return;
-      }
-      if (!isSummary(parsed)) {
-        reject(new Error(`WebSocket load generator printed an unexpected result: ${line}`));
-        return;
-      }
-      resolve(parsed);
-    });
-  });
+  return runJsonChild({ cwd: REPO, script: SCRIPT, options: opts, durationS: opts.durationS, what: 'WebSocket load generator', isSummary, onCleanup });
 }
 
 /** Throws unless answers came back and every one of them was a `response_ok` with the expected row. */
