@@ -15,7 +15,7 @@ import { startServer } from '../src/server/server.js';
 import { assertAllOk, runLoad, type LoadRequest, type LoadSummary } from './load-runner.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { roundRatios, spreadLine } from './spread.js';
-import { benchTempDir, bracketed, bracketMean, fmtNumber, mean, postJson } from './util.js';
+import { benchTempDir, bracketed, fmtNumber, loadAverages, postJson } from './util.js';
 
 export const ROWS = 10_000;
 /** Distinct request bodies autocannon cycles through (ids spread over the table). */
@@ -235,13 +235,7 @@ function outcome(opts: BenchOptions): Promise<Outcome> {
 
 async function runRequestsPerSec(opts: BenchOptions): Promise<BenchResult> {
   const { baselines, subjects } = await outcome(opts);
-  const serverAvg = (pick: (s: Measured) => number): number => mean(subjects.map(pick));
-  const baseAvg = (pick: (s: Measured) => number): number => bracketMean(baselines.map(pick));
-  const value = serverAvg((s) => s.requestsPerSec);
-  const base = baseAvg((s) => s.requestsPerSec);
-  const lat = (avg: (pick: (s: Measured) => number) => number): string =>
-    `p50 ${fmtNumber(avg((s) => s.latencyP50Ms), 2)} ms, p99 ${fmtNumber(avg((s) => s.latencyP99Ms), 2)} ms, mean ${fmtNumber(avg((s) => s.latencyMeanMs), 2)} ms`;
-  const rps = (xs: Measured[]): number[] => xs.map((s) => s.requestsPerSec);
+  const { value, base, serverLatency, baselineLatency, serverRps, baselineRps } = loadAverages(subjects, baselines);
   return {
     name: 'point-reads',
     unit: 'req/s',
@@ -251,14 +245,14 @@ async function runRequestsPerSec(opts: BenchOptions): Promise<BenchResult> {
     target: TARGET,
     comparison: '>=',
     details: [
-      `server   latency: ${lat(serverAvg)} (mean of ${subjects.length} runs of ${opts.durationS}s)`,
-      `baseline latency: ${lat(baseAvg)} (${baselines.length} runs bracketing the server runs)`,
+      `server   latency: ${serverLatency} (mean of ${subjects.length} runs of ${opts.durationS}s)`,
+      `baseline latency: ${baselineLatency} (${baselines.length} runs bracketing the server runs)`,
       spreadLine(
         [
-          { label: 'server', values: rps(subjects), unit: 'req/s' },
-          { label: 'baseline', values: rps(baselines), unit: 'req/s' },
+          { label: 'server', values: serverRps, unit: 'req/s' },
+          { label: 'baseline', values: baselineRps, unit: 'req/s' },
         ],
-        roundRatios(rps(baselines), rps(subjects)),
+        roundRatios(baselineRps, serverRps),
       ),
     ],
   };
@@ -268,8 +262,9 @@ async function runRequestsPerSec(opts: BenchOptions): Promise<BenchResult> {
 async function runCpuPerRequest(opts: BenchOptions): Promise<BenchResult> {
   const { baselines, subjects } = await outcome(opts);
   const cpu = (xs: Measured[]): number[] => xs.map((s) => s.cpuUsPerRequest);
-  const value = mean(cpu(subjects));
-  const base = bracketMean(cpu(baselines));
+  const { serverAvg, baseAvg } = loadAverages(subjects, baselines);
+  const value = serverAvg((s) => s.cpuUsPerRequest);
+  const base = baseAvg((s) => s.cpuUsPerRequest);
   return {
     name: 'point-reads-cpu',
     unit: 'µs/req',

@@ -82,3 +82,33 @@ export async function execSql(url: string, sql: string, args: unknown[] = []): P
   if (first?.type !== 'ok' || !first.response?.result) throw new Error(`statement failed: ${JSON.stringify(first)}`);
   return first.response.result;
 }
+
+/** What a load run measured that the request-rate benchmarks report. */
+export interface LoadFigures {
+  requestsPerSec: number;
+  latencyP50Ms: number;
+  latencyP99Ms: number;
+  latencyMeanMs: number;
+}
+
+/**
+ * Averages of bracketed load runs (subjects by mean, the bracketing baselines by bracketMean), the
+ * request rates per run, and the latency line of each side.
+ */
+export function loadAverages<M extends LoadFigures>(subjects: M[], baselines: M[]) {
+  const serverAvg = (pick: (s: M) => number): number => mean(subjects.map(pick));
+  const baseAvg = (pick: (s: M) => number): number => bracketMean(baselines.map(pick));
+  const latency = (avg: (pick: (s: M) => number) => number): string =>
+    `p50 ${fmtNumber(avg((s) => s.latencyP50Ms), 2)} ms, p99 ${fmtNumber(avg((s) => s.latencyP99Ms), 2)} ms, mean ${fmtNumber(avg((s) => s.latencyMeanMs), 2)} ms`;
+  const rps = (xs: M[]): number[] => xs.map((s) => s.requestsPerSec);
+  return {
+    serverAvg,
+    baseAvg,
+    value: serverAvg((s) => s.requestsPerSec),
+    base: baseAvg((s) => s.requestsPerSec),
+    serverLatency: latency(serverAvg),
+    baselineLatency: latency(baseAvg),
+    serverRps: rps(subjects),
+    baselineRps: rps(baselines),
+  };
+}

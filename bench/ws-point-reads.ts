@@ -13,7 +13,7 @@ import { within } from './bottomless-harness.js';
 import { isRecord, ROWS, SELECT_SQL, seed, startRealServer, valueOf, variantIds, type Target } from './point-reads.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { roundRatios, spreadLine } from './spread.js';
-import { benchTempDir, bracketed, bracketMean, fmtNumber, mean } from './util.js';
+import { benchTempDir, bracketed, fmtNumber, loadAverages } from './util.js';
 import { assertAllAnswersOk, runWsLoad, type WsLoadSummary } from './ws-load-runner.js';
 
 const TARGET = 0.7;
@@ -177,13 +177,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       () => measure(baseline),
       () => measure(server),
     );
-    const serverAvg = (pick: (s: Measured) => number): number => mean(subjects.map(pick));
-    const baseAvg = (pick: (s: Measured) => number): number => bracketMean(baselines.map(pick));
-    const value = serverAvg((s) => s.requestsPerSec);
-    const base = baseAvg((s) => s.requestsPerSec);
-    const lat = (avg: (pick: (s: Measured) => number) => number): string =>
-      `p50 ${fmtNumber(avg((s) => s.latencyP50Ms), 2)} ms, p99 ${fmtNumber(avg((s) => s.latencyP99Ms), 2)} ms, mean ${fmtNumber(avg((s) => s.latencyMeanMs), 2)} ms`;
-    const rps = (xs: Measured[]): number[] => xs.map((s) => s.requestsPerSec);
+    const { serverAvg, baseAvg, value, base, serverLatency, baselineLatency, serverRps, baselineRps } = loadAverages(subjects, baselines);
     const serverCpu = serverAvg((s) => s.cpuUsPerRequest);
     const baseCpu = baseAvg((s) => s.cpuUsPerRequest);
     return {
@@ -195,15 +189,15 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       target: TARGET,
       comparison: '>=',
       details: [
-        `server   latency: ${lat(serverAvg)} (mean of ${subjects.length} runs of ${opts.durationS}s, ${wsConnections(opts)} connections × ${INFLIGHT} in flight)`,
-        `baseline latency: ${lat(baseAvg)} (${baselines.length} runs bracketing the server runs)`,
+        `server   latency: ${serverLatency} (mean of ${subjects.length} runs of ${opts.durationS}s, ${wsConnections(opts)} connections × ${INFLIGHT} in flight)`,
+        `baseline latency: ${baselineLatency} (${baselines.length} runs bracketing the server runs)`,
         `server-process CPU per request: server ${fmtNumber(serverCpu, 1)} µs, baseline ${fmtNumber(baseCpu, 1)} µs (baseline/server ${fmtNumber(baseCpu / serverCpu, 3)})`,
         spreadLine(
           [
-            { label: 'server', values: rps(subjects), unit: 'req/s' },
-            { label: 'baseline', values: rps(baselines), unit: 'req/s' },
+            { label: 'server', values: serverRps, unit: 'req/s' },
+            { label: 'baseline', values: baselineRps, unit: 'req/s' },
           ],
-          roundRatios(rps(baselines), rps(subjects)),
+          roundRatios(baselineRps, serverRps),
         ),
       ],
     };
