@@ -6,7 +6,7 @@
  */
 import { ensureBuilt } from './bottomless-harness.js';
 import { memoryKiB, spawnServer, waitHealthy, type ServerKind } from './server-process.js';
-import { roundRatios, spreadLine } from './spread.js';
+import { medianResult } from './spread.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { benchTempDir, bracketed, fmtNumber, median } from './util.js';
 
@@ -47,27 +47,16 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     () => sample(opts, 'server'),
   );
   const mib = (xs: Memory[], pick: (m: Memory) => number = (m) => m.rssKiB): number[] => xs.map((m) => pick(m) / 1024);
-  const value = median(mib(subjects));
-  const base = median(mib(baselines));
-  return {
+  return medianResult({
     name: 'idle-rss',
     unit: 'MiB',
-    value,
-    baseline: base,
-    ratio: value / base,
+    subjects: mib(subjects),
+    baselines: mib(baselines),
     target: TARGET,
     comparison: '<=',
-    details: [
-      `median VmRSS after /health 200 + ${IDLE_MS / 1000} s idle; peak (VmHWM) medians: server ${fmtNumber(median(mib(subjects, (m) => m.hwmKiB)), 1)} MiB, baseline ${fmtNumber(median(mib(baselines, (m) => m.hwmKiB)), 1)} MiB`,
-      spreadLine(
-        [
-          { label: 'server', values: mib(subjects), unit: 'MiB', digits: 1 },
-          { label: 'baseline', values: mib(baselines), unit: 'MiB', digits: 1 },
-        ],
-        roundRatios(mib(baselines), mib(subjects)),
-      ),
-    ],
-  };
+    digits: 1,
+    detail: `median VmRSS after /health 200 + ${IDLE_MS / 1000} s idle; peak (VmHWM) medians: server ${fmtNumber(median(mib(subjects, (m) => m.hwmKiB)), 1)} MiB, baseline ${fmtNumber(median(mib(baselines, (m) => m.hwmKiB)), 1)} MiB`,
+  });
 }
 
 export const idleRss: Benchmark = {

@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runJsonChild } from './json-child.js';
+import type { LoadFigures } from './util.js';
 
 /** One request variant; autocannon cycles through the variants on every connection. */
 export interface LoadRequest {
@@ -22,14 +23,10 @@ export interface LoadOptions {
 }
 
 /** What `bench/load.ts` prints (one JSON line on stdout). */
-export interface LoadSummary {
+export interface LoadSummary extends LoadFigures {
   durationS: number;
   /** Completed requests (any status). */
   completed: number;
-  requestsPerSec: number;
-  latencyMeanMs: number;
-  latencyP50Ms: number;
-  latencyP99Ms: number;
   non2xx: number;
   errors: number;
   timeouts: number;

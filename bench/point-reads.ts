@@ -15,7 +15,7 @@ import { startServer } from '../src/server/server.js';
 import { assertAllOk, runLoad, type LoadRequest, type LoadSummary } from './load-runner.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { roundRatios, spreadLine } from './spread.js';
-import { benchTempDir, bracketed, fmtNumber, loadAverages, postJson } from './util.js';
+import { benchTempDir, bracketed, fmtNumber, loadAverages, postJson, serverPool } from './util.js';
 
 export const ROWS = 10_000;
 /** Distinct request bodies autocannon cycles through (ids spread over the table). */
@@ -183,18 +183,12 @@ interface Outcome {
 
 async function measureAll(opts: BenchOptions): Promise<Outcome> {
   const tmp = benchTempDir(opts, 'point-reads');
-  const targets: Target[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const t of targets.splice(0)) await t.close();
-  };
-  const unregister = opts.onCleanup(closeAll);
+  const targets = serverPool<Target>(opts);
   try {
-    const server = await startRealServer(path.join(tmp.dir, 'data.sqld'));
-    targets.push(server);
-    const baseline = await startBaseline();
-    targets.push(baseline);
+    const server = targets.add(await startRealServer(path.join(tmp.dir, 'data.sqld')));
+    const baseline = targets.add(await startBaseline());
     await seed(server.url);
-    for (const t of targets) await checkAnswer(t, 4242);
+    for (const t of targets.all) await checkAnswer(t, 4242);
     opts.log(`  seeded ${ROWS} rows; ${VARIANTS} request variants, ${opts.connections} connections`);
 
     for (const t of [baseline, server]) {
@@ -212,8 +206,7 @@ async function measureAll(opts: BenchOptions): Promise<Outcome> {
       () => measure(server),
     );
   } finally {
-    unregister();
-    await closeAll();
+    await targets.close();
     tmp.remove();
   }
 }

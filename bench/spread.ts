@@ -26,3 +26,41 @@ export function spreadLine(parts: { label: string; values: number[]; unit: strin
   const range = ratios.length > 1 ? ` (${Math.min(...ratios).toFixed(3)}–${Math.max(...ratios).toFixed(3)})` : '';
   return `spread: ${runs.join('; ')}; ratio per round ${rs.join(', ')}${range}`;
 }
+
+/**
+ * The result of a benchmark whose figure is the median of fresh processes (start-up time, idle
+ * memory): value ÷ baseline against `target`, the first detail line given, then the spread line.
+ */
+export function medianResult(r: {
+  name: string;
+  unit: string;
+  subjects: number[];
+  baselines: number[];
+  target: number;
+  comparison: '<=' | '>=';
+  digits?: number;
+  detail: string;
+}): { name: string; unit: string; value: number; baseline: number; ratio: number; target: number; comparison: '<=' | '>='; details: string[] } {
+  const value = median(r.subjects);
+  const baseline = median(r.baselines);
+  const digits = r.digits ?? 0;
+  return {
+    name: r.name,
+    unit: r.unit,
+    value,
+    baseline,
+    ratio: value / baseline,
+    target: r.target,
+    comparison: r.comparison,
+    details: [
+      r.detail,
+      spreadLine(
+        [
+          { label: 'server', values: r.subjects, unit: r.unit, digits },
+          { label: 'baseline', values: r.baselines, unit: r.unit, digits },
+        ],
+        roundRatios(r.baselines, r.subjects),
+      ),
+    ],
+  };
+}

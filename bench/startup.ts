@@ -7,7 +7,7 @@
  */
 import { ensureBuilt } from './bottomless-harness.js';
 import { freePort, spawnServer, waitHealthy, type ServerKind } from './server-process.js';
-import { roundRatios, spreadLine } from './spread.js';
+import { medianResult } from './spread.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { benchTempDir, bracketed, fmtNumber, median } from './util.js';
 
@@ -51,27 +51,15 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     () => sample(opts, 'server'),
   );
   const ms = (xs: Timing[], pick: (t: Timing) => number = (t) => t.healthyMs): number[] => xs.map(pick);
-  const value = median(ms(subjects));
-  const base = median(ms(baselines));
-  return {
+  return medianResult({
     name: 'startup',
     unit: 'ms',
-    value,
-    baseline: base,
-    ratio: value / base,
+    subjects: ms(subjects),
+    baselines: ms(baselines),
     target: TARGET,
     comparison: '<=',
-    details: [
-      `median spawn → first /health 200; spawn → port open (first answer, any status): server ${fmtNumber(median(ms(subjects, (t) => t.listeningMs)))} ms, baseline ${fmtNumber(median(ms(baselines, (t) => t.listeningMs)))} ms`,
-      spreadLine(
-        [
-          { label: 'server', values: ms(subjects), unit: 'ms' },
-          { label: 'baseline', values: ms(baselines), unit: 'ms' },
-        ],
-        roundRatios(ms(baselines), ms(subjects)),
-      ),
-    ],
-  };
+    detail: `median spawn → first /health 200; spawn → port open (first answer, any status): server ${fmtNumber(median(ms(subjects, (t) => t.listeningMs)))} ms, baseline ${fmtNumber(median(ms(baselines, (t) => t.listeningMs)))} ms`,
+  });
 }
 
 export const startup: Benchmark = {

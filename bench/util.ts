@@ -112,3 +112,26 @@ export function loadAverages<M extends LoadFigures>(subjects: M[], baselines: M[
     baselineRps: rps(baselines),
   };
 }
+
+/**
+ * The servers a benchmark starts: `add` each, `close()` them all at the end (also run when the
+ * runner is interrupted), in the order they were added.
+ */
+export function serverPool<T extends { close(): Promise<void> }>(opts: BenchOptions): { add(t: T): T; readonly all: readonly T[]; close(): Promise<void> } {
+  const servers: T[] = [];
+  const closeAll = async (): Promise<void> => {
+    for (const t of servers.splice(0)) await t.close();
+  };
+  const unregister = opts.onCleanup(closeAll);
+  return {
+    add: (t) => {
+      servers.push(t);
+      return t;
+    },
+    all: servers,
+    close: async () => {
+      unregister();
+      await closeAll();
+    },
+  };
+}

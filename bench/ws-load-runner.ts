@@ -6,6 +6,7 @@
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { runJsonChild } from './json-child.js';
+import type { LoadFigures } from './util.js';
 
 /** What `bench/ws-load.ts` takes as its single JSON argument. */
 export interface WsLoadOptions {
@@ -25,14 +26,10 @@ export interface WsLoadOptions {
 }
 
 /** What `bench/ws-load.ts` prints (one JSON line on stdout). */
-export interface WsLoadSummary {
+export interface WsLoadSummary extends LoadFigures {
   durationS: number;
   /** `response_ok` answers with the expected row received within the measured window. */
   completed: number;
-  requestsPerSec: number;
-  latencyMeanMs: number;
-  latencyP50Ms: number;
-  latencyP99Ms: number;
   /** Answers that were not a `response_ok` of an outstanding request with the expected row. */
   bad: number;
   /** Connections that failed or closed before the end. */

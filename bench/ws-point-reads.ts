@@ -13,7 +13,7 @@ import { within } from './bottomless-harness.js';
 import { isRecord, ROWS, SELECT_SQL, seed, startRealServer, valueOf, variantIds, type Target } from './point-reads.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { roundRatios, spreadLine } from './spread.js';
-import { benchTempDir, bracketed, fmtNumber, loadAverages } from './util.js';
+import { benchTempDir, bracketed, fmtNumber, loadAverages, serverPool } from './util.js';
 import { assertAllAnswersOk, runWsLoad, type WsLoadSummary } from './ws-load-runner.js';
 
 const TARGET = 0.7;
@@ -144,20 +144,14 @@ function describe(label: string, s: Measured): string {
 
 async function run(opts: BenchOptions): Promise<BenchResult> {
   const tmp = benchTempDir(opts, 'ws-point-reads');
-  const targets: Target[] = [];
-  const closeAll = async (): Promise<void> => {
-    for (const t of targets.splice(0)) await t.close();
-  };
-  const unregister = opts.onCleanup(closeAll);
+  const targets = serverPool<Target>(opts);
   try {
-    const real = await startRealServer(path.join(tmp.dir, 'data.sqld'));
-    targets.push(real);
+    const real = targets.add(await startRealServer(path.join(tmp.dir, 'data.sqld')));
     await seed(real.url);
     const server: Target = { ...real, url: `${real.url.replace(/^http:/, 'ws:')}/` };
     const captured = await sampleAnswer(server.url, SAMPLE_ID);
     const canned = cannedAnswerMaker(captured);
-    const baseline = await startBaseline(canned);
-    targets.push(baseline);
+    const baseline = targets.add(await startBaseline(canned));
     const fromBaseline = await sampleAnswer(baseline.url, SAMPLE_ID);
     if (!fromBaseline.includes(`"value":"${SAMPLE_ID}"`) || !fromBaseline.includes(`"value":"${valueOf(SAMPLE_ID)}"`)) throw new Error(`baseline: unexpected answer ${fromBaseline}`);
     opts.log(`  seeded ${ROWS} rows; real answer ${Buffer.byteLength(captured)} bytes, canned ${Buffer.byteLength(fromBaseline)} bytes: ${captured}`);
@@ -202,8 +196,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
       ],
     };
   } finally {
-    unregister();
-    await closeAll();
+    await targets.close();
     tmp.remove();
   }
 }
