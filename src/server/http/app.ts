@@ -1,9 +1,9 @@
-import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance } from 'fastify';
+import Fastify, { LogController, type FastifyBaseLogger, type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import { atLeast, errorMessage } from '../../engine/logger.js';
 import type { ServerContext } from '../context.js';
 import { namespaceFromHeaders } from '../session.js';
 import { createLimitedHttpServer, isOverShare } from './connection-guard.js';
-import { permissiveCors } from './cors.js';
+import { answerCors } from './cors.js';
 import { announcesBody, closeAfterAnswer, refusalWasLogged } from './early-auth.js';
 import { httpErrorAnswer } from './error-map.js';
 import { consoleRoutes } from './routes/console.js';
@@ -47,9 +47,12 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     bodyLimit: BODY_LIMIT,
     return503OnClosing: true,
     logController: new LogController({ disableRequestLogging: true }),
+    // No child logger per request: request lines are ours (onResponse), fastify's own go to the parent.
+    childLoggerFactory: (logger) => logger,
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  // One hook for everything decided before the body is read (each hook costs every request).
   app.addHook('onRequest', (req, reply, done) => {
     // sqld ignores Content-Type; fastify would answer 415 to one it cannot parse, before any route.
     const type = req.headers['content-type'];
@@ -63,33 +66,8 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
       return;
     }
     ctx.touch();
-    done();
-  });
-  // One line per request at debug: never bodies, query strings or headers (credentials); and the
-  // request metrics when the admin port serves them.
-  app.addHook('onResponse', (req, reply, done) => {
-    ctx.metrics?.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
-    if (ctx.logger.isLevelEnabled('debug')) {
-      const route = req.routeOptions.url;
-      let namespace: string | undefined;
-      if (route !== undefined && !NO_NAMESPACE_ROUTES.has(route)) {
-        try {
-          namespace = namespaceFromHeaders(ctx, req.headers);
-        } catch {
-          // an invalid namespace header: the answer (400) says so, the line names none
-        }
-      }
-      const path = req.url.split('?', 1)[0];
-      ctx.logger.debug(
-        { method: req.method, path, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, ...(namespace === undefined ? {} : { namespace }) },
-        'request',
-      );
-    }
-    done();
-  });
-  permissiveCors(app);
-  // An unknown route is answered before its body is read (fastify would read it whole first).
-  app.addHook('onRequest', (req, reply, done) => {
+    if (answerCors(req, reply)) return;
+    // An unknown route is answered before its body is read (fastify would read it whole first).
     if (req.is404 && announcesBody(req.headers)) {
       closeAfterAnswer(req, reply);
       void reply.code(404).send();
@@ -97,6 +75,18 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
     }
     done();
   });
+  // One line per request at debug: never bodies, query strings or headers (credentials); and the
+  // request metrics when the admin port serves them. The level is fixed at start-up: without
+  // either, no hook (fastify then skips its own per-response bookkeeping too).
+  const debug = ctx.logger.isLevelEnabled('debug');
+  const metrics = ctx.metrics;
+  if (metrics || debug) {
+    app.addHook('onResponse', (req, reply, done) => {
+      metrics?.observeRequest(req.method, req.routeOptions.url ?? 'unmatched', reply.statusCode, reply.elapsedTime / 1000);
+      if (debug) logRequest(ctx, req, reply);
+      done();
+    });
+  }
   app.addHook('onSend', (_req, reply, payload, done) => {
     if (ctx.isClosing()) void reply.header('connection', 'close');
     done(null, payload);
@@ -125,4 +115,21 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   dumpRoutes(app, ctx);
   for (const register of extraRoutes) register(app);
   return app;
+}
+
+function logRequest(ctx: ServerContext, req: FastifyRequest, reply: FastifyReply): void {
+  const route = req.routeOptions.url;
+  let namespace: string | undefined;
+  if (route !== undefined && !NO_NAMESPACE_ROUTES.has(route)) {
+    try {
+      namespace = namespaceFromHeaders(ctx, req.headers);
+    } catch {
+      // an invalid namespace header: the answer (400) says so, the line names none
+    }
+  }
+  const path = req.url.split('?', 1)[0];
+  ctx.logger.debug(
+    { method: req.method, path, status: reply.statusCode, durationMs: Math.round(reply.elapsedTime * 10) / 10, ...(namespace === undefined ? {} : { namespace }) },
+    'request',
+  );
 }

@@ -13,14 +13,15 @@ export interface WsCodec {
   readonly wrongFrameReason: string;
   /** Throws WsDecodeError for a malformed message (close 1007). */
   decode(data: Buffer): ClientMsg;
-  encode(msg: WsServerMsg): string | Buffer;
+  /** The message's bytes (UTF-8 JSON for the text codec): measured and sent without converting again. */
+  encode(msg: WsServerMsg): Buffer;
 }
 
 export const jsonCodec: WsCodec = {
   binaryFrames: false,
   wrongFrameReason: 'Received a binary WebSocket message, which is not supported with JSON encoding',
   decode: (data) => decodeClientMsg(data.toString('utf8')),
-  encode: (msg) => JSON.stringify(msg),
+  encode: (msg) => Buffer.from(JSON.stringify(msg)),
 };
 
 export const protobufCodec: WsCodec = {

@@ -41,10 +41,6 @@ function closeReason(text: string): string {
 /** Requests that only give something back: an expired session may still send them. */
 const RELEASES: ReadonlySet<WsRequest['type']> = new Set(['close_stream', 'close_cursor', 'close_sql']);
 
-function byteSize(payload: string | Buffer): number {
-  return typeof payload === 'string' ? Buffer.byteLength(payload) : payload.length;
-}
-
 function asBuffer(data: RawData): Buffer {
   if (Buffer.isBuffer(data)) return data;
   if (Array.isArray(data)) return Buffer.concat(data);
@@ -237,7 +233,7 @@ export class WsSession {
     const payload = this.codec.encode({ type: 'response_ok', request_id: requestId, response });
     let release: () => void;
     try {
-      release = this.ctx.responses.reserve(byteSize(payload));
+      release = this.ctx.responses.reserve(payload.length);
     } catch (err) {
       const error = asStatementError(err);
       if (!error) throw err;
@@ -258,8 +254,8 @@ export class WsSession {
    * socket is corked at the first and uncorked once the turn's callbacks and promises have run, so
    * a burst of answers costs one system call instead of one each.
    */
-  private write(payload: string | Buffer, release?: () => void): void {
-    const sent = this.window.add(byteSize(payload));
+  private write(payload: Buffer, release?: () => void): void {
+    const sent = this.window.add(payload.length);
     if (!this.corked && !this.socket.destroyed) {
       this.corked = true;
       this.socket.cork();
@@ -268,7 +264,8 @@ export class WsSession {
         this.socket.uncork();
       });
     }
-    this.ws.send(payload, () => {
+    // A text codec's bytes go out as a text frame: ws takes the buffer as it is.
+    this.ws.send(payload, { binary: this.codec.binaryFrames }, () => {
       release?.();
       sent();
     });
