@@ -1,19 +1,34 @@
 /*
  * The replication log's rolling checksum in C (src/engine/wal/crc64.ts has the same algorithm in
  * JavaScript and says what it is): CRC-64/GO-ISO, reflected, chained from the previous frame's
- * checksum. The log writer runs it over every captured page, so it is on the commit path; here it
- * runs slicing-by-8 on 64-bit words (3.5 µs per 4 KiB page against 6 µs in JavaScript, measured
- * on the development machine).
+ * checksum. The log writer runs it over every captured page, so it is on the commit path. On x86-64
+ * processors with carry-less multiplication (PCLMULQDQ, checked at load time) the page is folded 64
+ * bytes at a time with it; elsewhere, and for short inputs, slicing-by-8 on 64-bit words runs
+ * (about 3.5 µs per 4 KiB page, against 6 µs in JavaScript).
  *
- * (SQLite's WAL checksum stays in JavaScript: V8 runs its word loop as fast as C does.)
+ * SQLite's WAL checksum is here too (the capture verifies every frame it reads back from `-wal`),
+ * computed as four independent chains that are combined at the end, and `pread`, the capture's one
+ * read per commit without the argument checks of Node's fs.readSync.
  *
- * One Node-API function, updating `state` in place (no allocation per call):
+ * Node-API functions, updating `state` in place (no allocation per call):
  *   crc64Chain(state: Uint32Array, data: Uint8Array): undefined
  *     state: [high, low] 32-bit halves of the previous checksum; receives the new one.
+ *   walChecksum(state: Uint32Array, data: Uint8Array, bigEndian: boolean): undefined
+ *   walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2): boolean
+ *   pread(fd, buf, offset, length, position): number   (not on Windows)
  */
+#if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
+#define _POSIX_C_SOURCE 200809L
+#endif
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#ifndef _WIN32
+#include <errno.h>
+#include <sys/types.h>
+#include <unistd.h>
+#endif
 
 #include <node_api.h>
 
@@ -64,6 +79,80 @@ static uint64_t crc_update(uint64_t reg, const uint8_t *data, size_t len) {
   return reg;
 }
 
+#if (defined(__x86_64__) || defined(_M_X64)) && (defined(__GNUC__) || defined(__clang__))
+#define HAVE_CLMUL 1
+#include <cpuid.h>
+#include <immintrin.h>
+
+/*
+ * Folding with carry-less multiplication. In the reflected representation bit i of a 64-bit word
+ * stands for x^(63 - i), and a 16-byte block loaded little-endian holds x^127 (bit 0 of its first
+ * byte) down to x^0: its low half L is the higher-degree half. Moving a block d bits further along
+ * the message multiplies it by x^d, so L * x^(64 + d) + H * x^d is what must be added into the block
+ * d bits later; both products are taken modulo P with constants x^n mod P. A carry-less product of
+ * two reflected 64-bit words comes out one bit short of the 128-bit reflected layout (its bit k
+ * stands for x^(126 - k)), so the constants are x^(63 + d) and x^(d - 1).
+ */
+static __m128i fold_by_512; /* lanes: [x^(63+512) mod P, x^(512-1) mod P] */
+static __m128i fold_by_128; /* lanes: [x^(63+128) mod P, x^(128-1) mod P] */
+static int have_clmul = 0;
+
+/* x^n mod P (P = x^64 + x^4 + x^3 + x + 1), bit i standing for x^i. */
+static uint64_t xpow_mod(unsigned n) {
+  uint64_t r = 1;
+  for (unsigned i = 0; i < n; i++) r = (r << 1) ^ ((r >> 63) ? UINT64_C(0x1B) : 0);
+  return r;
+}
+
+static void init_clmul(void) {
+  unsigned a, b, c, d;
+  if (!__get_cpuid(1, &a, &b, &c, &d) || !(c & bit_PCLMUL) || !(d & bit_SSE2)) return;
+  fold_by_512 = _mm_set_epi64x((long long)reverse64(xpow_mod(512 - 1)), (long long)reverse64(xpow_mod(63 + 512)));
+  fold_by_128 = _mm_set_epi64x((long long)reverse64(xpow_mod(128 - 1)), (long long)reverse64(xpow_mod(63 + 128)));
+  have_clmul = 1;
+}
+
+__attribute__((target("pclmul,sse2"))) static inline __m128i fold(__m128i acc, __m128i k, __m128i next) {
+  __m128i lo = _mm_clmulepi64_si128(acc, k, 0x00);
+  __m128i hi = _mm_clmulepi64_si128(acc, k, 0x11);
+  return _mm_xor_si128(_mm_xor_si128(lo, hi), next);
+}
+
+/* The same register as crc_update(reg, data, len); len >= 64. */
+__attribute__((target("pclmul,sse2"))) static uint64_t crc_update_clmul(uint64_t reg, const uint8_t *data, size_t len) {
+  const __m128i *p = (const __m128i *)data;
+  /* The register enters as an xor into the first eight bytes (as in the table loop). */
+  __m128i a0 = _mm_xor_si128(_mm_loadu_si128(p), _mm_cvtsi64_si128((long long)reg));
+  __m128i a1 = _mm_loadu_si128(p + 1);
+  __m128i a2 = _mm_loadu_si128(p + 2);
+  __m128i a3 = _mm_loadu_si128(p + 3);
+  size_t i = 64;
+  for (; i + 64 <= len; i += 64) {
+    p = (const __m128i *)(data + i);
+    a0 = fold(a0, fold_by_512, _mm_loadu_si128(p));
+    a1 = fold(a1, fold_by_512, _mm_loadu_si128(p + 1));
+    a2 = fold(a2, fold_by_512, _mm_loadu_si128(p + 2));
+    a3 = fold(a3, fold_by_512, _mm_loadu_si128(p + 3));
+  }
+  __m128i acc = fold(a0, fold_by_128, a1);
+  acc = fold(acc, fold_by_128, a2);
+  acc = fold(acc, fold_by_128, a3);
+  for (; i + 16 <= len; i += 16) acc = fold(acc, fold_by_128, _mm_loadu_si128((const __m128i *)(data + i)));
+  /* What is left is congruent to the message so far: its 16 bytes and the tail through the table. */
+  uint8_t rest[16];
+  _mm_storeu_si128((__m128i *)rest, acc);
+  return crc_update(crc_update(0, rest, 16), data + i, len - i);
+}
+#endif
+
+/* The register after `data`, starting from `reg` (before the final xor). */
+static uint64_t crc_register(uint64_t reg, const uint8_t *data, size_t len) {
+#ifdef HAVE_CLMUL
+  if (have_clmul && len >= 64) return crc_update_clmul(reg, data, len);
+#endif
+  return crc_update(reg, data, len);
+}
+
 static napi_value throw_type_error(napi_env env, const char *message) {
   napi_throw_type_error(env, NULL, message);
   return NULL;
@@ -88,11 +177,232 @@ static napi_value crc64_chain(napi_env env, napi_callback_info info) {
   }
   uint32_t *state = (uint32_t *)state_data;
   uint64_t prev = ((uint64_t)state[0] << 32) | state[1];
-  uint64_t reg = crc_update(reverse64(prev), (const uint8_t *)bytes, length) ^ UINT64_MAX;
+  uint64_t reg = crc_register(reverse64(prev), (const uint8_t *)bytes, length) ^ UINT64_MAX;
   state[0] = (uint32_t)(reg >> 32);
   state[1] = (uint32_t)reg;
   return NULL;
 }
+
+/*
+ * SQLite's WAL checksum: for each pair of 32-bit words (x0, x1), s0 += x0 + s1; s1 += x1 + s0
+ * (mod 2^32). Every step depends on the one before, so a page is cut into four segments whose
+ * contributions are computed side by side (four independent chains) and then combined: one step
+ * maps the pair v = (s0, s1) to M v + (x0, x0 + x1) with M = [[1, 1], [1, 2]], so a segment of n
+ * steps maps v to M^n v + w, w being what the segment gives from (0, 0).
+ */
+typedef struct {
+  uint32_t a, b, c, d; /* [[a, b], [c, d]] */
+} mat2;
+
+static mat2 mat2_mul(mat2 x, mat2 y) {
+  mat2 r = {x.a * y.a + x.b * y.c, x.a * y.b + x.b * y.d, x.c * y.a + x.d * y.c, x.c * y.b + x.d * y.d};
+  return r;
+}
+
+/* M^n (mod 2^32). */
+static mat2 step_power(size_t n) {
+  mat2 r = {1, 0, 0, 1};
+  mat2 base = {1, 1, 1, 2};
+  for (; n > 0; n >>= 1) {
+    if (n & 1) r = mat2_mul(r, base);
+    base = mat2_mul(base, base);
+  }
+  return r;
+}
+
+static inline uint32_t load_word(const uint8_t *p, int swap) {
+  uint32_t x;
+  memcpy(&x, p, 4);
+  if (swap) x = (x >> 24) | ((x >> 8) & 0xff00) | ((x << 8) & 0xff0000) | (x << 24);
+  return x;
+}
+
+static inline __attribute__((always_inline)) void wal_checksum_impl(uint32_t *s, const uint8_t *data, size_t len, int swap) {
+  uint32_t s0 = s[0], s1 = s[1];
+  size_t steps = len / 8;
+  size_t seg = steps / 4;
+  size_t done = 0;
+  if (seg >= 8) {
+    const uint8_t *p0 = data, *p1 = data + seg * 8, *p2 = data + 2 * seg * 8, *p3 = data + 3 * seg * 8;
+    uint32_t a0 = 0, b0 = 0, a1 = 0, b1 = 0, a2 = 0, b2 = 0, a3 = 0, b3 = 0;
+    for (size_t i = 0; i < seg * 8; i += 8) {
+      a0 += load_word(p0 + i, swap) + b0;
+      b0 += load_word(p0 + i + 4, swap) + a0;
+      a1 += load_word(p1 + i, swap) + b1;
+      b1 += load_word(p1 + i + 4, swap) + a1;
+      a2 += load_word(p2 + i, swap) + b2;
+      b2 += load_word(p2 + i + 4, swap) + a2;
+      a3 += load_word(p3 + i, swap) + b3;
+      b3 += load_word(p3 + i + 4, swap) + a3;
+    }
+    mat2 m = step_power(seg);
+    uint32_t wa[4] = {a0, a1, a2, a3}, wb[4] = {b0, b1, b2, b3};
+    for (int k = 0; k < 4; k++) {
+      uint32_t n0 = m.a * s0 + m.b * s1 + wa[k];
+      uint32_t n1 = m.c * s0 + m.d * s1 + wb[k];
+      s0 = n0;
+      s1 = n1;
+    }
+    done = 4 * seg * 8;
+  }
+  for (size_t i = done; i + 8 <= len; i += 8) {
+    s0 += load_word(data + i, swap) + s1;
+    s1 += load_word(data + i + 4, swap) + s0;
+  }
+  s[0] = s0;
+  s[1] = s1;
+}
+
+/* The checksum over `len` bytes (a multiple of 8) from the running pair s[0], s[1]; `swap`: the
+ * words are in the other byte order than the machine's. */
+static void wal_checksum(uint32_t *s, const uint8_t *data, size_t len, int swap) {
+  if (swap) wal_checksum_impl(s, data, len, 1);
+  else wal_checksum_impl(s, data, len, 0);
+}
+
+static int machine_big_endian(void) {
+  const uint16_t one = 1;
+  uint8_t first;
+  memcpy(&first, &one, 1);
+  return first == 0;
+}
+
+static napi_value wal_checksum_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 3;
+  napi_value argv[3];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type_error(env, "walChecksum(state, data, bigEndian)");
+  napi_typedarray_type type;
+  size_t length;
+  void *state_data;
+  napi_value ab;
+  size_t offset;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &state_data, &ab, &offset) != napi_ok || type != napi_uint32_array || length < 2) {
+    return throw_type_error(env, "walChecksum: state must be a Uint32Array of 2");
+  }
+  void *bytes;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &offset) != napi_ok || type != napi_uint8_array || length % 8 != 0) {
+    return throw_type_error(env, "walChecksum: data must be a Uint8Array of a multiple of 8 bytes");
+  }
+  bool big_endian;
+  if (napi_get_value_bool(env, argv[2], &big_endian) != napi_ok) return throw_type_error(env, "walChecksum: bigEndian must be a boolean");
+  wal_checksum((uint32_t *)state_data, (const uint8_t *)bytes, length, big_endian != machine_big_endian());
+  return NULL;
+}
+
+static uint32_t load_be32(const uint8_t *p) {
+  return ((uint32_t)p[0] << 24) | ((uint32_t)p[1] << 16) | ((uint32_t)p[2] << 8) | (uint32_t)p[3];
+}
+
+/*
+ * walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2): boolean
+ * Verifies the WAL frame at `offset` of `buf` (24-byte header, then the page) against the running
+ * checksum in `state` as SQLite does: page number not 0, the salts, and the checksum over the first
+ * eight header bytes and the page. When it verifies, `state` receives its checksum.
+ */
+static napi_value wal_frame_check_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 7;
+  napi_value argv[7];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) {
+    return throw_type_error(env, "walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2)");
+  }
+  napi_typedarray_type type;
+  size_t length;
+  void *state_data;
+  napi_value ab;
+  size_t byte_offset;
+  if (napi_get_typedarray_info(env, argv[0], &type, &length, &state_data, &ab, &byte_offset) != napi_ok || type != napi_uint32_array || length < 2) {
+    return throw_type_error(env, "walFrameCheck: state must be a Uint32Array of 2");
+  }
+  void *bytes;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &byte_offset) != napi_ok || type != napi_uint8_array) {
+    return throw_type_error(env, "walFrameCheck: buf must be a Uint8Array");
+  }
+  double offset_d;
+  uint32_t page_size, salt1, salt2;
+  bool big_endian;
+  if (napi_get_value_double(env, argv[2], &offset_d) != napi_ok || napi_get_value_uint32(env, argv[3], &page_size) != napi_ok ||
+      napi_get_value_bool(env, argv[4], &big_endian) != napi_ok || napi_get_value_uint32(env, argv[5], &salt1) != napi_ok ||
+      napi_get_value_uint32(env, argv[6], &salt2) != napi_ok) {
+    return throw_type_error(env, "walFrameCheck: offset, pageSize, salt1 and salt2 must be numbers, bigEndian a boolean");
+  }
+  bool ok = false;
+  if (offset_d >= 0 && page_size % 8 == 0 && offset_d + 24.0 + (double)page_size <= (double)length) {
+    const uint8_t *frame = (const uint8_t *)bytes + (size_t)offset_d;
+    if (load_be32(frame) != 0 && load_be32(frame + 8) == salt1 && load_be32(frame + 12) == salt2) {
+      uint32_t *state = (uint32_t *)state_data;
+      uint32_t sum[2] = {state[0], state[1]};
+      int swap = big_endian != machine_big_endian();
+      wal_checksum(sum, frame, 8, swap);
+      wal_checksum(sum, frame + 24, page_size, swap);
+      if (sum[0] == load_be32(frame + 16) && sum[1] == load_be32(frame + 20)) {
+        state[0] = sum[0];
+        state[1] = sum[1];
+        ok = true;
+      }
+    }
+  }
+  napi_value result;
+  if (napi_get_boolean(env, ok, &result) != napi_ok) return NULL;
+  return result;
+}
+
+#ifndef _WIN32
+static const char *errno_code(int err) {
+  switch (err) {
+    case EIO: return "EIO";
+    case EBADF: return "EBADF";
+    case EINVAL: return "EINVAL";
+    case EISDIR: return "EISDIR";
+    case EFAULT: return "EFAULT";
+    case ENXIO: return "ENXIO";
+    case EOVERFLOW: return "EOVERFLOW";
+    case ENOMEM: return "ENOMEM";
+    default: return "EUNKNOWN";
+  }
+}
+
+/*
+ * pread(fd, buf, offset, length, position): number — reads up to `length` bytes at `position` of
+ * the file into buf[offset…], as fs.readSync does (one read, retried when interrupted); throws an
+ * Error whose `code` names the errno.
+ */
+static napi_value pread_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_type_error(env, "pread(fd, buf, offset, length, position)");
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type_error(env, "pread: fd must be a descriptor");
+  napi_typedarray_type type;
+  size_t length;
+  void *bytes;
+  napi_value ab;
+  size_t byte_offset;
+  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &byte_offset) != napi_ok || type != napi_uint8_array) {
+    return throw_type_error(env, "pread: buf must be a Uint8Array");
+  }
+  double offset, want, position;
+  if (napi_get_value_double(env, argv[2], &offset) != napi_ok || napi_get_value_double(env, argv[3], &want) != napi_ok ||
+      napi_get_value_double(env, argv[4], &position) != napi_ok) {
+    return throw_type_error(env, "pread: offset, length and position must be numbers");
+  }
+  if (!(offset >= 0 && want >= 0 && position >= 0 && offset + want <= (double)length && position <= 9007199254740991.0)) {
+    napi_throw_range_error(env, NULL, "pread: offset, length or position out of range");
+    return NULL;
+  }
+  ssize_t n;
+  do {
+    n = pread(fd, (uint8_t *)bytes + (size_t)offset, (size_t)want, (off_t)position);
+  } while (n < 0 && errno == EINTR);
+  if (n < 0) {
+    int err = errno;
+    napi_throw_error(env, errno_code(err), strerror(err));
+    return NULL;
+  }
+  napi_value result;
+  if (napi_create_double(env, (double)n, &result) != napi_ok) return NULL;
+  return result;
+}
+#endif
 
 static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
   napi_value fn;
@@ -102,7 +412,15 @@ static int export_function(napi_env env, napi_value exports, const char *name, n
 
 static napi_value init(napi_env env, napi_value exports) {
   build_tables();
+#ifdef HAVE_CLMUL
+  init_clmul();
+#endif
   if (!export_function(env, exports, "crc64Chain", crc64_chain)) return NULL;
+  if (!export_function(env, exports, "walChecksum", wal_checksum_fn)) return NULL;
+  if (!export_function(env, exports, "walFrameCheck", wal_frame_check_fn)) return NULL;
+#ifndef _WIN32
+  if (!export_function(env, exports, "pread", pread_fn)) return NULL;
+#endif
   return exports;
 }
 

@@ -21,6 +21,11 @@ export function bindArgs(params: readonly SqlParam[], args: SqlArgs, isExplain: 
   if (supplied > count) {
     throw new SqlError('ARGS_INVALID', `too many parameters, expected ${count} found ${supplied}`);
   }
+  // Only bare `?` parameters and exactly as many positional values (the usual prepared statement):
+  // each index takes its value, nothing is looked up.
+  if (args.named.size === 0 && args.positional.length === count && allNameless(params) && allDefined(args.positional)) {
+    return [args.positional.slice()];
+  }
   const names = new Map<number, string>();
   for (const p of params) if (p.name !== null) names.set(p.index, p.name);
   const anonymous: SqlValue[] = [];
@@ -41,6 +46,16 @@ export function bindArgs(params: readonly SqlParam[], args: SqlArgs, isExplain: 
     else named[name.slice(1)] = value;
   }
   return Object.keys(named).length > 0 ? [anonymous, named] : [anonymous];
+}
+
+function allNameless(params: readonly SqlParam[]): boolean {
+  for (const p of params) if (p.name !== null) return false;
+  return true;
+}
+
+function allDefined(values: readonly (SqlValue | undefined)[]): boolean {
+  for (let i = 0; i < values.length; i++) if (values[i] === undefined) return false;
+  return true;
 }
 
 /** The value sqld binds to parameter `index` (full name `name`, null if nameless), if there is one. */

@@ -21,6 +21,8 @@ export interface ConnectionHost {
   /** Gives a handle back (in autocommit) for the next connection. */
   returnHandle(handle: SqliteHandle): void;
   acquireWriteLock(holder: LockHolder, signal?: AbortSignal): Promise<void>;
+  /** Takes the lock at once when it is free (nobody holds it or waits); false otherwise. */
+  tryAcquireWriteLock?(holder: LockHolder): boolean;
   releaseWriteLock(holder: LockHolder): void;
   holdsWriteLock(holder: LockHolder): boolean;
   /** Called when a write transaction is about to start, with the lock held; throws (or rejects) to refuse writes. */
@@ -123,6 +125,9 @@ export function openSqlite(file: string, opts: OpenSqliteOptions = { journalMode
  */
 export class SqliteHandle {
   readonly cache = new Map<string, Prepared>();
+  /** The newest entry of the cache (no reordering when the same statement runs again). */
+  private lastSql: string | null = null;
+  private lastPrepared: Prepared | null = null;
   /** Set once a statement may have changed per-connection state; such a handle is closed, not reused. */
   dirty = false;
   /** The namespace config version whose per-connection settings this connection has (0: none yet). */
@@ -138,10 +143,14 @@ export class SqliteHandle {
 
   /** Prepares (or finds in the cache) a statement with its classification and parameters. */
   prepare(sql: string): Prepared {
+    // The statement just run again (a loop of the same statement): already the newest entry.
+    if (sql === this.lastSql && this.lastPrepared !== null) return this.lastPrepared;
     const hit = this.cache.get(sql);
     if (hit) {
       this.cache.delete(sql);
       this.cache.set(sql, hit);
+      this.lastSql = sql;
+      this.lastPrepared = hit;
       return hit;
     }
     const info = classifyStatement(sql);
@@ -159,6 +168,8 @@ export class SqliteHandle {
     const blockedBy = NEVER_BLOCKED.has(info.kind) ? 'none' : info.kind === 'begin' || !needsWrite ? 'reads' : 'writes';
     const p: Prepared = { stmt, info, columns, isInsert: INSERT_RE.test(sql), params: findParameters(sql), taints, refused: statementPolicyError(info), needsWrite, blockedBy };
     this.cache.set(sql, p);
+    this.lastSql = sql;
+    this.lastPrepared = p;
     if (this.cache.size > CACHE_SIZE) {
       const oldest = this.cache.keys().next().value;
       if (oldest !== undefined) this.cache.delete(oldest);
@@ -187,6 +198,8 @@ export class SqliteHandle {
 
   close(): void {
     this.cache.clear();
+    this.lastSql = null;
+    this.lastPrepared = null;
     this.sqlite.close();
   }
 }
@@ -340,7 +353,8 @@ export class SqlConnection implements LockHolder, ClientConnection {
       throw new SqlError('SQLITE_READONLY', 'SQLite error: cannot write in a read-only transaction');
     }
     if (writes && !this.host.holdsWriteLock(this)) {
-      await this.host.acquireWriteLock(this, opts.signal);
+      // A free lock is taken without a turn through the microtask queue (the usual single writer).
+      if (this.host.tryAcquireWriteLock?.(this) !== true) await this.host.acquireWriteLock(this, opts.signal);
       try {
         if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
         const check = this.host.beforeWrite();

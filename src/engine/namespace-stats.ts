@@ -30,22 +30,30 @@ export interface NamespaceStatsSnapshot {
 }
 
 /**
- * Offers `item` to a list sorted by `weight` (heaviest first) of at most LIST_SIZE statements, one
- * entry per statement text (its heaviest run).
+ * Where a statement of weight `w` goes in a list sorted by `weight` (heaviest first) of at most
+ * LIST_SIZE statements, one entry per statement text (its heaviest run): the index to insert its
+ * entry at (a lighter entry of the same text is removed), or -1 when it stays out. Nothing is
+ * allocated when it stays out (a statement run again no heavier than before, the usual case).
  */
-function offer<T extends TopQuery>(list: T[], item: T, weight: (t: T) => number): void {
-  const w = weight(item);
-  if (list.length >= LIST_SIZE && w <= weight(list[list.length - 1]!)) return;
-  const same = list.findIndex((t) => t.query === item.query);
-  if (same >= 0) {
-    if (weight(list[same]!) >= w) return;
-    list.splice(same, 1);
+function place<T extends TopQuery>(list: T[], query: string, w: number, weight: (t: T) => number): number {
+  if (list.length >= LIST_SIZE && w <= weight(list[list.length - 1]!)) return -1;
+  for (let k = 0; k < list.length; k++) {
+    if (list[k]!.query !== query) continue;
+    if (weight(list[k]!) >= w) return -1;
+    list.splice(k, 1);
+    break;
   }
-  let i = list.findIndex((t) => weight(t) < w);
-  if (i < 0) i = list.length;
-  list.splice(i, 0, item);
+  const i = list.findIndex((t) => weight(t) < w);
+  return i < 0 ? list.length : i;
+}
+
+function insert<T>(list: T[], at: number, item: T): void {
+  list.splice(at, 0, item);
   if (list.length > LIST_SIZE) list.pop();
 }
+
+const rowsWeight = (t: TopQuery): number => t.rowsRead + t.rowsWritten;
+const timeWeight = (t: SlowQuery): number => t.elapsedMs;
 
 export class NamespaceStats {
   private rowsRead = 0;
@@ -67,10 +75,12 @@ export class NamespaceStats {
     if (cheapTop && cheapSlow) return;
     const query = sql.length > MAX_QUERY_CHARS ? sql.slice(0, MAX_QUERY_CHARS) : sql;
     if (!cheapTop) {
-      offer(this.top, { query, rowsRead, rowsWritten }, (t) => t.rowsRead + t.rowsWritten);
+      const at = place(this.top, query, rows, rowsWeight);
+      if (at >= 0) insert(this.top, at, { query, rowsRead, rowsWritten });
     }
     if (!cheapSlow) {
-      offer(this.slowest, { query, rowsRead, rowsWritten, elapsedMs }, (t) => t.elapsedMs);
+      const at = place(this.slowest, query, elapsedMs, timeWeight);
+      if (at >= 0) insert(this.slowest, at, { query, rowsRead, rowsWritten, elapsedMs });
     }
   }
 

@@ -1,14 +1,15 @@
 /**
  * `wallog-capture`: where the current SQLite WAL generation sits in the replication log, and what the
- * database file looked like at the last checkpoint. Written (atomically, by rename) when a WAL
- * generation begins, at every checkpoint and when a new log is seeded — never per commit.
+ * database file looked like at the last checkpoint. Written when a WAL generation begins, at every
+ * checkpoint and when a new log is seeded — never per commit: atomically, by rename, when a new log
+ * is seeded, and in place otherwise (CaptureStateFile).
  *
  * WAL frame i of the generation with these salts is log frame `genStartFrameNo + i`. Salts null =
  * "the next WAL generation, whatever its salts, starts at genStartFrameNo" (a newly seeded log).
  */
 import fs from 'node:fs';
 import type { FaultInjector } from '../faults.js';
-import { writeAtomically } from '../wal/fs-util.js';
+import { writeAtomically, writeFully } from '../wal/fs-util.js';
 
 /** The database file as the last checkpoint left it: a file replaced behind our back differs. */
 export interface DbIdentity {
@@ -68,6 +69,15 @@ export function readCaptureState(file: string): CaptureState | null {
   }
 }
 
+/** The file's length: every state is padded to it, so it fits one disk sector and never changes size. */
+export const CAPTURE_STATE_BYTES = 512;
+
+function encodeCaptureState(state: CaptureState): Buffer {
+  const text = JSON.stringify({ ...state, genStartFrameNo: state.genStartFrameNo.toString() });
+  // Padded with spaces (JSON allows them after the value); a longer state is written as it is.
+  return Buffer.from(text.length < CAPTURE_STATE_BYTES ? text.padEnd(CAPTURE_STATE_BYTES, ' ') : text, 'utf8');
+}
+
 /**
  * Replaces the state file atomically (write, rename). `durable` adds an fsync: needed only where a
  * power loss must not lose it (log creation); elsewhere a lost or stale state makes recovery start
@@ -75,6 +85,63 @@ export function readCaptureState(file: string): CaptureState | null {
  */
 export function writeCaptureState(file: string, state: CaptureState, faults: FaultInjector, durable = false): void {
   faults.at('capture-state');
-  const text = JSON.stringify({ ...state, genStartFrameNo: state.genStartFrameNo.toString() });
-  writeAtomically(file, (fd) => fs.writeSync(fd, text), { durable });
+  const bytes = encodeCaptureState(state);
+  writeAtomically(file, (fd) => writeFully(fd, bytes, 0), { durable });
+}
+
+/**
+ * The state file of one open log, rewritten at every checkpoint and WAL restart. A durable write
+ * (log creation) replaces the file by rename as `writeCaptureState` does; the others overwrite it in
+ * place through one descriptor kept open: a single write of one padded sector at offset 0, which a
+ * killed process either made whole or not at all (the kernel copies it into the page cache in one
+ * piece), and which a power loss can at worst leave stale or unreadable — the same as a rename
+ * without fsync, and recovery starts a new log from an unreadable state, which is safe. This saves
+ * the temporary file, the rename and, on ext4, the flush a rename over an existing file starts,
+ * about half a millisecond each time.
+ */
+export class CaptureStateFile {
+  #fd: number | null = null;
+
+  constructor(
+    readonly path: string,
+    private readonly faults: FaultInjector,
+  ) {}
+
+  write(state: CaptureState, durable = false): void {
+    this.faults.at('capture-state');
+    const bytes = encodeCaptureState(state);
+    if (!durable && bytes.length === CAPTURE_STATE_BYTES) {
+      const fd = this.#open();
+      if (fd !== null) {
+        writeFully(fd, bytes, 0);
+        return;
+      }
+    }
+    // The descriptor would name the replaced file: closed first, the next write opens the new one.
+    this.close();
+    writeAtomically(this.path, (fd) => writeFully(fd, bytes, 0), { durable });
+  }
+
+  close(): void {
+    if (this.#fd !== null) fs.closeSync(this.#fd);
+    this.#fd = null;
+  }
+
+  /** The descriptor of a state file of the right length; null when there is none yet (or an older one). */
+  #open(): number | null {
+    if (this.#fd !== null) return this.#fd;
+    let fd: number;
+    try {
+      fd = fs.openSync(this.path, 'r+');
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+      throw err;
+    }
+    if (fs.fstatSync(fd).size !== CAPTURE_STATE_BYTES) {
+      fs.closeSync(fd);
+      return null;
+    }
+    this.#fd = fd;
+    return fd;
+  }
 }

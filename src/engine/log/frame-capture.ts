@@ -6,13 +6,16 @@ import type { CheckpointedEvent, CommittedTransaction } from '../pipeline/transa
 import { SqlError } from '../sql-error.js';
 import { decodeFrame, FRAME_SIZE, type Frame } from '../wal/frame.js';
 import { WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, WalReader, type WalReaderState, type WalTransaction } from '../wal/sqlite-wal.js';
-import { writeCaptureState, type CaptureState } from './capture-state.js';
+import { CaptureStateFile, type CaptureState } from './capture-state.js';
 import { dbIdentity } from './db-identity.js';
 import { recoverLog, seedNewLog, toPageFrames, type RecoveredLog, type RecoveryInput } from './log-recovery.js';
 import type { CompactionPolicy, ReplicationLog } from './replication-log.js';
 
 /** What frame capture needs from its namespace database. */
 export type CaptureHost = Pick<RoleHost, 'name' | 'paths' | 'files' | 'logger' | 'faults' | 'maintenance' | 'openInternalConnection'>;
+
+/** The reader's pages stay views into its buffer: the log copies them at once (capture). */
+const NO_PAGE_COPIES = { copyPages: false } as const;
 
 /** Compaction that failed is tried again after this long, not on every commit. */
 const COMPACT_RETRY_MS = 1000;
@@ -46,6 +49,7 @@ export class FrameCapture {
     private readonly policy: CompactionPolicy,
     private readonly publisher: FramePublisher,
     reader: WalReader,
+    private readonly stateFile: CaptureStateFile,
     recovered: RecoveredLog,
   ) {
     this.reader = reader;
@@ -58,6 +62,7 @@ export class FrameCapture {
       this.ckptConn = host.openInternalConnection();
     } catch (err) {
       this.log.close();
+      stateFile.close();
       throw err;
     }
     this.beginGuard();
@@ -72,8 +77,15 @@ export class FrameCapture {
       if (sink.capture) sink.capture.flushFailed(err);
       else sink.early = err;
     };
-    const recovered = await recoverLog(recoveryInput(host, policy, reader, onFlushError));
-    sink.capture = new FrameCapture(host, policy, publisher, reader, recovered);
+    const stateFile = new CaptureStateFile(host.paths.captureState, host.faults);
+    let recovered: RecoveredLog;
+    try {
+      recovered = await recoverLog(recoveryInput(host, policy, reader, stateFile, onFlushError));
+    } catch (err) {
+      stateFile.close();
+      throw err;
+    }
+    sink.capture = new FrameCapture(host, policy, publisher, reader, stateFile, recovered);
     if (sink.early !== null) sink.capture.flushFailed(sink.early);
     return sink.capture;
   }
@@ -173,7 +185,7 @@ export class FrameCapture {
       // checkpoint covered stands: this one saw none of its frames, so it cannot have covered fewer.
       const covered = sameGeneration ? Math.min(consumed, backfilled) : (this.state.checkpointedFrames ?? 0);
       this.state = { ...this.state, checkpointedFrames: covered, dbIdentity: dbIdentity(this.host.files) };
-      writeCaptureState(this.host.paths.captureState, this.state, this.host.faults);
+      this.stateFile.write(this.state);
       if (complete) this.checkpointed = true;
       return { event: { logId: this.log.logId, walGeneration: this.state.walGeneration, lastFrameIndex: covered, lastFrameNo: this.log.replicationIndex }, complete };
     } catch (err) {
@@ -204,7 +216,7 @@ export class FrameCapture {
     try {
       const old = this.log;
       this.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
-      const recovered = seedNewLog(recoveryInput(this.host, this.policy, this.reader, (err) => this.flushFailed(err)), reason);
+      const recovered = seedNewLog(recoveryInput(this.host, this.policy, this.reader, this.stateFile, (err) => this.flushFailed(err)), reason);
       old.close();
       this.log = recovered.log;
       this.state = recovered.state;
@@ -237,6 +249,7 @@ export class FrameCapture {
     this.guardConn.close();
     this.ckptConn.close();
     this.reader.close();
+    this.stateFile.close();
     try {
       this.log.close();
     } catch (err) {
@@ -311,7 +324,7 @@ export class FrameCapture {
     let transactions: WalTransaction[];
     let range: ReturnType<ReplicationLog['append']>;
     try {
-      const read = this.reader.readCommitted({ copyPages: false });
+      const read = this.reader.readCommitted(NO_PAGE_COPIES);
       if (read.restarted && this.restartedBehindUs(saved)) {
         // The WAL restarted although our last checkpoint did not cover frames we had read: someone
         // else checkpointed and restarted it. Continuing would hide what we may have missed.
@@ -331,10 +344,11 @@ export class FrameCapture {
           walGeneration: this.state.walGeneration + 1,
           checkpointedFrames: null,
         };
-        writeCaptureState(this.host.paths.captureState, next, this.host.faults);
+        this.stateFile.write(next);
         this.state = next;
       }
-      range = this.log.append(toPageFrames(transactions), this.publisher.active);
+      // A WAL frame is a page frame already: one transaction (the usual case) goes as it is.
+      range = this.log.append(transactions.length === 1 ? transactions[0]!.frames : toPageFrames(transactions), this.publisher.active);
       this.checkpointed = false;
     } catch (err) {
       this.reader.restore(saved);
@@ -381,11 +395,12 @@ export class FrameCapture {
   }
 }
 
-function recoveryInput(host: CaptureHost, policy: CompactionPolicy, reader: WalReader, onFlushError: (err: unknown) => void): RecoveryInput {
+function recoveryInput(host: CaptureHost, policy: CompactionPolicy, reader: WalReader, stateFile: CaptureStateFile, onFlushError: (err: unknown) => void): RecoveryInput {
   return {
     log: { paths: host.paths, namespace: host.name, policy, logger: host.logger, faults: host.faults, onFlushError },
     files: host.files,
     main: host.maintenance,
     reader,
+    stateFile,
   };
 }

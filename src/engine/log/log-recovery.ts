@@ -7,7 +7,7 @@ import { PAGE_SIZE, type PageFrame } from '../wal/frame.js';
 import { WallogCorruptError } from '../wal/errors.js';
 import { newLogId } from '../wal/log-id.js';
 import type { WalReader, WalTransaction } from '../wal/sqlite-wal.js';
-import { readCaptureState, sameIdentity, writeCaptureState, type CaptureState } from './capture-state.js';
+import { readCaptureState, sameIdentity, type CaptureState, type CaptureStateFile } from './capture-state.js';
 import { dbIdentity } from './db-identity.js';
 import { ReplicationLog, type LogContext } from './replication-log.js';
 
@@ -21,6 +21,8 @@ export interface RecoveryInput {
   main: Database.Database;
   /** A reader on the engine's WalFile, at its initial state. */
   reader: WalReader;
+  /** Where the capture state is written (`paths.captureState`). */
+  stateFile: CaptureStateFile;
 }
 
 export interface RecoveredLog {
@@ -89,7 +91,7 @@ async function tryContinue(input: RecoveryInput, log: ReplicationLog, state: Cap
   let next = state;
   if (gen !== null && !sameGen && transactions.length > 0) {
     next = { ...state, salt1: gen.salt1, salt2: gen.salt2, genStartFrameNo: genStart, walGeneration: state.walGeneration + 1, checkpointedFrames: null };
-    writeCaptureState(input.log.paths.captureState, next, input.log.faults);
+    input.stateFile.write(next);
   }
   if (missing.length > 0) log.append(missing);
   return { log, state: next, newLogReason: null, recoveredFrames: missing.length };
@@ -133,7 +135,7 @@ export function seedNewLog(input: RecoveryInput, reason: string): RecoveredLog {
       checkpointedFrames: null,
       dbIdentity: dbIdentity(files),
     };
-    writeCaptureState(input.log.paths.captureState, state, input.log.faults, true);
+    input.stateFile.write(state, true);
     input.reader.restore({ generation: null, offset: 32, checksum: [0, 0] });
     return { log, state, newLogReason: reason, recoveredFrames: 0 };
   } catch (err) {

@@ -43,6 +43,10 @@ export interface LogContext {
   onFlushError: (err: unknown) => void;
 }
 
+/** How capture appends: no fsync, header deferred (see append); with or without the encoded copy. */
+const APPEND = { fsync: false, deferHeader: true, collect: false } as const;
+const APPEND_COLLECT = { fsync: false, deferHeader: true, collect: true } as const;
+
 /** Snapshot frames checked between two turns of the event loop at open. */
 const SNAPSHOT_CHECK_YIELD_FRAMES = 4096;
 
@@ -127,7 +131,7 @@ export class ReplicationLog {
    */
   append(frames: readonly PageFrame[], collect = false): { firstFrameNo: bigint; lastFrameNo: bigint; encoded: Buffer | null } {
     this.ctx.faults.at('log-append');
-    const range = this.file.appendTransaction(frames, { fsync: false, deferHeader: true, collect });
+    const range = this.file.appendTransaction(frames, collect ? APPEND_COLLECT : APPEND);
     this.headerFlush ??= setImmediate(() => {
       this.headerFlush = null;
       if (this.closed) return;

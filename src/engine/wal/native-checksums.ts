@@ -1,9 +1,9 @@
 /**
  * The C version of the replication log's CRC-64 (native/checksums.c, built by `npm install` from
- * source), which the log writer runs over every captured page. crc64.ts keeps its JavaScript
- * version as the fallback when the library was not built or does not load; the tests check that it
- * loads and that both agree. (SQLite's WAL checksum stays in JavaScript: V8 runs its word loop as
- * fast as C does, measured.)
+ * source), which the log writer runs over every captured page, and SQLite's WAL checksum, which the
+ * capture verifies every frame it reads from `-wal` with, and the capture's read per commit. crc64.ts,
+ * sqlite-wal-format.ts and sqlite-wal.ts keep their JavaScript versions as the fallback when the
+ * library was not built or does not load; the tests check that it loads and that both agree.
  */
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -11,6 +11,23 @@ import { fileURLToPath } from 'node:url';
 export interface ChecksumsAddon {
   /** `state`: [high, low] of the previous CRC-64, replaced by the chained one over `data`. */
   crc64Chain(state: Uint32Array, data: Uint8Array): void;
+  /**
+   * `state`: the running WAL checksum [s0, s1], replaced by the one after `data` (a multiple of 8
+   * bytes, read as words in big-endian order when `bigEndian`, little-endian otherwise). Missing from
+   * libraries built before it was added.
+   */
+  walChecksum?(state: Uint32Array, data: Uint8Array, bigEndian: boolean): void;
+  /**
+   * Verifies the WAL frame at `offset` of `buf` as SQLite does (page number not 0, the salts, the
+   * checksum chained from `state`); true when it verifies, and `state` then holds its checksum.
+   */
+  walFrameCheck?(state: Uint32Array, buf: Uint8Array, offset: number, pageSize: number, bigEndian: boolean, salt1: number, salt2: number): boolean;
+  /**
+   * One pread(2) of up to `length` bytes at `position` into buf[offset…] (retried when interrupted):
+   * fs.readSync without its argument checks, for the capture's read per commit. Throws an Error whose
+   * `code` names the errno. Not on Windows, nor in libraries built before it was added.
+   */
+  pread?(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
 }
 
 /** Where node-gyp puts the library (binding.gyp), from src/engine/wal or dist/engine/wal alike. */

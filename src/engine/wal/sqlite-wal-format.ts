@@ -4,6 +4,8 @@
  * byte order named by the magic number (0x377f0682 little-endian, 0x377f0683 big-endian).
  */
 
+import { nativeChecksums } from './native-checksums.js';
+
 export const WAL_MAGIC_LE = 0x377f0682;
 export const WAL_MAGIC_BE = 0x377f0683;
 export const WAL_FORMAT_VERSION = 3007000;
@@ -35,6 +37,12 @@ export interface WalFrame {
 
 const NATIVE_BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
 
+/** The C version (native/checksums.c), for inputs long enough to be worth the call (a page). */
+const nativeWalChecksum = nativeChecksums?.walChecksum?.bind(nativeChecksums) ?? null;
+const nativeFrameCheck = nativeChecksums?.walFrameCheck?.bind(nativeChecksums) ?? null;
+const NATIVE_MIN_BYTES = 256;
+const nativeState = new Uint32Array(2);
+
 /**
  * SQLite's WAL checksum: for each pair of 32-bit words (x0, x1) of `data`,
  * s0 += x0 + s1; s1 += x1 + s0 (mod 2^32), starting from `seed` (0, 0 for the header).
@@ -42,6 +50,18 @@ const NATIVE_BIG_ENDIAN = new Uint8Array(new Uint16Array([1]).buffer)[0] === 0;
  * over their concatenation.
  */
 export function walChecksum(data: Uint8Array, bigEndian: boolean, seed: WalChecksum = [0, 0]): [number, number] {
+  if (data.length % 8 !== 0) throw new RangeError(`WAL checksum input must be a multiple of 8 bytes, got ${data.length}`);
+  if (nativeWalChecksum !== null && data.length >= NATIVE_MIN_BYTES) {
+    nativeState[0] = seed[0];
+    nativeState[1] = seed[1];
+    nativeWalChecksum(nativeState, data, bigEndian);
+    return [nativeState[0], nativeState[1]];
+  }
+  return walChecksumJs(data, bigEndian, seed);
+}
+
+/** The JavaScript version of walChecksum (the fallback, and what the tests compare the C one with). */
+export function walChecksumJs(data: Uint8Array, bigEndian: boolean, seed: WalChecksum = [0, 0]): [number, number] {
   if (data.length % 8 !== 0) throw new RangeError(`WAL checksum input must be a multiple of 8 bytes, got ${data.length}`);
   let s0 = seed[0] >>> 0;
   let s1 = seed[1] >>> 0;
@@ -150,6 +170,12 @@ export function verifyWalFrame(
 ): [number, number] | null {
   const end = offset + WAL_FRAME_HEADER_SIZE + header.pageSize;
   if (offset < 0 || end > buf.length) return null;
+  if (nativeFrameCheck !== null) {
+    nativeState[0] = prev[0];
+    nativeState[1] = prev[1];
+    if (!nativeFrameCheck(nativeState, buf, offset, header.pageSize, header.bigEndian, header.salt1 >>> 0, header.salt2 >>> 0)) return null;
+    return [nativeState[0], nativeState[1]];
+  }
   if (buf.readUInt32BE(offset) === 0) return null;
   if (buf.readUInt32BE(offset + 8) !== header.salt1 || buf.readUInt32BE(offset + 12) !== header.salt2) return null;
   const afterHeader = walChecksum(buf.subarray(offset, offset + 8), header.bigEndian, prev);

@@ -7,6 +7,7 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { WalFile } from '../files/sqlite-files.js';
+import { nativeChecksums } from './native-checksums.js';
 import {
   parseWalHeader,
   verifyWalFrame,
@@ -70,12 +71,18 @@ export interface WalReadResult {
 
 const CHUNK_FRAMES = 64;
 /**
- * Frames the first read of a scan asks for: more than a small commit writes, so that one read
- * returns short and ends the scan (a WAL is on a local file system, where a read returns less than
- * asked only at the end of the file; stale frames past the end, left by a restart, fail the salt
- * check and end it too).
+ * Frames the first read of a scan asks for: as many as the last transaction read had (a commit of
+ * the same size then comes back in one read), plus the header of the frame after them, which tells
+ * whether the scan can end there: at the end of the file the read comes back short (a WAL is on a
+ * local file system, where a read returns less than asked only there), and after a restart the file
+ * keeps its old length and the stale frames past the new ones fail the salt check. Reading a whole
+ * stale frame instead of its header would copy a page for nothing.
  */
 const FIRST_READ_FRAMES = 4;
+
+/** One read at `position` (short only at the end of the file): the C pread when it is there. */
+const readAt: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => number =
+  nativeChecksums?.pread?.bind(nativeChecksums) ?? ((fd, buf, offset, length, position) => readSync(fd, buf, offset, length, position));
 
 function initialState(): WalReaderState {
   return { generation: null, offset: WAL_HEADER_SIZE, checksum: [0, 0] };
@@ -118,10 +125,6 @@ class PathWalFile implements WalFile {
   }
 }
 
-function checksum0(c: WalChecksum): WalChecksum {
-  return [c[0], c[1]];
-}
-
 export class WalReader {
   readonly walPath: string;
   readonly #file: WalFile;
@@ -131,6 +134,8 @@ export class WalReader {
   #chunk: Buffer | null = null;
   /** false: pages are views into the read buffer, valid only until the next call (capture copies them at once). */
   #copyPages = true;
+  /** Frames the next scan reads first (see FIRST_READ_FRAMES). */
+  #firstRead = FIRST_READ_FRAMES;
 
   /** `file`: the engine's long-lived WalFile, or a path (the reader then owns its descriptor). */
   constructor(file: WalFile | string, state?: WalReaderState) {
@@ -239,27 +244,30 @@ export class WalReader {
     const gen = this.#state.generation;
     if (gen === null) return [];
     const frameSize = WAL_FRAME_HEADER_SIZE + gen.pageSize;
-    const transactions: WalTransaction[] = [];
+    let transactions: WalTransaction[] = [];
     let pending: WalFrame[] = [];
     let pendingFirst = 0;
-    let pendingBefore: WalChecksum = checksum0(this.#state.checksum);
+    // Checksum pairs are never changed in place (each frame's is a new one): no copy needed.
+    let pendingBefore: WalChecksum = this.#state.checksum;
     let pos = this.#state.offset;
     let checksum: WalChecksum = this.#state.checksum;
     const available = Math.floor((size - pos) / frameSize);
     if (available <= 0) return transactions;
-    if (this.#chunk === null || this.#chunk.length !== frameSize * CHUNK_FRAMES) this.#chunk = Buffer.allocUnsafe(frameSize * CHUNK_FRAMES);
+    const chunkBytes = frameSize * CHUNK_FRAMES + WAL_FRAME_HEADER_SIZE;
+    if (this.#chunk === null || this.#chunk.length !== chunkBytes) this.#chunk = Buffer.allocUnsafe(chunkBytes);
     let chunk = this.#chunk;
 
     // Start small and grow: a commit usually adds a frame or two, and after a WAL restart the file
     // still holds stale frames of the previous generation past them, which a big read would copy.
-    let batch = FIRST_READ_FRAMES;
+    let batch = this.#firstRead;
     scan: while (pos + frameSize <= size) {
-      const want = Math.min(batch, Math.floor((size - pos) / frameSize)) * frameSize;
+      const frames = Math.min(batch, Math.floor((size - pos) / frameSize));
       batch = Math.min(batch * 4, CHUNK_FRAMES);
-      // One read: a short one is the end of the file (see FIRST_READ_FRAMES); a second read to be
-      // told so would cost a system call per commit.
-      const got = readSync(fd, chunk, 0, want, pos);
-      const whole = Math.floor(got / frameSize);
+      // One read of the frames and the next frame's header: a short one is the end of the file
+      // (see FIRST_READ_FRAMES); a second read to be told so would cost a system call per commit.
+      const want = frames * frameSize + WAL_FRAME_HEADER_SIZE;
+      const got = readAt(fd, chunk, 0, want, pos);
+      const whole = Math.min(frames, Math.floor(got / frameSize));
       if (whole === 0) break;
       for (let i = 0; i < whole; i++) {
         const at = i * frameSize;
@@ -272,26 +280,36 @@ export class WalReader {
         }
         checksum = next;
         const sizeAfter = chunk.readUInt32BE(at + 4);
-        pending.push({
+        const frame: WalFrame = {
           pageNo: chunk.readUInt32BE(at),
           sizeAfter,
           page: this.#copyPages ? Buffer.from(chunk.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize)) : chunk.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize),
-        });
+        };
+        // Array literals for the first element: exactly sized (a push into [] reserves 17 slots).
+        if (pending.length === 0) pending = [frame];
+        else pending.push(frame);
         pos += frameSize;
         if (sizeAfter !== 0) {
-          transactions.push({ frames: pending, sizeAfter, firstFrameIndex: pendingFirst, checksumBefore: pendingBefore });
+          const txn: WalTransaction = { frames: pending, sizeAfter, firstFrameIndex: pendingFirst, checksumBefore: pendingBefore };
+          if (transactions.length === 0) transactions = [txn];
+          else transactions.push(txn);
           pending = [];
           this.#state.offset = pos;
           this.#state.checksum = checksum;
         }
       }
       if (got < want) break;
+      // The next frame cannot be valid (verifyWalFrame checks the same first): the scan ends here.
+      const peek = whole * frameSize;
+      if (chunk.readUInt32BE(peek) === 0 || chunk.readUInt32BE(peek + 8) !== gen.salt1 || chunk.readUInt32BE(peek + 12) !== gen.salt2) break;
       // More to read: views into this buffer must stay valid, so later reads go to a fresh one.
       if (!this.#copyPages) {
         this.#chunk = Buffer.allocUnsafe(chunk.length);
         chunk = this.#chunk;
       }
     }
+    const last = transactions.at(-1);
+    if (last !== undefined) this.#firstRead = Math.min(CHUNK_FRAMES, last.frames.length);
     return transactions;
   }
 }

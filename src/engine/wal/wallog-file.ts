@@ -48,12 +48,16 @@ export class WallogFile {
   readonly discardedTailBytes: number;
   #fd: number;
   #header: WallogHeader;
-  #lastChecksum: bigint;
+  /** Checksum of the last frame as its high and low 32 bits (no bigint per append). */
+  #lastHi: number;
+  #lastLo: number;
   #readOnly: boolean;
   #closed = false;
   #headerDirty = false;
   /** Encoded frames not yet written, starting at frame index `#wbFrom`. */
   #wb = Buffer.allocUnsafe(WRITE_BEHIND_BYTES);
+  /** The same bytes, for the frame header fields (no range checks per field as Buffer's writers do). */
+  #wbView = new DataView(this.#wb.buffer, this.#wb.byteOffset, this.#wb.byteLength);
   #wbUsed = 0;
   #wbFrom = 0n;
 
@@ -61,7 +65,8 @@ export class WallogFile {
     this.path = path;
     this.#fd = fd;
     this.#header = header;
-    this.#lastChecksum = lastChecksum;
+    this.#lastHi = Number(lastChecksum >> 32n);
+    this.#lastLo = Number(lastChecksum & 0xffff_ffffn);
     this.#readOnly = readOnly;
     this.discardedTailBytes = tail;
   }
@@ -137,7 +142,7 @@ export class WallogFile {
   }
   /** Checksum of the last frame (the start checksum when empty). */
   get lastChecksum(): bigint {
-    return this.#lastChecksum;
+    return (BigInt(this.#lastHi) << 32n) | BigInt(this.#lastLo);
   }
   get sqldVersion(): SqldVersion {
     return this.#header.sqldVersion;
@@ -163,7 +168,8 @@ export class WallogFile {
     if (last.sizeAfter === 0 && !(options.partial && options.deferHeader)) throw new RangeError('the last frame of a transaction must have sizeAfter > 0');
     const firstFrameNo = this.nextFrameNo;
     for (const f of frames) {
-      if (f.pageNo < 1) throw new RangeError(`invalid page number ${f.pageNo}`);
+      if (f.pageNo < 1 || f.pageNo >>> 0 !== f.pageNo) throw new RangeError(`invalid page number ${f.pageNo}`);
+      if (f.sizeAfter >>> 0 !== f.sizeAfter) throw new RangeError(`sizeAfter must be a u32, got ${f.sizeAfter}`);
       if (f.page.length !== PAGE_SIZE) throw new RangeError(`page must be ${PAGE_SIZE} bytes, got ${f.page.length}`);
     }
     if (!options.deferHeader) this.#flushFrames();
@@ -172,10 +178,11 @@ export class WallogFile {
     let txnStart = this.#wbUsed;
     const wbUsedBefore = this.#wbUsed;
     let flushedDuring = false;
-    let hi = Number(this.#lastChecksum >> 32n);
-    let lo = Number(this.#lastChecksum & 0xffff_ffffn);
+    let hi = this.#lastHi;
+    let lo = this.#lastLo;
     let frameNo = Number(firstFrameNo);
-    let index = this.#header.frameCount;
+    const countBefore = this.#header.frameCount;
+    let added = 0;
     try {
       for (const f of frames) {
         // Frames are encoded straight into the write-behind buffer (flushed when full or on demand).
@@ -185,20 +192,20 @@ export class WallogFile {
           txnStart = 0;
           flushedDuring = true;
         }
-        if (this.#wbUsed === 0) this.#wbFrom = index;
+        if (this.#wbUsed === 0) this.#wbFrom = countBefore + BigInt(added);
         [hi, lo] = crc64ChainWords(hi, lo, f.page);
         const at = this.#wbUsed;
-        const wb = this.#wb;
-        wb.writeUInt32LE(frameNo % 0x1_0000_0000, at);
-        wb.writeUInt32LE(Math.floor(frameNo / 0x1_0000_0000), at + 4);
-        wb.writeUInt32LE(lo, at + 8);
-        wb.writeUInt32LE(hi, at + 12);
-        wb.writeUInt32LE(f.pageNo, at + 16);
-        wb.writeUInt32LE(f.sizeAfter, at + 20);
-        wb.set(f.page, at + FRAME_HEADER_SIZE);
+        const view = this.#wbView;
+        view.setUint32(at, frameNo % 0x1_0000_0000, true);
+        view.setUint32(at + 4, Math.floor(frameNo / 0x1_0000_0000), true);
+        view.setUint32(at + 8, lo, true);
+        view.setUint32(at + 12, hi, true);
+        view.setUint32(at + 16, f.pageNo, true);
+        view.setUint32(at + 20, f.sizeAfter, true);
+        this.#wb.set(f.page, at + FRAME_HEADER_SIZE);
         this.#wbUsed += FRAME_SIZE;
         frameNo += 1;
-        index += 1n;
+        added += 1;
       }
     } catch (err) {
       // Nothing of this transaction counts: frames written past frame_count are a tail the next
@@ -207,8 +214,10 @@ export class WallogFile {
       throw err;
     }
     out?.push(Buffer.from(this.#wb.subarray(txnStart, this.#wbUsed)));
-    this.#header = { ...this.#header, frameCount: index };
-    this.#lastChecksum = (BigInt(hi) << 32n) | BigInt(lo);
+    // The header object is this file's own (nobody else holds it): updated in place, no copy per append.
+    this.#header.frameCount = countBefore + BigInt(added);
+    this.#lastHi = hi;
+    this.#lastLo = lo;
     if (options.deferHeader) {
       this.#headerDirty = true;
     } else {
