@@ -280,11 +280,17 @@ export class WsStreams {
 
   private enqueue(st: WsStream, job: () => Promise<WsResponse>): Promise<WsResponse> {
     st.pending++;
-    const result = st.queue.then(async () => {
-      await this.gate();
-      if (this.closed) throw new HranaError('STREAM_NOT_OPEN', `Stream ${st.id} has been closed`);
-      return job();
-    });
+    // Nothing queued on the stream and the send window open (the usual case): the job starts now,
+    // not two turns of the promise queue later. Otherwise it waits for its turn, then for the window.
+    const wait = st.pending === 1 && !this.closed ? this.gate() : undefined;
+    const result =
+      wait === null
+        ? startNow(job)
+        : st.queue.then(async () => {
+            await (wait ?? this.gate());
+            if (this.closed) throw new HranaError('STREAM_NOT_OPEN', `Stream ${st.id} has been closed`);
+            return job();
+          });
     const settled = (): void => {
       st.pending--;
       if (st.pending < this.limits.streamQueue) this.wakeIntake(st);
@@ -346,5 +352,14 @@ export class WsStreams {
     if (!Array.isArray(batch.steps)) return batch;
     const steps: unknown[] = batch.steps;
     return { ...batch, steps: steps.map((step) => (isObject(step) ? { ...step, stmt: this.freezeStmt(step.stmt) } : step)) };
+  }
+}
+
+/** Runs a job at once; a synchronous throw becomes its rejection, as inside the queue. */
+function startNow(job: () => Promise<WsResponse>): Promise<WsResponse> {
+  try {
+    return job();
+  } catch (err) {
+    return Promise.reject(err instanceof Error ? err : new Error(String(err)));
   }
 }
