@@ -3,6 +3,9 @@
 #   Node-API addon and a SQLite loadable extension.
 # - checksums (native/checksums.c): the replication log's CRC-64 (src/engine/wal/crc64.ts falls back
 #   to its JavaScript version when the library cannot be loaded).
+# - restore (native/restore.c): restore's snapshot decoder over the zlib Node links and exports to
+#   addons, into buffers the caller reuses (src/backup/restore/native-gunzip.ts falls back to
+#   node:zlib's stream when the library cannot be loaded).
 # The watchdog is compiled against the headers of the SQLite that better-sqlite3 embeds, and links
 # nothing from it: as an extension it reaches SQLite only through the routines SQLite hands it.
 {
@@ -22,6 +25,12 @@
       'sources': ['native/checksums.c'],
       'defines': ['NAPI_VERSION=8'],
       'cflags': ['-std=c11', '-O3', '-Wall', '-Wextra', '-fvisibility=hidden'],
+    },
+    {
+      'target_name': 'restore',
+      'sources': ['native/restore.c'],
+      'defines': ['NAPI_VERSION=8'],
+      'cflags': ['-std=c11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
     },
   ],
 }

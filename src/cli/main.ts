@@ -1,8 +1,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { Config, execute, handle, type Interfaces, ux } from '@oclif/core';
-import { isVersionRequest, versionLine } from './version.js';
+import type { Interfaces } from '@oclif/core';
 
 /**
  * The CLI: oclif's `execute`, except that `libsqlctl -V` / `--version` print `libsqlctl <version>`
@@ -11,10 +10,14 @@ import { isVersionRequest, versionLine } from './version.js';
  * Start-up: without a manifest oclif imports every command module to learn its flags, and `serve`
  * brings the whole engine. A command line that names one command (and asks for no help) only
  * needs that one, so oclif is told to discover just its file; `-V` needs none. Anything else
- * (help, topics, unknown words) loads them all, as before.
+ * (help, topics, unknown words) loads them all, as before. A plain `bottomless restore` command
+ * line does not load oclif at all (fast-restore.ts).
  */
 export async function main(argv: string[], dir: string): Promise<void> {
-  let config: Config;
+  // A plain `bottomless restore` runs without oclif (fast-restore.ts says which command lines are plain).
+  if (argv[0] === 'bottomless' && argv[1] === 'restore' && (await (await import('./fast-restore.js')).tryPlainRestore(argv.slice(2)))) return;
+  const [{ Config, execute, handle, ux }, { isVersionRequest, versionLine }] = await Promise.all([import('@oclif/core'), import('./version.js')]);
+  let config: Interfaces.Config;
   try {
     config = await Config.load(narrowedLoad(argv, dir) ?? dir);
   } catch (err) {

@@ -1,9 +1,10 @@
 /**
- * One listing of a database's keys, from a generation on, grouped by generation as the pages come
- * in. Generation ids sort newest first, so a restore's chain (the chosen generation, then its
- * parents along `.dep`) is normally the first groups of this listing: a page of 1000 keys covers
- * dozens of generations, where listing each generation's prefix costs a request apiece. The scan
- * reads only as far as someone has asked.
+ * One listing of a database's keys, from a generation on (or from the start: the newest
+ * generation first), grouped by generation as the pages come in. Generation ids sort newest
+ * first, so a restore's chain (the chosen generation, then its parents along `.dep`) is normally
+ * the first groups of this listing: a page of 1000 keys covers dozens of generations, where
+ * listing each generation's prefix costs a request apiece. The scan reads only as far as someone
+ * has asked; a failed page fails every later question (never "the listing ended").
  *
  * Keys under the database's prefix that belong to no generation of it (another database whose name
  * extends this one's, spec §3.1) are skipped.
@@ -17,18 +18,35 @@ export class KeyScan {
   /** Generations in listing order (newest first). */
   private readonly order: string[] = [];
   private done = false;
+  private failure: Error | null = null;
   private step: Promise<void> | null = null;
 
   constructor(
     storage: BackupStorage,
     private readonly db: string,
-    /** The scan starts with this generation's keys. */
-    private readonly from: string,
+    /** The scan starts with this generation's keys; null: from the first key (the newest generation). */
+    private readonly from: string | null,
     /** Called with each generation's objects once they are all listed, in listing order. */
     private readonly onGroup?: (gen: string, objects: readonly ObjectInfo[]) => void,
   ) {
     // Every key of `from` sorts after `<prefix><from>` (they continue with `/`).
-    this.iterator = storage.list(dbPrefix(db), { startAfter: `${dbPrefix(db)}${from}` })[Symbol.asyncIterator]();
+    this.iterator = storage.list(dbPrefix(db), from === null ? {} : { startAfter: `${dbPrefix(db)}${from}` })[Symbol.asyncIterator]();
+  }
+
+  /** Generations listed so far. */
+  get listed(): number {
+    return this.order.length;
+  }
+
+  /** The first generation of the scan (from the start: the newest), or null when there is none. */
+  async first(): Promise<string | null> {
+    await this.until(() => this.order.length > 0);
+    return this.order[0] ?? null;
+  }
+
+  /** Lists on until `enough()` holds or the listing ends. */
+  async extend(enough: () => boolean): Promise<void> {
+    await this.until(enough);
   }
 
   /**
@@ -36,7 +54,7 @@ export class KeyScan {
    * started (a `.dep` naming a newer generation), so it has to be listed by itself.
    */
   async objectsOf(gen: string): Promise<ObjectInfo[] | undefined> {
-    if (gen !== this.from && compareKeys(gen, this.from) < 0) return undefined;
+    if (this.from !== null && gen !== this.from && compareKeys(gen, this.from) < 0) return undefined;
     // Complete once a later generation has begun, or the listing has ended.
     await this.until(() => (this.groups.has(gen) ? this.order.at(-1) !== gen : this.passed(gen)));
     return this.groups.get(gen) ?? [];
@@ -68,8 +86,18 @@ export class KeyScan {
   }
 
   private async until(enough: () => boolean): Promise<void> {
-    while (!this.done && !enough()) {
-      this.step ??= this.advance().finally(() => (this.step = null));
+    for (;;) {
+      if (this.failure !== null) throw this.failure;
+      if (this.done || enough()) return;
+      this.step ??= this.advance().then(
+        () => {
+          this.step = null;
+        },
+        (err: unknown) => {
+          this.failure ??= err instanceof Error ? err : new Error(String(err));
+          this.step = null;
+        },
+      );
       await this.step;
     }
   }

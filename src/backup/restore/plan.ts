@@ -6,18 +6,19 @@
  * there) is recorded as its gap: restore refuses it or stops there, it never skips it.
  *
  * The generations' objects come from one listing of the database's keys from the chosen generation
- * on (key-scan.ts), and the walk reads a few generations ahead in listing order (where a
+ * on (from the start for the newest, which is then the listing's first generation: key-scan.ts).
+ * Every generation up to the first one with a snapshot is read as soon as the listing shows it, all
+ * at once, and the walk reads a few generations ahead in listing order beyond that (where a
  * generation's parent normally is), so a long chain costs a few round trips, not one per generation.
  */
 import { isGenerationId } from '../format/generation-id.js';
 import type { Compression } from '../format/layout.js';
-import type { BackupStorage } from '../storage/storage.js';
+import type { BackupStorage, ObjectInfo } from '../storage/storage.js';
 import {
   type BatchObject,
   type GenerationInfo,
   generationAtOrBefore,
   listedSnapshot,
-  newestGeneration,
   readGeneration,
   readTombstone,
   type SnapshotObject,
@@ -66,16 +67,22 @@ function tombstoned(gen: GenerationInfo, tombstone: number | null): boolean {
   return tombstone !== null && gen.createdSecs <= tombstone;
 }
 
-async function chooseGeneration(storage: BackupStorage, db: string, opts: PlanOptions): Promise<string> {
+function noGeneration(storage: BackupStorage, db: string, time: Date | undefined): BackupNotFoundError {
+  const where = `${db} in ${storage.description}`;
+  if (time === undefined) return new BackupNotFoundError(`no generations of ${where}`, 'check -n/--db-name, the bucket and the endpoint (`bottomless ls` lists what is there)');
+  return new BackupNotFoundError(`no generation of ${where} was created at or before ${formatUtc(time)} UTC`, 'pick a later --utc-time (`bottomless ls` shows when each generation was created)');
+}
+
+/** The generation asked for, or the one chosen by time; null: the newest (the first of a scan from the start). */
+async function chooseGeneration(storage: BackupStorage, db: string, opts: PlanOptions): Promise<string | null> {
   if (opts.generation !== undefined) {
     if (!isGenerationId(opts.generation)) throw new BackupNotFoundError(`${opts.generation} is not a generation id`, 'generation ids are version-7 UUIDs as `bottomless ls` prints them');
     return opts.generation;
   }
-  const gen = opts.time === undefined ? await newestGeneration(storage, db) : await generationAtOrBefore(storage, db, opts.time);
+  if (opts.time === undefined) return null;
+  const gen = await generationAtOrBefore(storage, db, opts.time);
   if (gen !== null) return gen;
-  const where = `${db} in ${storage.description}`;
-  if (opts.time === undefined) throw new BackupNotFoundError(`no generations of ${where}`, 'check -n/--db-name, the bucket and the endpoint (`bottomless ls` lists what is there)');
-  throw new BackupNotFoundError(`no generation of ${where} was created at or before ${formatUtc(opts.time)} UTC`, 'pick a later --utc-time (`bottomless ls` shows when each generation was created)');
+  throw noGeneration(storage, db, opts.time);
 }
 
 /** Generations read ahead of the walk along `.dep`, in listing order (a parent is normally the next older one). */
@@ -102,34 +109,58 @@ class GenerationReads {
     return read;
   }
 
+  /** Starts the read of `gen` from its objects, just listed in full. */
+  listed(gen: string, objects: readonly ObjectInfo[]): void {
+    if (this.reads.has(gen)) return;
+    const read = readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed: objects, changeCounter: false });
+    read.catch(() => undefined);
+    this.reads.set(gen, read);
+  }
+
   ahead(gens: readonly string[]): void {
     for (const gen of gens) void this.get(gen);
   }
 }
 
-/** Builds the plan; reads the tombstone and every generation of the chain (not their batches). */
+/**
+ * Builds the plan; reads the tombstone and every generation of the chain (not their batches).
+ *
+ * One listing from the chosen generation (from the start for the newest: its first generation is
+ * the newest) is driven on, as its pages come in, until it shows a generation with a snapshot,
+ * where the chain normally ends; each generation up to there is read as soon as it is listed, all
+ * at once, and the snapshot is announced (onSnapshotListed) at the same moment. The walk along
+ * `.dep` then mostly waits for reads already in flight.
+ */
 export async function planRestore(storage: BackupStorage, db: string, opts: PlanOptions = {}): Promise<RestorePlan> {
   const tombstoneRead = readTombstone(storage, db);
   tombstoneRead.catch(() => undefined); // awaited below, after the generation is chosen (its errors first)
-  const generation = await chooseGeneration(storage, db, opts);
-  let announced = opts.onSnapshotListed === undefined;
-  const scan = new KeyScan(storage, db, generation, (gen, objects) => {
-    if (announced) return;
+  const chosen = await chooseGeneration(storage, db, opts);
+  let reads: GenerationReads | null = null;
+  let sawSnapshot = false;
+  const onGroup = (gen: string, objects: readonly ObjectInfo[]): void => {
+    if (sawSnapshot) return;
     const snapshot = listedSnapshot(db, gen, objects, opts.prefer);
+    // After the rest of this page (the snapshot's download, usually at its end, goes out first).
+    setImmediate(() => reads?.listed(gen, objects));
     if (snapshot === undefined) return;
-    announced = true;
-    opts.onSnapshotListed!(snapshot);
-  });
+    sawSnapshot = true;
+    opts.onSnapshotListed?.(snapshot);
+  };
+  const scan = new KeyScan(storage, db, chosen, onGroup);
+  reads = new GenerationReads(storage, db, scan, opts.prefer);
   try {
-    return await walkChain(storage, db, generation, scan, opts, await tombstoneRead);
+    const generation = chosen ?? (await scan.first());
+    if (generation === null) throw noGeneration(storage, db, undefined);
+    // In the background: its failure is the scan's, met by the walk at its next question.
+    scan.extend(() => sawSnapshot || scan.listed >= MAX_CHAIN).catch(() => undefined);
+    return await walkChain(storage, db, generation, scan, reads, await tombstoneRead);
   } finally {
     await scan.close();
   }
 }
 
 /** From `generation` back along `.dep` to the nearest snapshot (or the chain's start). */
-async function walkChain(storage: BackupStorage, db: string, generation: string, scan: KeyScan, opts: PlanOptions, tombstone: number | null): Promise<RestorePlan> {
-  const reads = new GenerationReads(storage, db, scan, opts.prefer);
+async function walkChain(storage: BackupStorage, db: string, generation: string, scan: KeyScan, reads: GenerationReads, tombstone: number | null): Promise<RestorePlan> {
   const chain: GenerationInfo[] = [];
   const seen = new Set<string>();
   let gen = generation;

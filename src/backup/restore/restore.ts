@@ -9,7 +9,6 @@
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import Database from 'better-sqlite3';
 import { fsyncDirOf } from '../../engine/wal/fs-util.js';
 import { CorruptBackupError } from '../format/errors.js';
 import type { Compression } from '../format/layout.js';
@@ -20,6 +19,8 @@ import { PageApplier } from './apply.js';
 import { type PlannedGap, type PlannedGeneration, planGaps, planRestore, type RestorePlan } from './plan.js';
 import { type DownloadedSnapshot, downloadSnapshot } from './snapshot.js';
 import type { SnapshotObject } from './catalog.js';
+
+type SqliteDatabase = typeof import('better-sqlite3');
 
 export type { RestoredGeneration } from './replay.js';
 
@@ -146,6 +147,9 @@ function startEarlySnapshot(storage: BackupStorage, snapshot: Pick<SnapshotObjec
 /** Restores a database into `opts.out`. */
 export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreReport> {
   if (opts.replace !== true && fs.existsSync(opts.out)) throw new RestoreTargetExistsError(opts.out);
+  // SQLite is only needed for the final check: loaded while the plan waits for the store.
+  const sqlite = import('better-sqlite3');
+  sqlite.catch(() => undefined); // awaited by the check
   const tmp = tempPath(opts.out);
   // The snapshot may start downloading before the plan is complete, into the temp file (only where
   // its directory already exists: a failed plan must leave nothing behind, not even a directory).
@@ -176,7 +180,7 @@ export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreRepo
     }
     fs.mkdirSync(path.dirname(opts.out), { recursive: true });
     const report = await restoreToTemp(plan, opts, tmp, (a) => (applier = a), download);
-    await syncWhileChecking((applier as PageApplier | null)!, tmp);
+    await syncWhileChecking((applier as PageApplier | null)!, tmp, (await sqlite).default);
     report.checks.push({ name: 'integrity check', status: 'ok', detail: 'PRAGMA integrity_check: ok' });
     opts.beforeReplace?.();
     for (const f of [`${opts.out}-wal`, `${opts.out}-shm`, `${opts.out}-journal`]) fs.rmSync(f, { force: true });
@@ -385,11 +389,11 @@ function baseChecks(plan: RestorePlan, report: RestoreReport, state: ApplyState)
  * fsync of the restored file (in the thread pool) while `PRAGMA integrity_check` reads it (on
  * this thread); the file is closed when both are done, the fsync's failure first.
  */
-async function syncWhileChecking(applier: PageApplier, file: string): Promise<void> {
+async function syncWhileChecking(applier: PageApplier, file: string, Database: SqliteDatabase): Promise<void> {
   const synced = new Promise<void>((resolve, reject) => fs.fsync(applier.descriptor!, (err) => (err === null ? resolve() : reject(err))));
   let failure: Error | null = null;
   try {
-    checkIntegrity(file);
+    checkIntegrity(file, Database);
   } catch (err) {
     failure = err instanceof Error ? err : new Error(String(err));
   }
@@ -399,7 +403,7 @@ async function syncWhileChecking(applier: PageApplier, file: string): Promise<vo
 }
 
 /** `PRAGMA integrity_check` on the restored file; the connection's -wal/-shm go with it. */
-function checkIntegrity(file: string): void {
+function checkIntegrity(file: string, Database: SqliteDatabase): void {
   let rows: string[];
   try {
     const db = new Database(file, { fileMustExist: true });

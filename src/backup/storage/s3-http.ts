@@ -13,10 +13,10 @@
 import http, { type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { XMLParser } from 'fast-xml-parser';
 import { S3RequestError } from './s3-errors.js';
 import { amzDate, canonicalQuery, type Credentials, EMPTY_PAYLOAD_SHA256, SigV4Signer, uriEncode } from './s3-sigv4.js';
 import type { ObjectHead, ObjectInfo, ObjectMetadata, StoredObject } from './storage.js';
+import { xmlBody, xmlChildText, xmlElements } from './s3-xml.js';
 
 export interface SignedReaderOptions {
   /** `http(s)://host[:port][/base/path]` */
@@ -55,31 +55,16 @@ function retryable(err: unknown): boolean {
   return err.status >= 500 || err.status === 429 || err.status === 408 || RETRY_CODES.has(err.code);
 }
 
-const xml = new XMLParser({
-  ignoreAttributes: true,
-  parseTagValue: false,
-  trimValues: false,
-  htmlEntities: true,
-  isArray: (_name, jpath) => jpath === 'ListBucketResult.Contents' || jpath === 'ListBucketResult.CommonPrefixes',
-});
-
-function text(value: unknown): string | undefined {
-  return typeof value === 'string' ? value : undefined;
-}
-
 /** The S3 error an answer's status and (XML) body describe. */
 function answerError(res: IncomingMessage, body: Buffer, what: string): S3RequestError {
   const status = res.statusCode ?? 0;
   let code: string | undefined;
   let message: string | undefined;
-  if (body.length > 0) {
-    try {
-      const doc = xml.parse(body.toString('utf8')) as { Error?: { Code?: unknown; Message?: unknown } };
-      code = text(doc.Error?.Code);
-      message = text(doc.Error?.Message);
-    } catch {
-      // not XML: the status says enough
-    }
+  const doc = body.length > 0 ? xmlBody(body.toString('utf8')) : null;
+  const error = doc === null ? undefined : xmlElements(doc, 'Error')[0];
+  if (error !== undefined) {
+    code = xmlChildText(error, 'Code');
+    message = xmlChildText(error, 'Message');
   }
   code ??= status === 404 ? 'NotFound' : status === 403 ? 'Forbidden' : status === 301 ? 'PermanentRedirect' : status >= 500 ? 'InternalError' : `HTTP${status}`;
   return new S3RequestError(code, status, message ?? `${what} answered ${status} ${res.statusMessage ?? ''}`.trim());
@@ -239,36 +224,24 @@ export class SignedS3Reader {
   }
 }
 
-interface ListXml {
-  ListBucketResult?: {
-    Contents?: { Key?: unknown; Size?: unknown; LastModified?: unknown }[];
-    CommonPrefixes?: { Prefix?: unknown }[];
-    IsTruncated?: unknown;
-    NextContinuationToken?: unknown;
-  };
-}
-
 /** A ListObjectsV2 answer's objects, prefixes and continuation. */
 export function parseListPage(body: Buffer): ListPage {
-  let doc: ListXml;
-  try {
-    doc = xml.parse(body.toString('utf8')) as ListXml;
-  } catch (err) {
-    throw new S3RequestError('MalformedListing', 200, `ListObjectsV2 answered with XML that does not parse: ${(err as Error).message}`);
-  }
-  const result = doc.ListBucketResult;
-  if (result === undefined || typeof result !== 'object') throw new S3RequestError('MalformedListing', 200, 'ListObjectsV2 answered without a ListBucketResult');
+  const doc = xmlBody(body.toString('utf8'));
+  if (doc === null) throw new S3RequestError('MalformedListing', 200, 'ListObjectsV2 answered with something that is not XML');
+  const result = xmlElements(doc, 'ListBucketResult')[0];
+  if (result === undefined) throw new S3RequestError('MalformedListing', 200, 'ListObjectsV2 answered without a ListBucketResult');
   const objects: ObjectInfo[] = [];
-  for (const c of result.Contents ?? []) {
-    const key = text(c.Key);
+  for (const c of xmlElements(result, 'Contents')) {
+    const key = xmlChildText(c, 'Key');
     if (key === undefined) continue;
-    const modified = text(c.LastModified);
-    objects.push({ key, size: Number(text(c.Size) ?? 0), lastModified: modified === undefined ? new Date(0) : new Date(modified) });
+    const modified = xmlChildText(c, 'LastModified');
+    objects.push({ key, size: Number(xmlChildText(c, 'Size') ?? 0), lastModified: modified === undefined ? new Date(0) : new Date(modified) });
   }
   const prefixes: string[] = [];
-  for (const p of result.CommonPrefixes ?? []) {
-    const prefix = text(p.Prefix);
+  for (const p of xmlElements(result, 'CommonPrefixes')) {
+    const prefix = xmlChildText(p, 'Prefix');
     if (prefix !== undefined) prefixes.push(prefix);
   }
-  return { objects, prefixes, truncated: text(result.IsTruncated)?.trim() === 'true', nextToken: text(result.NextContinuationToken) };
+  // Both only at the top level (a key's text cannot hold a '<').
+  return { objects, prefixes, truncated: xmlChildText(result, 'IsTruncated')?.trim() === 'true', nextToken: xmlChildText(result, 'NextContinuationToken') };
 }

@@ -6,7 +6,7 @@ import { restoreDatabase, type RestoreProgress } from '../../../src/backup/resto
 import { restoreIntoDataDir, namespaceOfDbName } from '../../../src/backup/restore/target.js';
 import { LocalStorage } from '../../../src/backup/storage/local-storage.js';
 import { S3Storage } from '../../../src/backup/storage/s3-storage.js';
-import type { BackupStorage } from '../../../src/backup/storage/storage.js';
+import type { BackupStorage, ListOptions } from '../../../src/backup/storage/storage.js';
 import { DataDirLock } from '../../../src/engine/data-dir-lock.js';
 import { DataDirPaths } from '../../../src/engine/data-dir.js';
 import { LibsqlctlError } from '../../../src/errors.js';
@@ -138,6 +138,29 @@ describe.each(backends)('restore from $name', ({ open }) => {
 });
 
 describe('restore', () => {
+  it('plans from one listing of the database (no listing of the generations first), its generations read at once', async () => {
+    const storage = await localStore();
+    const { gen2 } = await chain(storage, 'ns-x:one-listing');
+    const lists: { prefix: string; delimiter: string | undefined }[] = [];
+    const counting = new Proxy(storage, {
+      get(target, prop, receiver) {
+        if (prop === 'list') {
+          return (prefix: string, options: ListOptions = {}) => {
+            lists.push({ prefix, delimiter: options.delimiter });
+            return target.list(prefix, options);
+          };
+        }
+        const v: unknown = Reflect.get(target, prop, receiver);
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const out = path.join(outDir(), 'data');
+    const report = await restoreDatabase({ storage: counting, db: 'ns-x:one-listing', out });
+    expect(report.generation).toBe(gen2);
+    expect(await cliDump(out)).toBe(dumps.after2);
+    expect(lists).toEqual([{ prefix: 'ns-x:one-listing-', delimiter: undefined }]);
+  });
+
   it('starts from an empty file when the chain has no snapshot and its WAL starts a database', async () => {
     const storage = await localStore();
     const gen = genAt(T0);

@@ -1,0 +1,274 @@
+/*
+ * Restore's snapshot decoder (src/backup/restore/native-gunzip.ts loads it; without it the restore
+ * uses node:zlib's stream). It is the same zlib Node's own gunzip runs (the one Node links and
+ * exports to addons), with the same checks (header, CRC-32 and size of every member), driven
+ * differently: the caller hands in its own output buffers and reuses them, where node:zlib's
+ * stream allocates a new one per chunk. A 100 MB snapshot then costs no garbage: fresh buffers by
+ * the hundred megabytes were most of the restore's garbage collection.
+ *
+ * Several gzip members decode as their concatenation; a zero byte after a member starts padding,
+ * which ends the data (the rest is ignored), as node:zlib's gunzip has it. Calls run on the libuv thread pool, one at a time per decoder
+ * (the caller waits for each).
+ *
+ *   createGunzip(): external
+ *   gunzip(decoder, input: Uint8Array | null, out: Uint8Array, final: boolean,
+ *          callback(error: string | null, status: number, produced: number)): undefined
+ *     input: the next compressed bytes (null: go on with the previous input); it must stay
+ *       untouched until a call answers status 0 (all of it consumed).
+ *     status 0: all input consumed, more needed; 1: out is full, call again with null;
+ *       2: the stream ended (final).
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <node_api.h>
+#include <zlib.h>
+
+enum { R_NEED_INPUT = 0, R_OUT_FULL = 1, R_END = 2, R_ERROR = -1 };
+
+typedef struct {
+  z_stream zs;
+  int ready;
+  /* The input being consumed (kept alive by `input_ref` until it is all consumed). */
+  const uint8_t *in;
+  size_t in_len, in_pos;
+  napi_ref input_ref;
+  /* A member ended: what follows is padding or the next member. */
+  int between;
+  /* Padding began (a zero byte after a member): the rest of the input is ignored. */
+  int padding;
+  int members;
+  int busy;
+  const char *error;
+  char message[160];
+} Gunzip;
+
+typedef struct {
+  napi_async_work work;
+  napi_ref callback;
+  napi_ref out_ref;
+  napi_ref self_ref;
+  Gunzip *g;
+  uint8_t *out;
+  size_t out_len;
+  int final;
+  int status;
+  size_t produced;
+} Call;
+
+static void set_error(Gunzip *g, const char *what) {
+  snprintf(g->message, sizeof g->message, "%s", what);
+  g->error = g->message;
+}
+
+static int run(Gunzip *g, uint8_t *out, size_t out_len, int final, size_t *produced) {
+  size_t done = 0;
+  for (;;) {
+    if (g->between) {
+      /* After a member, a zero byte starts padding: it and everything after it are ignored. */
+      if (g->padding || (g->in_pos < g->in_len && g->in[g->in_pos] == 0)) {
+        g->padding = 1;
+        g->in_pos = g->in_len;
+      }
+      if (g->in_pos >= g->in_len) {
+        *produced = done;
+        return final ? R_END : R_NEED_INPUT;
+      }
+      if (inflateReset(&g->zs) != Z_OK) {
+        set_error(g, "could not reset the decoder");
+        return R_ERROR;
+      }
+      g->between = 0;
+    }
+    if (g->in_pos >= g->in_len && !final) {
+      *produced = done;
+      return R_NEED_INPUT;
+    }
+    if (done >= out_len) {
+      *produced = done;
+      return R_OUT_FULL;
+    }
+    size_t avail_in = g->in_len - g->in_pos;
+    size_t avail_out = out_len - done;
+    /* z_stream counts in uInt: feed at most 1 GiB a round. */
+    if (avail_in > (1u << 30)) avail_in = 1u << 30;
+    if (avail_out > (1u << 30)) avail_out = 1u << 30;
+    g->zs.next_in = (Bytef *)(g->in + g->in_pos);
+    g->zs.avail_in = (uInt)avail_in;
+    g->zs.next_out = out + done;
+    g->zs.avail_out = (uInt)avail_out;
+    int rc = inflate(&g->zs, Z_NO_FLUSH);
+    size_t used_in = avail_in - g->zs.avail_in;
+    size_t used_out = avail_out - g->zs.avail_out;
+    g->in_pos += used_in;
+    done += used_out;
+    if (rc == Z_STREAM_END) {
+      g->members++;
+      g->between = 1;
+      continue;
+    }
+    if (rc == Z_OK) continue;
+    if (rc == Z_BUF_ERROR) {
+      /* No progress possible: out of input (or of output, handled above). */
+      if (g->zs.avail_out == 0) continue;
+      if (final && g->in_pos >= g->in_len) {
+        set_error(g, "unexpected end of file");
+        return R_ERROR;
+      }
+      *produced = done;
+      return R_NEED_INPUT;
+    }
+    set_error(g, g->zs.msg != NULL ? g->zs.msg : rc == Z_DATA_ERROR ? "invalid data" : rc == Z_MEM_ERROR ? "out of memory" : "zlib error");
+    return R_ERROR;
+  }
+}
+
+static void finalize_gunzip(napi_env env, void *data, void *hint) {
+  (void)hint;
+  Gunzip *g = data;
+  if (g->input_ref != NULL) napi_delete_reference(env, g->input_ref);
+  if (g->ready) inflateEnd(&g->zs);
+  free(g);
+}
+
+static napi_value throw_type_error(napi_env env, const char *message) {
+  napi_throw_type_error(env, NULL, message);
+  return NULL;
+}
+
+static napi_value create_gunzip(napi_env env, napi_callback_info info) {
+  (void)info;
+  Gunzip *g = calloc(1, sizeof(Gunzip));
+  if (g == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  /* 16 + 15: a gzip wrapper (only), the largest window. */
+  if (inflateInit2(&g->zs, 16 + 15) != Z_OK) {
+    free(g);
+    napi_throw_error(env, NULL, "could not start a zlib decoder");
+    return NULL;
+  }
+  g->ready = 1;
+  napi_value external;
+  if (napi_create_external(env, g, finalize_gunzip, NULL, &external) != napi_ok) {
+    inflateEnd(&g->zs);
+    free(g);
+    return NULL;
+  }
+  return external;
+}
+
+static void execute(napi_env env, void *data) {
+  (void)env;
+  Call *c = data;
+  c->status = run(c->g, c->out, c->out_len, c->final, &c->produced);
+}
+
+static void complete(napi_env env, napi_status status, void *data) {
+  Call *c = data;
+  Gunzip *g = c->g;
+  napi_value cb, undefined, argv[3];
+  napi_get_reference_value(env, c->callback, &cb);
+  napi_get_undefined(env, &undefined);
+  if (status != napi_ok) {
+    napi_create_string_utf8(env, "the gunzip call was cancelled", NAPI_AUTO_LENGTH, &argv[0]);
+    c->status = R_ERROR;
+  } else if (c->status == R_ERROR) {
+    napi_create_string_utf8(env, g->error != NULL ? g->error : "invalid data", NAPI_AUTO_LENGTH, &argv[0]);
+  } else {
+    napi_get_null(env, &argv[0]);
+  }
+  /* The input is no longer needed once it is all consumed (or the stream failed). */
+  if (g->input_ref != NULL && (c->status != R_OUT_FULL)) {
+    napi_delete_reference(env, g->input_ref);
+    g->input_ref = NULL;
+    g->in = NULL;
+    g->in_len = g->in_pos = 0;
+  }
+  g->busy = 0;
+  napi_create_int32(env, c->status, &argv[1]);
+  napi_create_double(env, (double)c->produced, &argv[2]);
+  napi_delete_reference(env, c->callback);
+  napi_delete_reference(env, c->out_ref);
+  napi_delete_reference(env, c->self_ref);
+  napi_delete_async_work(env, c->work);
+  free(c);
+  napi_value result;
+  napi_call_function(env, undefined, cb, 3, argv, &result);
+}
+
+static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  void *p;
+  if (napi_get_typedarray_info(env, v, &type, len, &p, &ab, &offset) != napi_ok || type != napi_uint8_array) return 0;
+  *data = p;
+  return 1;
+}
+
+static napi_value gunzip_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_type_error(env, "gunzip(decoder, input, out, final, callback)");
+  Gunzip *g;
+  if (napi_get_value_external(env, argv[0], (void **)&g) != napi_ok || g == NULL) return throw_type_error(env, "gunzip: not a decoder");
+  if (g->busy) return throw_type_error(env, "gunzip: the previous call has not answered yet");
+  napi_valuetype t;
+  napi_typeof(env, argv[1], &t);
+  uint8_t *input = NULL;
+  size_t input_len = 0;
+  int has_input = t != napi_null && t != napi_undefined;
+  if (has_input && !bytes_of(env, argv[1], &input, &input_len)) return throw_type_error(env, "gunzip: input must be a Uint8Array or null");
+  if (has_input && g->in_pos < g->in_len) return throw_type_error(env, "gunzip: the previous input is not consumed yet");
+  uint8_t *out;
+  size_t out_len;
+  if (!bytes_of(env, argv[2], &out, &out_len) || out_len == 0) return throw_type_error(env, "gunzip: out must be a non-empty Uint8Array");
+  bool final;
+  if (napi_get_value_bool(env, argv[3], &final) != napi_ok) return throw_type_error(env, "gunzip: final must be a boolean");
+  napi_typeof(env, argv[4], &t);
+  if (t != napi_function) return throw_type_error(env, "gunzip: callback must be a function");
+  Call *c = calloc(1, sizeof(Call));
+  if (c == NULL) {
+    napi_throw_error(env, NULL, "out of memory");
+    return NULL;
+  }
+  if (has_input) {
+    if (g->input_ref != NULL) napi_delete_reference(env, g->input_ref);
+    napi_create_reference(env, argv[1], 1, &g->input_ref);
+    g->in = input;
+    g->in_len = input_len;
+    g->in_pos = 0;
+  }
+  c->g = g;
+  c->out = out;
+  c->out_len = out_len;
+  c->final = final;
+  napi_create_reference(env, argv[4], 1, &c->callback);
+  napi_create_reference(env, argv[2], 1, &c->out_ref);
+  napi_create_reference(env, argv[0], 1, &c->self_ref);
+  napi_value name;
+  napi_create_string_utf8(env, "libsqlctl:gunzip", NAPI_AUTO_LENGTH, &name);
+  if (napi_create_async_work(env, NULL, name, execute, complete, c, &c->work) != napi_ok || napi_queue_async_work(env, c->work) != napi_ok) {
+    napi_throw_error(env, NULL, "gunzip: could not queue the work");
+    return NULL;
+  }
+  g->busy = 1;
+  return NULL;
+}
+
+static napi_value init(napi_env env, napi_value exports) {
+  napi_property_descriptor props[] = {
+      {"createGunzip", NULL, create_gunzip, NULL, NULL, NULL, napi_default, NULL},
+      {"gunzip", NULL, gunzip_fn, NULL, NULL, NULL, napi_default, NULL},
+  };
+  napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
+  return exports;
+}
+
+NAPI_MODULE(NODE_GYP_MODULE_NAME, init)

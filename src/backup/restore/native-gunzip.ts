@@ -1,0 +1,60 @@
+/**
+ * The snapshot decoder of native/restore.c (built by `npm install` from source): node:zlib's own
+ * zlib, run on the thread pool into output buffers the caller reuses. snapshot.ts uses it for gz
+ * snapshots when the library loads, and node:zlib's stream otherwise; both decode the same bytes
+ * with the same checks (the tests check that the library loads and that both agree).
+ */
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** 0: all input consumed, more needed; 1: the output buffer is full; 2: the stream ended. */
+export type GunzipStatus = 0 | 1 | 2;
+
+export interface RestoreAddon {
+  createGunzip(): object;
+  gunzip(decoder: object, input: Uint8Array | null, out: Uint8Array, final: boolean, callback: (error: string | null, status: GunzipStatus, produced: number) => void): void;
+}
+
+/** Where node-gyp puts the library (binding.gyp), from src/backup/restore or dist/backup/restore alike. */
+export const RESTORE_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../build/Release/restore.node');
+
+function load(): RestoreAddon | null {
+  try {
+    const module = { exports: {} as RestoreAddon };
+    process.dlopen(module, RESTORE_LIBRARY);
+    const addon = module.exports;
+    return typeof addon.createGunzip === 'function' && typeof addon.gunzip === 'function' ? addon : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The library, or null when it is not there (node:zlib's stream decodes then). */
+export const nativeRestore: RestoreAddon | null = load();
+
+/** A gzip decoder writing into the caller's buffers; one call at a time. */
+export class NativeGunzip {
+  private readonly handle: object;
+
+  constructor(private readonly addon: RestoreAddon) {
+    this.handle = addon.createGunzip();
+  }
+
+  /**
+   * Decodes into `out` from `input` (null: the rest of the previous input, which must stay
+   * untouched until a call answers 0). Rejects with zlib's message on damaged data.
+   */
+  run(input: Uint8Array | null, out: Uint8Array, final: boolean): Promise<{ status: GunzipStatus; produced: number }> {
+    return new Promise((resolve, reject) => {
+      this.addon.gunzip(this.handle, input, out, final, (error, status, produced) => {
+        if (error !== null) reject(new GunzipError(error));
+        else resolve({ status, produced });
+      });
+    });
+  }
+}
+
+/** Damaged or truncated gzip data, with zlib's message (as node:zlib's errors carry it). */
+export class GunzipError extends Error {
+  readonly code = 'Z_DATA_ERROR';
+}
