@@ -158,23 +158,24 @@ static napi_value throw_type_error(napi_env env, const char *message) {
   return NULL;
 }
 
+/* The data and length of a typed array argument of type `want` with at least `min` elements. */
+static bool typed_array(napi_env env, napi_value v, napi_typedarray_type want, size_t min, void **data, size_t *length) {
+  napi_typedarray_type type;
+  napi_value ab;
+  size_t offset;
+  return napi_get_typedarray_info(env, v, &type, length, data, &ab, &offset) == napi_ok && type == want && *length >= min;
+}
+
 static napi_value crc64_chain(napi_env env, napi_callback_info info) {
   size_t argc = 2;
   napi_value argv[2];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 2) return throw_type_error(env, "crc64Chain(state, data)");
 
-  napi_typedarray_type type;
   size_t length;
   void *state_data;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &state_data, &ab, &offset) != napi_ok || type != napi_uint32_array || length < 2) {
-    return throw_type_error(env, "crc64Chain: state must be a Uint32Array of 2");
-  }
+  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &length)) return throw_type_error(env, "crc64Chain: state must be a Uint32Array of 2");
   void *bytes;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &offset) != napi_ok || type != napi_uint8_array) {
-    return throw_type_error(env, "crc64Chain: data must be a Uint8Array");
-  }
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "crc64Chain: data must be a Uint8Array");
   uint32_t *state = (uint32_t *)state_data;
   uint64_t prev = ((uint64_t)state[0] << 32) | state[1];
   uint64_t reg = crc_register(reverse64(prev), (const uint8_t *)bytes, length) ^ UINT64_MAX;
@@ -271,16 +272,11 @@ static napi_value wal_checksum_fn(napi_env env, napi_callback_info info) {
   size_t argc = 3;
   napi_value argv[3];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 3) return throw_type_error(env, "walChecksum(state, data, bigEndian)");
-  napi_typedarray_type type;
   size_t length;
   void *state_data;
-  napi_value ab;
-  size_t offset;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &state_data, &ab, &offset) != napi_ok || type != napi_uint32_array || length < 2) {
-    return throw_type_error(env, "walChecksum: state must be a Uint32Array of 2");
-  }
+  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &length)) return throw_type_error(env, "walChecksum: state must be a Uint32Array of 2");
   void *bytes;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &offset) != napi_ok || type != napi_uint8_array || length % 8 != 0) {
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length) || length % 8 != 0) {
     return throw_type_error(env, "walChecksum: data must be a Uint8Array of a multiple of 8 bytes");
   }
   bool big_endian;
@@ -305,18 +301,11 @@ static napi_value wal_frame_check_fn(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) {
     return throw_type_error(env, "walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2)");
   }
-  napi_typedarray_type type;
   size_t length;
   void *state_data;
-  napi_value ab;
-  size_t byte_offset;
-  if (napi_get_typedarray_info(env, argv[0], &type, &length, &state_data, &ab, &byte_offset) != napi_ok || type != napi_uint32_array || length < 2) {
-    return throw_type_error(env, "walFrameCheck: state must be a Uint32Array of 2");
-  }
+  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &length)) return throw_type_error(env, "walFrameCheck: state must be a Uint32Array of 2");
   void *bytes;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &byte_offset) != napi_ok || type != napi_uint8_array) {
-    return throw_type_error(env, "walFrameCheck: buf must be a Uint8Array");
-  }
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "walFrameCheck: buf must be a Uint8Array");
   double offset_d;
   uint32_t page_size, salt1, salt2;
   bool big_endian;
@@ -372,14 +361,9 @@ static napi_value pread_fn(napi_env env, napi_callback_info info) {
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_type_error(env, "pread(fd, buf, offset, length, position)");
   int32_t fd;
   if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type_error(env, "pread: fd must be a descriptor");
-  napi_typedarray_type type;
   size_t length;
   void *bytes;
-  napi_value ab;
-  size_t byte_offset;
-  if (napi_get_typedarray_info(env, argv[1], &type, &length, &bytes, &ab, &byte_offset) != napi_ok || type != napi_uint8_array) {
-    return throw_type_error(env, "pread: buf must be a Uint8Array");
-  }
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "pread: buf must be a Uint8Array");
   double offset, want, position;
   if (napi_get_value_double(env, argv[2], &offset) != napi_ok || napi_get_value_double(env, argv[3], &want) != napi_ok ||
       napi_get_value_double(env, argv[4], &position) != napi_ok) {

@@ -1,7 +1,7 @@
 import path from 'node:path';
-import { fileURLToPath } from 'node:url';
 import type Database from 'better-sqlite3';
 import { errorMessage, type Logger } from './logger.js';
+import { loadNativeAddon, nativeLibrary } from './native-addon.js';
 import type { FetchGuard } from './row-stream.js';
 import { SqlError } from './sql-error.js';
 
@@ -18,8 +18,7 @@ import { SqlError } from './sql-error.js';
 /** How often the watchdog's thread looks at the slots: a statement stops at most this long after its limit. */
 export const WATCHDOG_POLL_MS = 50;
 
-/** Where node-gyp puts the library (binding.gyp), from src/engine or dist/engine alike. */
-export const WATCHDOG_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../build/Release/watchdog.node');
+export const WATCHDOG_LIBRARY = nativeLibrary('watchdog', import.meta.url);
 
 const LIMIT_FLAG = '--max-statement-duration-s';
 
@@ -57,10 +56,7 @@ export function loadWatchdogAddon(file = WATCHDOG_LIBRARY): Loaded | Error {
   let lib = loaded.get(file);
   if (lib !== undefined) return lib;
   try {
-    const module = { exports: {} as WatchdogAddon };
-    process.dlopen(module, file);
-    const addon = module.exports;
-    if (!(addon.cells instanceof ArrayBuffer) || typeof addon.start !== 'function') throw new Error('it is not the watchdog addon');
+    const addon = loadNativeAddon<WatchdogAddon>(file, (a) => a.cells instanceof ArrayBuffer && typeof a.start === 'function');
     lib = { file, addon, cells: new Int32Array(addon.cells) };
   } catch (err) {
     lib = new Error(`cannot load ${path.basename(file)}: ${errorMessage(err)}`, { cause: err });

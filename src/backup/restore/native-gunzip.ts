@@ -4,8 +4,7 @@
  * snapshots when the library loads, and node:zlib's stream otherwise; both decode the same bytes
  * with the same checks (the tests check that the library loads and that both agree).
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadOptionalAddon, nativeLibrary } from '../../engine/native-addon.js';
 
 /** 0: all input consumed, more needed; 1: the output buffer is full; 2: the stream ended. */
 export type GunzipStatus = 0 | 1 | 2;
@@ -15,22 +14,10 @@ export interface RestoreAddon {
   gunzip(decoder: object, input: Uint8Array | null, out: Uint8Array, final: boolean, callback: (error: string | null, status: GunzipStatus, produced: number) => void): void;
 }
 
-/** Where node-gyp puts the library (binding.gyp), from src/backup/restore or dist/backup/restore alike. */
-export const RESTORE_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../build/Release/restore.node');
-
-function load(): RestoreAddon | null {
-  try {
-    const module = { exports: {} as RestoreAddon };
-    process.dlopen(module, RESTORE_LIBRARY);
-    const addon = module.exports;
-    return typeof addon.createGunzip === 'function' && typeof addon.gunzip === 'function' ? addon : null;
-  } catch {
-    return null;
-  }
-}
+export const RESTORE_LIBRARY = nativeLibrary('restore', import.meta.url);
 
 /** The library, or null when it is not there (node:zlib's stream decodes then). */
-export const nativeRestore: RestoreAddon | null = load();
+export const nativeRestore: RestoreAddon | null = loadOptionalAddon<RestoreAddon>(RESTORE_LIBRARY, (a) => typeof a.createGunzip === 'function' && typeof a.gunzip === 'function');
 
 /** A gzip decoder writing into the caller's buffers; one call at a time. */
 export class NativeGunzip {

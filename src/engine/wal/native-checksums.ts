@@ -5,8 +5,7 @@
  * sqlite-wal-format.ts and sqlite-wal.ts keep their JavaScript versions as the fallback when the
  * library was not built or does not load; the tests check that it loads and that both agree.
  */
-import path from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { loadOptionalAddon, nativeLibrary } from '../native-addon.js';
 
 export interface ChecksumsAddon {
   /** `state`: [high, low] of the previous CRC-64, replaced by the chained one over `data`. */
@@ -30,19 +29,7 @@ export interface ChecksumsAddon {
   pread?(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
 }
 
-/** Where node-gyp puts the library (binding.gyp), from src/engine/wal or dist/engine/wal alike. */
-export const CHECKSUMS_LIBRARY = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../../../build/Release/checksums.node');
-
-function load(): ChecksumsAddon | null {
-  try {
-    const module = { exports: {} as ChecksumsAddon };
-    process.dlopen(module, CHECKSUMS_LIBRARY);
-    const addon = module.exports;
-    return typeof addon.crc64Chain === 'function' ? addon : null;
-  } catch {
-    return null;
-  }
-}
+export const CHECKSUMS_LIBRARY = nativeLibrary('checksums', import.meta.url);
 
 /** The library, or null when it is not there (the JavaScript versions run then). */
-export const nativeChecksums: ChecksumsAddon | null = load();
+export const nativeChecksums: ChecksumsAddon | null = loadOptionalAddon<ChecksumsAddon>(CHECKSUMS_LIBRARY, (a) => typeof a.crc64Chain === 'function');
