@@ -253,8 +253,8 @@ export interface CliResult {
   ms: number;
 }
 
-/** Runs a program to completion; rejects on a non-zero exit (with its output) or after `timeoutMs`. */
-export async function run(opts: BenchOptions, file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000): Promise<CliResult> {
+/** Runs a program to completion; rejects on another exit code than `exitCode` (with its output) or after `timeoutMs`. */
+export async function run(opts: BenchOptions, file: string, args: string[], env: NodeJS.ProcessEnv, timeoutMs = 300_000, exitCode = 0): Promise<CliResult> {
   const t0 = performance.now();
   const child = spawn(file, args, { cwd: ROOT, env, stdio: ['ignore', 'pipe', 'pipe'] });
   const proc = supervise(opts, child, path.basename(file));
@@ -271,13 +271,13 @@ export async function run(opts: BenchOptions, file: string, args: string[], env:
     throw err;
   }
   const ms = performance.now() - t0;
-  if (code !== 0) throw new Error(`${path.basename(file)} ${args.join(' ')} exited with ${code}: ${(stderr || stdout).trim().slice(-2000)}`);
+  if (code !== exitCode) throw new Error(`${path.basename(file)} ${args.join(' ')} exited with ${code}: ${(stderr || stdout).trim().slice(-2000)}`);
   return { stdout, stderr, ms };
 }
 
 /** `libsqlctl <args>` (node bin/run.js). */
-export function cli(opts: BenchOptions, args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number): Promise<CliResult> {
-  return run(opts, process.execPath, [BIN, ...args], env, timeoutMs);
+export function cli(opts: BenchOptions, args: string[], env: NodeJS.ProcessEnv, timeoutMs?: number, exitCode = 0): Promise<CliResult> {
+  return run(opts, process.execPath, [BIN, ...args], env, timeoutMs, exitCode);
 }
 
 export interface Serve {
