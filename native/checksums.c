@@ -16,6 +16,8 @@
  *   walChecksum(state: Uint32Array, data: Uint8Array, bigEndian: boolean): undefined
  *   walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2): boolean
  *   pread(fd, buf, offset, length, position): number   (not on Windows)
+ *   walCapture(fd, buf, offset, maxFrames, firstRead, position, pageSize, bigEndian, salt1, salt2, io): number
+ *     (not on Windows) the capture's read-verify-append of one commit, see below.
  */
 #if !defined(_WIN32) && !defined(_POSIX_C_SOURCE)
 #define _POSIX_C_SOURCE 200809L
@@ -386,6 +388,153 @@ static napi_value pread_fn(napi_env env, napi_callback_info info) {
   if (napi_create_double(env, (double)n, &result) != napi_ok) return NULL;
   return result;
 }
+
+static void store_le32(uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t)v;
+  p[1] = (uint8_t)(v >> 8);
+  p[2] = (uint8_t)(v >> 16);
+  p[3] = (uint8_t)(v >> 24);
+}
+
+/* Frames one read asks for at most after the first (as the JavaScript reader). */
+#define CAPTURE_CHUNK_FRAMES 64
+
+/*
+ * walCapture(fd, buf, offset, maxFrames, firstRead, position, pageSize, bigEndian, salt1, salt2, io): number
+ *
+ * The capture's read-verify-append in one call: reads WAL frames from `position` of the `-wal`
+ * descriptor straight into buf[offset…] (the replication log's write-behind buffer: a WAL frame and a
+ * `wallog` frame both are a 24-byte header and the page), verifies each one exactly as the JavaScript
+ * reader does (page number not 0, the generation's salts, SQLite's checksum chained from io[0..1]),
+ * stopping at the first that fails, and rewrites each verified header in place into the `wallog`
+ * layout (frame_no, the CRC-64 chained from io[2..3], page number, size after; little-endian).
+ * Only whole transactions count (up to the last frame whose size-after is not 0).
+ *
+ * Reads are sized as the JavaScript reader's: `firstRead` frames and the header of the next frame,
+ * then four times as many, up to 64; a short read is the end of the file, and a next header with
+ * page 0 or other salts ends the scan without reading its page. buf must hold maxFrames frames and
+ * 24 bytes more (the last read's look at the next header).
+ *
+ * io (Uint32Array of 8): [0, 1] the WAL checksum before the first frame, [2, 3] the CRC-64 (high,
+ * low) of the log's last frame, [4, 5] the first frame_no (low, high). Receives: [0..3] the values
+ * after the last frame taken (unchanged when none), [6] 1 when maxFrames frames were read and the
+ * next one may be valid (call again with more room), 0 otherwise, [7] the frames of the last
+ * transaction taken. Returns the number of frames taken. Throws an Error whose `code` names the
+ * errno when the read fails; frames of buf past those taken are garbage then as always.
+ */
+static napi_value wal_capture_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 11;
+  napi_value argv[11];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 11) {
+    return throw_type_error(env, "walCapture(fd, buf, offset, maxFrames, firstRead, position, pageSize, bigEndian, salt1, salt2, io)");
+  }
+  int32_t fd;
+  if (napi_get_value_int32(env, argv[0], &fd) != napi_ok || fd < 0) return throw_type_error(env, "walCapture: fd must be a descriptor");
+  size_t length, io_length;
+  void *bytes;
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "walCapture: buf must be a Uint8Array");
+  void *io_data;
+  if (!typed_array(env, argv[10], napi_uint32_array, 8, &io_data, &io_length)) return throw_type_error(env, "walCapture: io must be a Uint32Array of 8");
+  double offset_d, position_d;
+  uint32_t max_frames, first_read, page_size, salt1, salt2;
+  bool big_endian;
+  if (napi_get_value_double(env, argv[2], &offset_d) != napi_ok || napi_get_value_uint32(env, argv[3], &max_frames) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &first_read) != napi_ok || napi_get_value_double(env, argv[5], &position_d) != napi_ok ||
+      napi_get_value_uint32(env, argv[6], &page_size) != napi_ok || napi_get_value_bool(env, argv[7], &big_endian) != napi_ok ||
+      napi_get_value_uint32(env, argv[8], &salt1) != napi_ok || napi_get_value_uint32(env, argv[9], &salt2) != napi_ok) {
+    return throw_type_error(env, "walCapture: offset, maxFrames, firstRead, position, pageSize, salt1 and salt2 must be numbers, bigEndian a boolean");
+  }
+  const double frame_size_d = 24.0 + (double)page_size;
+  if (!(offset_d >= 0 && position_d >= 0 && position_d <= 9007199254740991.0 && page_size >= 512 && page_size <= 65536 && page_size % 8 == 0 &&
+        offset_d + (double)max_frames * frame_size_d + 24.0 <= (double)length)) {
+    napi_throw_range_error(env, NULL, "walCapture: offset, maxFrames, position or pageSize out of range");
+    return NULL;
+  }
+  uint32_t *io = (uint32_t *)io_data;
+  const size_t frame_size = 24 + (size_t)page_size;
+  uint8_t *base = (uint8_t *)bytes + (size_t)offset_d;
+  const off_t position = (off_t)position_d;
+  const int swap = big_endian != machine_big_endian();
+
+  uint32_t s0 = io[0], s1 = io[1];
+  uint64_t crc = ((uint64_t)io[2] << 32) | io[3];
+  const uint64_t first_no = ((uint64_t)io[5] << 32) | io[4];
+  size_t done = 0, taken = 0, last_txn = 0;
+  uint32_t taken_s0 = s0, taken_s1 = s1;
+  uint64_t taken_crc = crc;
+  int more = 0;
+  size_t batch = first_read < 1 ? 1 : first_read > CAPTURE_CHUNK_FRAMES ? CAPTURE_CHUNK_FRAMES : first_read;
+  for (;;) {
+    if (done == max_frames) {
+      more = done > 0; /* the last look at the next header found it possibly valid */
+      break;
+    }
+    size_t frames = max_frames - done < batch ? max_frames - done : batch;
+    batch = batch * 4 > CAPTURE_CHUNK_FRAMES ? CAPTURE_CHUNK_FRAMES : batch * 4;
+    size_t want = frames * frame_size + 24;
+    ssize_t got;
+    do {
+      got = pread(fd, base + done * frame_size, want, position + (off_t)(done * frame_size));
+    } while (got < 0 && errno == EINTR);
+    if (got < 0) {
+      int err = errno;
+      napi_throw_error(env, errno_code(err), strerror(err));
+      return NULL;
+    }
+    size_t whole = (size_t)got / frame_size;
+    if (whole > frames) whole = frames;
+    if (whole == 0) break;
+    int failed = 0;
+    for (size_t i = 0; i < whole; i++) {
+      uint8_t *frame = base + done * frame_size;
+      uint32_t page_no = load_be32(frame), size_after = load_be32(frame + 4);
+      if (page_no == 0 || load_be32(frame + 8) != salt1 || load_be32(frame + 12) != salt2) {
+        failed = 1;
+        break;
+      }
+      uint32_t sum[2] = {s0, s1};
+      wal_checksum(sum, frame, 8, swap);
+      wal_checksum(sum, frame + 24, page_size, swap);
+      if (sum[0] != load_be32(frame + 16) || sum[1] != load_be32(frame + 20)) {
+        failed = 1;
+        break;
+      }
+      s0 = sum[0];
+      s1 = sum[1];
+      crc = crc_register(reverse64(crc), frame + 24, page_size) ^ UINT64_MAX;
+      const uint64_t frame_no = first_no + done;
+      store_le32(frame, (uint32_t)frame_no);
+      store_le32(frame + 4, (uint32_t)(frame_no >> 32));
+      store_le32(frame + 8, (uint32_t)crc);
+      store_le32(frame + 12, (uint32_t)(crc >> 32));
+      store_le32(frame + 16, page_no);
+      store_le32(frame + 20, size_after);
+      done++;
+      if (size_after != 0) {
+        last_txn = done - taken;
+        taken = done;
+        taken_s0 = s0;
+        taken_s1 = s1;
+        taken_crc = crc;
+      }
+    }
+    if (failed || (size_t)got < want) break;
+    /* The next frame's header: page 0 or other salts end the scan without reading its page. */
+    const uint8_t *peek = base + done * frame_size;
+    if (load_be32(peek) == 0 || load_be32(peek + 8) != salt1 || load_be32(peek + 12) != salt2) break;
+  }
+  if (taken > 0) {
+    io[0] = taken_s0;
+    io[1] = taken_s1;
+    io[2] = (uint32_t)(taken_crc >> 32);
+    io[3] = (uint32_t)taken_crc;
+  }
+  io[6] = (uint32_t)more;
+  io[7] = (uint32_t)last_txn;
+  napi_value result;
+  if (napi_create_double(env, (double)taken, &result) != napi_ok) return NULL;
+  return result;
+}
 #endif
 
 static int export_function(napi_env env, napi_value exports, const char *name, napi_callback cb) {
@@ -404,6 +553,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!export_function(env, exports, "walFrameCheck", wal_frame_check_fn)) return NULL;
 #ifndef _WIN32
   if (!export_function(env, exports, "pread", pread_fn)) return NULL;
+  if (!export_function(env, exports, "walCapture", wal_capture_fn)) return NULL;
 #endif
   return exports;
 }

@@ -320,6 +320,7 @@ export class FrameCapture {
 
   /** Reads new committed WAL frames, appends them to the log, publishes them. */
   private capture(): void {
+    if (this.captureFilled()) return;
     const saved = this.reader.mark();
     let transactions: WalTransaction[];
     let range: ReturnType<ReplicationLog['append']>;
@@ -355,6 +356,28 @@ export class FrameCapture {
       throw err;
     }
     if (range.encoded) this.publish(transactions, range.firstFrameNo, range.encoded);
+  }
+
+  /**
+   * The fast path of `capture`: the frames go from `-wal` straight into the log's buffer in one
+   * native call per commit, verified there exactly as readCommitted verifies them, without frame
+   * objects. Only when nobody listens for the frames (a publisher's subscriber needs them as
+   * objects) and the WAL generation is the one already captured (a new one updates the capture
+   * state first). True when it captured frames and none can follow; false: the usual path runs
+   * (which also notices a restarted or replaced WAL, and takes a transaction too big for the buffer).
+   */
+  private captureFilled(): boolean {
+    const reader = this.reader;
+    if (this.publisher.active || !reader.canFill) return false;
+    const gen = reader.salts;
+    if (gen === null || gen.salt1 !== this.state.salt1 || gen.salt2 !== this.state.salt2) return false;
+    for (;;) {
+      // The reader moves on only with the log (commitFill): a throw leaves both as they were.
+      const n = this.log.appendFilled(reader);
+      if (n > 0) this.checkpointed = false;
+      if (!reader.fillMore) return n > 0;
+      if (n === 0) return false;
+    }
   }
 
   /** The WAL restarted: did our last checkpoint cover every frame we had read of the old generation? */

@@ -5,7 +5,7 @@ import type { NamespacePaths } from '../data-dir.js';
 import type { FaultInjector } from '../faults.js';
 import { errorMessage, type Logger } from '../logger.js';
 import type { Frame, PageFrame } from '../wal/frame.js';
-import { WallogFile } from '../wal/wallog-file.js';
+import { WallogFile, type FrameFiller } from '../wal/wallog-file.js';
 import { buildSnapshot, parseSnapshotFileName, readSnapshot, readSnapshotHeader, snapshotFileName } from '../wal/snapshot-file.js';
 import { runSnapshotExec } from './snapshot-exec.js';
 
@@ -132,6 +132,26 @@ export class ReplicationLog {
   append(frames: readonly PageFrame[], collect = false): { firstFrameNo: bigint; lastFrameNo: bigint; encoded: Buffer | null } {
     this.ctx.faults.at('log-append');
     const range = this.file.appendTransaction(frames, collect ? APPEND_COLLECT : APPEND);
+    this.appended();
+    return range;
+  }
+
+  /**
+   * `append` of whole transactions a FrameFiller writes straight into the log's buffer (the
+   * capture's native path: no frame objects). Returns the frames appended; 0 when the filler had
+   * none it could take (`filler.fillMore` tells whether it ran out of room).
+   */
+  appendFilled(filler: FrameFiller): number {
+    const n = this.file.appendFilled(filler, this.appendFault);
+    if (n > 0) this.appended();
+    return n;
+  }
+
+  /** The fault point of an append, before its frames count. */
+  private readonly appendFault = (): void => this.ctx.faults.at('log-append');
+
+  /** After an append: the header write is scheduled for this event-loop turn, waiters wake. */
+  private appended(): void {
     this.headerFlush ??= setImmediate(() => {
       this.headerFlush = null;
       if (this.closed) return;
@@ -142,7 +162,6 @@ export class ReplicationLog {
       }
     });
     this.wake();
-    return range;
   }
 
   /** Writes everything appended so far (frames, then the header) to the file; no fsync. */

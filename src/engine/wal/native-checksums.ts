@@ -27,7 +27,45 @@ export interface ChecksumsAddon {
    * `code` names the errno. Not on Windows, nor in libraries built before it was added.
    */
   pread?(fd: number, buf: Uint8Array, offset: number, length: number, position: number): number;
+  /**
+   * The capture's read-verify-append of a commit in one call: reads WAL frames at `position` of `fd`
+   * into buf[offset…] (at most `maxFrames`, the first read `firstRead` frames plus the next header),
+   * verifies each as walFrameCheck does, stopping at the first that fails, and rewrites the verified
+   * headers in place into the `wallog` layout with the CRC-64 chain; only whole transactions count.
+   * `io`: see CAPTURE_IO. Returns the frames taken. Not on Windows, nor in libraries built before it.
+   */
+  walCapture?(
+    fd: number,
+    buf: Uint8Array,
+    offset: number,
+    maxFrames: number,
+    firstRead: number,
+    position: number,
+    pageSize: number,
+    bigEndian: boolean,
+    salt1: number,
+    salt2: number,
+    io: Uint32Array,
+  ): number;
 }
+
+/** Slots of walCapture's `io` array (Uint32Array of CAPTURE_IO.length). */
+export const CAPTURE_IO = {
+  /** In and out: the WAL checksum [s0, s1] before the first frame / after the last frame taken. */
+  walS0: 0,
+  walS1: 1,
+  /** In and out: the log's CRC-64 as [high, low] before / after the frames taken. */
+  crcHi: 2,
+  crcLo: 3,
+  /** In: frame_no of the first frame, low and high 32 bits. */
+  frameNoLo: 4,
+  frameNoHi: 5,
+  /** Out: 1 when the room ran out before the scan ended (call again with more room). */
+  more: 6,
+  /** Out: frames of the last transaction taken. */
+  lastTxnFrames: 7,
+  length: 8,
+} as const;
 
 export const CHECKSUMS_LIBRARY = nativeLibrary('checksums', import.meta.url);
 

@@ -7,7 +7,9 @@
  */
 import { closeSync, fstatSync, openSync, readSync } from 'node:fs';
 import type { WalFile } from '../files/sqlite-files.js';
-import { nativeChecksums } from './native-checksums.js';
+import { PAGE_SIZE } from './frame.js';
+import { CAPTURE_IO, nativeChecksums } from './native-checksums.js';
+import type { FrameFiller } from './wallog-file.js';
 import {
   parseWalHeader,
   verifyWalFrame,
@@ -84,6 +86,9 @@ const FIRST_READ_FRAMES = 4;
 const readAt: (fd: number, buf: Uint8Array, offset: number, length: number, position: number) => number =
   nativeChecksums?.pread?.bind(nativeChecksums) ?? ((fd, buf, offset, length, position) => readSync(fd, buf, offset, length, position));
 
+/** The native read-verify-append (native/checksums.c), or null (the capture reads frame objects then). */
+const nativeCapture = nativeChecksums?.walCapture?.bind(nativeChecksums) ?? null;
+
 function initialState(): WalReaderState {
   return { generation: null, offset: WAL_HEADER_SIZE, checksum: [0, 0] };
 }
@@ -125,7 +130,7 @@ class PathWalFile implements WalFile {
   }
 }
 
-export class WalReader {
+export class WalReader implements FrameFiller {
   readonly walPath: string;
   readonly #file: WalFile;
   readonly #ownsFile: PathWalFile | null;
@@ -136,6 +141,7 @@ export class WalReader {
   #copyPages = true;
   /** Frames the next scan reads first (see FIRST_READ_FRAMES). */
   #firstRead = FIRST_READ_FRAMES;
+  #fillMore = false;
 
   /** `file`: the engine's long-lived WalFile, or a path (the reader then owns its descriptor). */
   constructor(file: WalFile | string, state?: WalReaderState) {
@@ -196,6 +202,52 @@ export class WalReader {
     if (fd !== null && this.#file.replaced()) fd = this.#file.fd();
     if (fd === null) return { transactions: [], restarted: this.#forgetGeneration() };
     return this.#readFrom(fd);
+  }
+
+  /**
+   * True when `fillFrames` can run: the native library has it, a generation is known and its pages
+   * are the size of a `wallog` page (so a WAL frame and a log frame have the same size).
+   */
+  get canFill(): boolean {
+    return nativeCapture !== null && this.#state.generation !== null && this.#state.generation.pageSize === PAGE_SIZE;
+  }
+
+  /**
+   * The fast path of `readCommitted` for the capture, in one native call: the committed frames of
+   * the known generation from the consumed offset are read straight into buf[offset…], verified as
+   * `readCommitted` verifies them (page number, salts, checksum chain; the first that fails ends the
+   * scan; whole transactions only) and rewritten in place into `wallog` frames (FrameFiller). Like
+   * readCommitted's fast path it notices no restart: 0 frames means "ask readCommitted". The
+   * reader's state moves on only at `commitFill`.
+   */
+  fillFrames(buf: Buffer, offset: number, maxFrames: number, io: Uint32Array): number {
+    this.#fillMore = false;
+    const gen = this.#state.generation;
+    if (nativeCapture === null || gen === null || gen.pageSize !== PAGE_SIZE) return 0;
+    const fd = this.#file.fd();
+    if (fd === null) return 0;
+    io[CAPTURE_IO.walS0] = this.#state.checksum[0];
+    io[CAPTURE_IO.walS1] = this.#state.checksum[1];
+    const n = nativeCapture(fd, buf, offset, maxFrames, this.#firstRead, this.#state.offset, gen.pageSize, gen.bigEndian, gen.salt1 >>> 0, gen.salt2 >>> 0, io);
+    this.#fillMore = io[CAPTURE_IO.more] === 1;
+    return n;
+  }
+
+  /** The frames of the last fillFrames were taken: the consumed offset and checksum move past them. */
+  commitFill(frames: number, io: Uint32Array): void {
+    const gen = this.#state.generation!;
+    // A new state object: marks taken before stay as they were.
+    this.#state = {
+      generation: gen,
+      offset: this.#state.offset + frames * (WAL_FRAME_HEADER_SIZE + gen.pageSize),
+      checksum: [io[CAPTURE_IO.walS0]!, io[CAPTURE_IO.walS1]!],
+    };
+    this.#firstRead = Math.min(CHUNK_FRAMES, Math.max(1, io[CAPTURE_IO.lastTxnFrames]!));
+  }
+
+  /** The last fillFrames ran out of room while the next frame may be valid. */
+  get fillMore(): boolean {
+    return this.#fillMore;
   }
 
   /** Closes the descriptor when the reader opened it by path (the engine's WalFile stays open). */

@@ -10,6 +10,7 @@ import { WallogCorruptError } from './errors.js';
 import { decodeFrame, FRAME_HEADER_SIZE, FRAME_SIZE, PAGE_SIZE, type Frame, type PageFrame } from './frame.js';
 import { fsyncDirOf, readFully, writeFully } from './fs-util.js';
 import { isUuid } from './log-id.js';
+import { CAPTURE_IO } from './native-checksums.js';
 import {
   decodeWallogHeader,
   DEFAULT_SQLD_VERSION,
@@ -38,6 +39,20 @@ export interface WallogOpenOptions {
 
 const VERIFY_CHUNK = 64;
 
+/**
+ * What writes captured frames straight into the log's write-behind buffer (the WAL reader's native
+ * capture, WalReader): encoded frames, whole transactions only, with numbers and checksums chained
+ * from what `io` holds (CAPTURE_IO), nothing of its own state changed until `commitFill`.
+ */
+export interface FrameFiller {
+  /** Writes at most `maxFrames` frames at buf[offset…] (which has room for 24 bytes more); returns how many. */
+  fillFrames(buf: Buffer, offset: number, maxFrames: number, io: Uint32Array): number;
+  /** The log took the `frames` written by the last fillFrames; `io` as that call left it. */
+  commitFill(frames: number, io: Uint32Array): void;
+  /** The last fillFrames ran out of room with more frames possibly following. */
+  readonly fillMore: boolean;
+}
+
 function frameOffset(index: bigint): number {
   return WALLOG_HEADER_SIZE + Number(index) * FRAME_SIZE;
 }
@@ -60,6 +75,8 @@ export class WallogFile {
   #wbView = new DataView(this.#wb.buffer, this.#wb.byteOffset, this.#wb.byteLength);
   #wbUsed = 0;
   #wbFrom = 0n;
+  /** appendFilled's exchange with the filler (CAPTURE_IO). */
+  #fillIo = new Uint32Array(CAPTURE_IO.length);
 
   private constructor(path: string, fd: number, header: WallogHeader, lastChecksum: bigint, readOnly: boolean, tail: number) {
     this.path = path;
@@ -229,6 +246,47 @@ export class WallogFile {
     }
     const encoded = out === null ? null : out.length === 1 ? out[0]! : Buffer.concat(out);
     return { firstFrameNo, lastFrameNo: this.nextFrameNo - 1n, encoded };
+  }
+
+  /**
+   * Appends whole transactions a FrameFiller encodes straight into the write-behind buffer, as
+   * `appendTransaction(frames, {fsync: false, deferHeader: true})` would have encoded them (the same
+   * bytes: frame numbers and the CRC-64 chain continue from this file's). `beforeCommit` runs once
+   * frames were written and before they count (a fault point); nothing counts when it throws.
+   * Returns the frames appended (0: none, see `filler.fillMore`).
+   */
+  appendFilled(filler: FrameFiller, beforeCommit: () => void): number {
+    this.#checkOpen();
+    if (this.#readOnly) throw new Error(`wallog ${this.path} is open read-only`);
+    let n = this.#fill(filler);
+    if (n === 0 && filler.fillMore && this.#wbUsed > 0) {
+      // A transaction bigger than what is left of the buffer: write out the buffered frames, try again.
+      this.#flushFrames();
+      n = this.#fill(filler);
+    }
+    if (n === 0) return 0;
+    beforeCommit();
+    if (this.#wbUsed === 0) this.#wbFrom = this.#header.frameCount;
+    const io = this.#fillIo;
+    this.#wbUsed += n * FRAME_SIZE;
+    this.#header.frameCount += BigInt(n);
+    this.#lastHi = io[CAPTURE_IO.crcHi]!;
+    this.#lastLo = io[CAPTURE_IO.crcLo]!;
+    this.#headerDirty = true;
+    filler.commitFill(n, io);
+    return n;
+  }
+
+  #fill(filler: FrameFiller): number {
+    if (this.#wbUsed + FRAME_SIZE + FRAME_HEADER_SIZE > this.#wb.length) this.#flushFrames();
+    const room = Math.floor((this.#wb.length - this.#wbUsed - FRAME_HEADER_SIZE) / FRAME_SIZE);
+    const io = this.#fillIo;
+    const frameNo = Number(this.nextFrameNo);
+    io[CAPTURE_IO.crcHi] = this.#lastHi;
+    io[CAPTURE_IO.crcLo] = this.#lastLo;
+    io[CAPTURE_IO.frameNoLo] = frameNo % 0x1_0000_0000;
+    io[CAPTURE_IO.frameNoHi] = Math.floor(frameNo / 0x1_0000_0000);
+    return filler.fillFrames(this.#wb, this.#wbUsed, room, io);
   }
 
   /**
