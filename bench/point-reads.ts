@@ -14,8 +14,8 @@ import { serveFlagDefaults } from '../src/config/serve-flags.js';
 import { startServer } from '../src/server/server.js';
 import { assertAllOk, runLoad, type LoadRequest, type LoadSummary } from './load-runner.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
-import { roundRatios, spreadLine } from './spread.js';
-import { benchTempDir, bracketed, fmtNumber, loadAverages, postJson, serverPool } from './util.js';
+import { rateResult, roundRatios, spreadLine, warmedBracket } from './spread.js';
+import { benchTempDir, fmtNumber, loadAverages, postJson, serverPool } from './util.js';
 
 export const ROWS = 10_000;
 /** Distinct request bodies autocannon cycles through (ids spread over the table). */
@@ -191,20 +191,7 @@ async function measureAll(opts: BenchOptions): Promise<Outcome> {
     for (const t of targets.all) await checkAnswer(t, 4242);
     opts.log(`  seeded ${ROWS} rows; ${VARIANTS} request variants, ${opts.connections} connections`);
 
-    for (const t of [baseline, server]) {
-      opts.log(`  warm-up ${t.label} (${opts.warmupS}s)`);
-      await load(t, opts.warmupS, opts);
-    }
-    const measure = async (t: Target): Promise<Measured> => {
-      const m = await load(t, opts.durationS, opts);
-      opts.log(`  ${describe(t.label, m)}`);
-      return m;
-    };
-    return await bracketed(
-      opts.rounds,
-      () => measure(baseline),
-      () => measure(server),
-    );
+    return await warmedBracket(opts, { baseline, server }, (t, s) => load(t, s, opts), describe);
   } finally {
     await targets.close();
     tmp.remove();
@@ -228,27 +215,7 @@ function outcome(opts: BenchOptions): Promise<Outcome> {
 
 async function runRequestsPerSec(opts: BenchOptions): Promise<BenchResult> {
   const { baselines, subjects } = await outcome(opts);
-  const { value, base, serverLatency, baselineLatency, serverRps, baselineRps } = loadAverages(subjects, baselines);
-  return {
-    name: 'point-reads',
-    unit: 'req/s',
-    value,
-    baseline: base,
-    ratio: value / base,
-    target: TARGET,
-    comparison: '>=',
-    details: [
-      `server   latency: ${serverLatency} (mean of ${subjects.length} runs of ${opts.durationS}s)`,
-      `baseline latency: ${baselineLatency} (${baselines.length} runs bracketing the server runs)`,
-      spreadLine(
-        [
-          { label: 'server', values: serverRps, unit: 'req/s' },
-          { label: 'baseline', values: baselineRps, unit: 'req/s' },
-        ],
-        roundRatios(baselineRps, serverRps),
-      ),
-    ],
-  };
+  return rateResult({ name: 'point-reads', target: TARGET, opts, subjects, baselines });
 }
 
 /** CPU time of this process (where both servers live) per completed request; the ratio is baseline ÷ server (lower CPU is better). */

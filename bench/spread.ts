@@ -1,5 +1,6 @@
 /** How far apart the runs of a benchmark were: the `spread` line every benchmark prints under the table. */
-import { fmtNumber, median } from './util.js';
+import type { BenchOptions, BenchResult } from './types.js';
+import { bracketed, fmtNumber, type LoadFigures, loadAverages, median } from './util.js';
 
 /** `n runs a–b unit (median m, ±x % of it)`: the half range relative to the median. */
 export function describeRuns(xs: number[], unit: string, digits = 0): string {
@@ -60,6 +61,60 @@ export function medianResult(r: {
           { label: 'baseline', values: r.baselines, unit: r.unit, digits },
         ],
         roundRatios(r.baselines, r.subjects),
+      ),
+    ],
+  };
+}
+
+/**
+ * A request-rate benchmark's load runs: a warm-up of each target, then the server's runs bracketed
+ * by the baseline's (`bracketed`), each logged with `describe`.
+ */
+export async function warmedBracket<T extends { label: string }, M>(
+  opts: BenchOptions,
+  targets: { baseline: T; server: T },
+  load: (t: T, durationS: number) => Promise<M>,
+  describe: (label: string, m: M) => string,
+): Promise<{ baselines: M[]; subjects: M[] }> {
+  for (const t of [targets.baseline, targets.server]) {
+    opts.log(`  warm-up ${t.label} (${opts.warmupS}s)`);
+    await load(t, opts.warmupS);
+  }
+  const measure = async (t: T): Promise<M> => {
+    const m = await load(t, opts.durationS);
+    opts.log(`  ${describe(t.label, m)}`);
+    return m;
+  };
+  return bracketed(
+    opts.rounds,
+    () => measure(targets.baseline),
+    () => measure(targets.server),
+  );
+}
+
+/** The req/s line of a request-rate benchmark: means, both latencies, extra details, the spread. */
+export function rateResult<M extends LoadFigures>(
+  r: { name: string; target: number; opts: BenchOptions; subjects: M[]; baselines: M[]; runNote?: string; extra?: string[] },
+): BenchResult {
+  const { value, base, serverLatency, baselineLatency, serverRps, baselineRps } = loadAverages(r.subjects, r.baselines);
+  return {
+    name: r.name,
+    unit: 'req/s',
+    value,
+    baseline: base,
+    ratio: value / base,
+    target: r.target,
+    comparison: '>=',
+    details: [
+      `server   latency: ${serverLatency} (mean of ${r.subjects.length} runs of ${r.opts.durationS}s${r.runNote ?? ''})`,
+      `baseline latency: ${baselineLatency} (${r.baselines.length} runs bracketing the server runs)`,
+      ...(r.extra ?? []),
+      spreadLine(
+        [
+          { label: 'server', values: serverRps, unit: 'req/s' },
+          { label: 'baseline', values: baselineRps, unit: 'req/s' },
+        ],
+        roundRatios(baselineRps, serverRps),
       ),
     ],
   };

@@ -12,8 +12,8 @@ import { WebSocket, WebSocketServer, type RawData } from 'ws';
 import { within } from './bottomless-harness.js';
 import { isRecord, ROWS, SELECT_SQL, seed, startRealServer, valueOf, variantIds, type Target } from './point-reads.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
-import { roundRatios, spreadLine } from './spread.js';
-import { benchTempDir, bracketed, fmtNumber, loadAverages, serverPool } from './util.js';
+import { rateResult, warmedBracket } from './spread.js';
+import { benchTempDir, fmtNumber, loadAverages, serverPool } from './util.js';
 import { assertAllAnswersOk, runWsLoad, type WsLoadSummary } from './ws-load-runner.js';
 
 const TARGET = 0.7;
@@ -157,44 +157,19 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
     opts.log(`  seeded ${ROWS} rows; real answer ${Buffer.byteLength(captured)} bytes, canned ${Buffer.byteLength(fromBaseline)} bytes: ${captured}`);
     opts.log(`  ${wsConnections(opts)} connections × ${INFLIGHT} requests in flight`);
 
-    for (const t of [baseline, server]) {
-      opts.log(`  warm-up ${t.label} (${opts.warmupS}s)`);
-      await load(t, opts.warmupS, opts);
-    }
-    const measure = async (t: Target): Promise<Measured> => {
-      const m = await load(t, opts.durationS, opts);
-      opts.log(`  ${describe(t.label, m)}`);
-      return m;
-    };
-    const { baselines, subjects } = await bracketed(
-      opts.rounds,
-      () => measure(baseline),
-      () => measure(server),
-    );
-    const { serverAvg, baseAvg, value, base, serverLatency, baselineLatency, serverRps, baselineRps } = loadAverages(subjects, baselines);
+    const { baselines, subjects } = await warmedBracket(opts, { baseline, server }, (t, s) => load(t, s, opts), describe);
+    const { serverAvg, baseAvg } = loadAverages(subjects, baselines);
     const serverCpu = serverAvg((s) => s.cpuUsPerRequest);
     const baseCpu = baseAvg((s) => s.cpuUsPerRequest);
-    return {
+    return rateResult({
       name: 'ws-point-reads',
-      unit: 'req/s',
-      value,
-      baseline: base,
-      ratio: value / base,
       target: TARGET,
-      comparison: '>=',
-      details: [
-        `server   latency: ${serverLatency} (mean of ${subjects.length} runs of ${opts.durationS}s, ${wsConnections(opts)} connections × ${INFLIGHT} in flight)`,
-        `baseline latency: ${baselineLatency} (${baselines.length} runs bracketing the server runs)`,
-        `server-process CPU per request: server ${fmtNumber(serverCpu, 1)} µs, baseline ${fmtNumber(baseCpu, 1)} µs (baseline/server ${fmtNumber(baseCpu / serverCpu, 3)})`,
-        spreadLine(
-          [
-            { label: 'server', values: serverRps, unit: 'req/s' },
-            { label: 'baseline', values: baselineRps, unit: 'req/s' },
-          ],
-          roundRatios(baselineRps, serverRps),
-        ),
-      ],
-    };
+      opts,
+      subjects,
+      baselines,
+      runNote: `, ${wsConnections(opts)} connections × ${INFLIGHT} in flight`,
+      extra: [`server-process CPU per request: server ${fmtNumber(serverCpu, 1)} µs, baseline ${fmtNumber(baseCpu, 1)} µs (baseline/server ${fmtNumber(baseCpu / serverCpu, 3)})`],
+    });
   } finally {
     await targets.close();
     tmp.remove();
