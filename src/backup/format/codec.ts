@@ -1,6 +1,6 @@
 /**
- * The three compressions of bottomless objects (spec §1.6): `raw`, `gz` (one gzip member, zlib
- * defaults) and `zstd` (one frame, default level; zstd.ts). Decoders are lenient where that is
+ * The three compressions of bottomless objects (spec §1.6): `raw`, `gz` (one gzip member, written
+ * by gzip-segments.ts: deflated at zlib's default level where that pays, stored blocks where not) and `zstd` (one frame, default level; zstd.ts). Decoders are lenient where that is
  * safe — several gzip members or zstd frames in a row decode as their concatenation — and strict
  * everywhere else: a truncated or damaged input is a CorruptBackupError naming the object key,
  * never a raw zlib or decoder error.
@@ -13,10 +13,10 @@ import { PassThrough, Transform, type TransformCallback } from 'node:stream';
 import { promisify } from 'node:util';
 import zlib from 'node:zlib';
 import { CorruptBackupError } from './errors.js';
+import { createSegmentedGzip, gzipSegments } from './gzip-segments.js';
 import type { Compression } from './layout.js';
 import { ZSTD_MAX_INPUT, ZstdDecoder, zstdCompress } from './zstd.js';
 
-const gzip = promisify(zlib.gzip);
 const gunzip = promisify(zlib.gunzip);
 
 function corrupt(c: Compression, key: string, e: unknown): CorruptBackupError {
@@ -29,7 +29,7 @@ export async function compress(c: Compression, buf: Buffer): Promise<Buffer> {
     case 'raw':
       return buf;
     case 'gz':
-      return gzip(buf);
+      return gzipSegments(buf);
     case 'zstd':
       return zstdCompress(buf);
   }
@@ -69,7 +69,7 @@ export function compressStream(c: Compression): Transform {
     case 'raw':
       return new PassThrough();
     case 'gz':
-      return zlib.createGzip();
+      return createSegmentedGzip();
     case 'zstd':
       return zstdCompressStream();
   }

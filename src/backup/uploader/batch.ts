@@ -4,7 +4,7 @@
  * encodes it (WAL frames with the generation's salts and checksum chain, encoded strictly in order),
  * compresses and stages it.
  */
-import zlib from 'node:zlib';
+import { gzipSegmentsSync } from '../format/gzip-segments.js';
 import type { WalFrame } from '../../engine/wal/sqlite-wal-format.js';
 import { compress } from '../format/codec.js';
 import { batchName, type Compression } from '../format/layout.js';
@@ -129,7 +129,7 @@ export class BatchItem {
    */
   compressedSync(c: Compression): { data: Buffer; compression: Compression } {
     const payload = this.encode();
-    if (c === 'gz') return { data: zlib.gzipSync(payload), compression: 'gz' };
+    if (c === 'gz') return { data: gzipSegmentsSync(payload), compression: 'gz' };
     return { data: payload, compression: 'raw' };
   }
 }
