@@ -1,14 +1,12 @@
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { compress, compressStream, decompress, decompressStream } from '../../../src/backup/format/codec.js';
 import { CorruptBackupError } from '../../../src/backup/format/errors.js';
 import type { Compression } from '../../../src/backup/format/layout.js';
 import { xxh64, Xxh64 } from '../../../src/backup/format/xxh64.js';
 import { prng } from '../../helpers/prng.js';
-import { flipBit, makeTempDir, runTool, testData } from './format-fixtures.js';
+import { flipBit, makeTempDir, runTool, testData, throughStream } from './format-fixtures.js';
 
 const KEY = 'ns-x:default-e4eb3c21-ff53-7b2e-a6ea-ca396f4df9b1/000000000001-000000000042-1671783892.gz';
 const BIG = testData(3 * 1024 * 1024, 7);
@@ -21,26 +19,6 @@ beforeAll(async () => {
   tmp = makeTempDir('libsqlctl-codec-');
 });
 afterAll(() => tmp.remove());
-
-/** Feeds `input` to `stream` in chunks of pseudo-random sizes (1 byte to 64 KiB) and collects the output. */
-async function throughStream(stream: NodeJS.ReadWriteStream, input: Buffer, seed = 3): Promise<Buffer> {
-  const rnd = prng(seed);
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < input.length; ) {
-    const n = rnd() < 0.3 ? 1 + Math.floor(rnd() * 20) : 1 + Math.floor(rnd() * 65536);
-    chunks.push(input.subarray(at, at + n));
-    at += n;
-  }
-  const out: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out.push(chunk);
-      cb();
-    },
-  });
-  await pipeline(Readable.from(chunks), stream, sink);
-  return Buffer.concat(out);
-}
 
 async function expectCorrupt(p: Promise<unknown>): Promise<CorruptBackupError> {
   const err = await p.then(

@@ -3,6 +3,8 @@ import { spawn } from 'node:child_process';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Readable, Writable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
 import { prng } from '../../helpers/prng.js';
 
 /** Runs `cmd args` with `input` on stdin; resolves with stdout, rejects on a non-zero exit. */
@@ -55,4 +57,24 @@ export function flipBit(buf: Buffer, offset: number, bit = 0): Buffer {
   const copy = Buffer.from(buf);
   copy[offset] = copy[offset]! ^ (1 << bit);
   return copy;
+}
+
+/** Feeds `input` to `stream` in chunks of pseudo-random sizes (1 byte to `maxChunk`) and collects the output. */
+export async function throughStream(stream: NodeJS.ReadWriteStream, input: Buffer, seed = 3, maxChunk = 65536): Promise<Buffer> {
+  const rnd = prng(seed);
+  const chunks: Buffer[] = [];
+  for (let at = 0; at < input.length; ) {
+    const n = rnd() < 0.3 ? 1 + Math.floor(rnd() * 20) : 1 + Math.floor(rnd() * maxChunk);
+    chunks.push(input.subarray(at, at + n));
+    at += n;
+  }
+  const out: Buffer[] = [];
+  const sink = new Writable({
+    write(chunk: Buffer, _enc, cb) {
+      out.push(chunk);
+      cb();
+    },
+  });
+  await pipeline(Readable.from(chunks), stream, sink);
+  return Buffer.concat(out);
 }

@@ -1,10 +1,8 @@
-import { Readable, Writable } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
 import zlib from 'node:zlib';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createSegmentedGzip, gzipSegments, gzipSegmentsSync, SEGMENT_BYTES, storedBlocks } from '../../../src/backup/format/gzip-segments.js';
 import { prng } from '../../helpers/prng.js';
-import { runTool } from './format-fixtures.js';
+import { runTool, throughStream } from './format-fixtures.js';
 
 function randomBytes(size: number, seed: number): Buffer {
   const rnd = prng(seed);
@@ -31,25 +29,6 @@ function blobPages(count: number, seed: number): Buffer {
   return out;
 }
 
-async function throughStream(input: Buffer, seed: number): Promise<Buffer> {
-  const rnd = prng(seed);
-  const chunks: Buffer[] = [];
-  for (let at = 0; at < input.length; ) {
-    const n = rnd() < 0.2 ? 1 + Math.floor(rnd() * 100) : 1 + Math.floor(rnd() * 3 * SEGMENT_BYTES);
-    chunks.push(input.subarray(at, at + n));
-    at += n;
-  }
-  const out: Buffer[] = [];
-  const sink = new Writable({
-    write(chunk: Buffer, _enc, cb) {
-      out.push(chunk);
-      cb();
-    },
-  });
-  await pipeline(Readable.from(chunks), createSegmentedGzip(), sink);
-  return Buffer.concat(out);
-}
-
 /** Whether the deflate stream begins with a non-final stored block (its first byte: BFINAL 0, BTYPE 00). */
 function startsStored(gz: Buffer): boolean {
   return (gz[10]! & 0b111) === 0;
@@ -74,7 +53,7 @@ describe('gzip-segments: one standard gzip member', () => {
     it(`${name}: sync, async and stream agree byte for byte, and node:zlib and Debian's gzip read it back`, async () => {
       const sync = gzipSegmentsSync(input);
       expect((await gzipSegments(input)).equals(sync)).toBe(true);
-      expect((await throughStream(input, input.length + 1)).equals(sync)).toBe(true);
+      expect((await throughStream(createSegmentedGzip(), input, input.length + 1, 3 * SEGMENT_BYTES)).equals(sync)).toBe(true);
       expect(zlib.gunzipSync(sync).equals(input)).toBe(true);
       expect((await runTool('gzip', ['-dc'], sync)).equals(input)).toBe(true);
       // One member: the trailer's CRC-32 and size are the whole input's.
