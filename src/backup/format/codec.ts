@@ -1,7 +1,8 @@
 /**
  * The three compressions of bottomless objects (spec §1.6): `raw`, `gz` (one gzip member, written
- * by gzip-segments.ts: deflated at zlib's default level where that pays, stored blocks where not) and `zstd` (one frame, default level; zstd.ts). Decoders are lenient where that is
- * safe — several gzip members or zstd frames in a row decode as their concatenation — and strict
+ * by gzip-segments.ts: deflated at zlib's default level where that pays, stored blocks where not)
+ * and `zstd` (one frame, default level; zstd.ts). Decoders are lenient where that is safe —
+ * several gzip members or zstd frames in a row decode as their concatenation — and strict
  * everywhere else: a truncated or damaged input is a CorruptBackupError naming the object key,
  * never a raw zlib or decoder error.
  *

@@ -4,9 +4,9 @@
  * encodes it (WAL frames with the generation's salts and checksum chain, encoded strictly in order),
  * compresses and stages it.
  */
-import { gzipSegmentsSync } from '../format/gzip-segments.js';
 import type { WalFrame } from '../../engine/wal/sqlite-wal-format.js';
 import { compress } from '../format/codec.js';
+import { gzipSegmentsSync } from '../format/gzip-segments.js';
 import { batchName, type Compression } from '../format/layout.js';
 import { COMMIT_TIMES_BUDGET, CommitTimesWriter, META_BATCH_COMMITS } from '../format/objects.js';
 import { encodeBatchFrames } from '../format/wal-frames.js';
