@@ -119,6 +119,7 @@ export class ObjectUploads {
       load: async () => {
         let body: Buffer;
         try {
+          // Our own staged copy of the batch object (`<ns>/bottomless/staging/…`), not a file SQLite owns.
           body = await fsp.readFile(staging.file(gen.id, ref.name));
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.lost(gen, ref);
