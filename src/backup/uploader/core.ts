@@ -75,6 +75,8 @@ export abstract class BackupCore {
   protected readonly queue: UploadQueue;
   protected readonly uploads: ObjectUploads;
   protected readonly batchTimer: TimerSlot;
+  /** While a fresh generation is awaited: asks for its checkpoint again (requestFreshCheckpoint). */
+  private readonly freshTimer: TimerSlot;
   private readonly state: StateWriter;
 
   constructor(protected readonly o: ResolvedOptions) {
@@ -118,12 +120,14 @@ export abstract class BackupCore {
     });
     const onTimerError = (err: unknown): void => this.errors.report('timer', err);
     this.batchTimer = new TimerSlot(o.timers, onTimerError);
+    this.freshTimer = new TimerSlot(o.timers, onTimerError);
     this.state = new StateWriter({ path: o.paths.bottomlessState, timers: o.timers, errors: this.errors, snapshot: () => this.stateSnapshot(), stopped });
   }
 
   /** Timers cleared, no more puts or staging (the uploader stopped). */
   protected stopWork(): void {
     this.batchTimer.clear();
+    this.freshTimer.clear();
     this.state.stop();
     this.queue.stop();
     this.stager.stop();
@@ -131,7 +135,7 @@ export abstract class BackupCore {
   }
 
   protected get timersArmed(): number {
-    return [this.batchTimer.armed, this.state.timerArmed, this.queue.timerArmed, this.stager.timerArmed, this.uploads.timerArmed].filter(Boolean).length;
+    return [this.batchTimer.armed, this.freshTimer.armed, this.state.timerArmed, this.queue.timerArmed, this.stager.timerArmed, this.uploads.timerArmed].filter(Boolean).length;
   }
 
   // ---- routing (synchronous; runs under the namespace's write lock) ------------------------
@@ -285,6 +289,7 @@ export abstract class BackupCore {
 
   protected openFresh(base: bigint, coords: GenCoords | null, reason: string): Generation {
     this.awaitingFresh = null;
+    this.freshTimer.clear();
     const gen = this.openGeneration(base, null, coords, true);
     // The first generation of a database is no news; any other fresh start means a broken chain.
     const first = reason.startsWith(FIRST_START);
@@ -468,9 +473,14 @@ export abstract class BackupCore {
 
   /** Asks for a checkpoint so the next WAL generation can begin the fresh generation awaited. */
   protected requestFreshCheckpoint(): void {
-    if (this.awaitingFresh === null || this.stopped || this.queue.backingOff) return;
+    if (this.awaitingFresh === null || this.stopped) return;
     // The database file is where the log is (a new log was just seeded): the next commit can begin it.
     if (this.knownDb !== null && this.knownDb === this.lastFrameNo) return;
+    // Until it begins, ask again now and then: this request may be skipped (the store still fails)
+    // or its checkpoint stop short (a reader holds the WAL), and with every staged frame dropped no
+    // upload is left whose completion would ask again; an idle database makes no commit that would.
+    this.freshTimer.arm(this.o.tune.freshCheckpointIntervalMs, () => this.requestFreshCheckpoint());
+    if (this.queue.backingOff) return;
     const now = this.now();
     if (now - this.lastFreshRequest < this.o.tune.freshCheckpointIntervalMs) return;
     this.lastFreshRequest = now;

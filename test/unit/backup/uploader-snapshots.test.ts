@@ -31,6 +31,29 @@ async function generations(ns: Awaited<ReturnType<Harness['open']>>, n: number):
   }
 }
 
+/** A role whose checkpoints are counted, not run (each "did not complete"): the test checkpoints when it means to. */
+function countingCheckpoints(ns: Awaited<ReturnType<Harness['open']>>): { role: BackupRole; asked: { count: number } } {
+  const real = framesOf(ns);
+  const asked = { count: 0 };
+  const role: BackupRole = {
+    get logId() {
+      return real.logId;
+    },
+    replicationIndex: () => real.replicationIndex(),
+    subscribe: (sub) => real.subscribe(sub),
+    addCheckpointParticipant: (p) => real.addCheckpointParticipant(p),
+    frameSource: () => real.frameSource(),
+    checkpoint: () => {
+      asked.count += 1;
+      return Promise.resolve(false);
+    },
+    get databaseFile() {
+      return real.databaseFile;
+    },
+  };
+  return { role, asked };
+}
+
 describe('uploader: snapshot policy', () => {
   it('snapshots the first generation, then every K generations', async () => {
     const ns = await h.open(join(h.root, 'ns'));
@@ -151,25 +174,7 @@ describe('uploader: staging cap', () => {
 
   it('a commit whose arrival cuts the batch that crosses the cap waits for the fresh generation too; it begins at the checkpoint asked for, without a commit', async () => {
     const ns = await h.open(join(h.root, 'ns'));
-    const real = framesOf(ns);
-    let asked = 0;
-    // The checkpoints the uploader asks for are counted, not run: the test checkpoints when it means to.
-    const role: BackupRole = {
-      get logId() {
-        return real.logId;
-      },
-      replicationIndex: () => real.replicationIndex(),
-      subscribe: (sub) => real.subscribe(sub),
-      addCheckpointParticipant: (p) => real.addCheckpointParticipant(p),
-      frameSource: () => real.frameSource(),
-      checkpoint: () => {
-        asked += 1;
-        return Promise.resolve(false);
-      },
-      get databaseFile() {
-        return real.databaseFile;
-      },
-    };
+    const { role, asked } = countingCheckpoints(ns);
     // Batches are cut only by their interval, i.e. by the next commit once the (fake) clock passed it.
     const backup = await h.attach(ns, {}, { stagingCapBytes: 40_000 }, role);
     const conn = ns.connect();
@@ -187,7 +192,7 @@ describe('uploader: staging cap', () => {
     expect(backup.status().lastError ?? '').not.toMatch(/out of order/);
     expect([backup.status().awaitingFresh, backup.status().generation]).toEqual(['staged frames were dropped (staging cap)', damaged]);
     h.storage.failing = () => false;
-    await expect.poll(() => asked, { timeout: 5000 }).toBeGreaterThan(0);
+    await expect.poll(() => asked.count, { timeout: 5000 }).toBeGreaterThan(0);
     expect(await framesOf(ns).checkpoint()).toBe(true);
     // No commit after the checkpoint: the database file holds everything, the fresh generation is its snapshot.
     await backup.flush();
@@ -199,6 +204,28 @@ describe('uploader: staging cap', () => {
     await writeRows(conn, 1);
     await backup.flush();
     expect(backup.status().generation).toBe(status.generation);
+    expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
+  });
+  it('while the fresh generation is awaited, its checkpoint is asked for again until one runs: without writes or uploads to prompt it', async () => {
+    const ns = await h.open(join(h.root, 'ns'));
+    const { role, asked } = countingCheckpoints(ns);
+    const backup = await h.attach(ns, { batchMaxFrames: 2 }, { stagingCapBytes: 40_000, freshCheckpointIntervalMs: 20 }, role);
+    const conn = ns.connect();
+    await writeRows(conn, 2);
+    await backup.flush();
+    h.storage.failing = () => true;
+    for (let i = 0; i < 15 && backup.status().awaitingFresh === null; i++) await writeRows(conn, 1, 2, 3000);
+    expect(backup.status().awaitingFresh).toMatch(/staging cap/);
+    h.storage.failing = () => false;
+    // The store answers again; what was left uploads, and the checkpoints asked for meanwhile did not run.
+    await backup.flush();
+    const before = asked.count;
+    // No commit and nothing to upload from here on: only the uploader's own timer can ask again.
+    h.clock.advance(60_000);
+    await expect.poll(() => asked.count, { timeout: 5000 }).toBeGreaterThan(before);
+    expect(await framesOf(ns).checkpoint()).toBe(true);
+    await backup.flush();
+    expect(backup.status()).toMatchObject({ awaitingFresh: null, uploadLagFrames: 0, timersArmed: 0 });
     expect((await restoredDump(h)).dump).toBe(inspectPrimary(ns).dump);
   });
 });
