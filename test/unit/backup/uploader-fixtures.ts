@@ -254,14 +254,10 @@ export async function writeRows(conn: SqlConnection, txns: number, rows = 2, blo
 
 export const DB = 'ns-test:default';
 
-/**
- * The primary role, with a database file that looks 1 GiB large (zeros past its end) while
- * `slow.on`: a snapshot then takes far longer than any checkpoint waits.
- */
-export function slowSnapshotRole(ns: NamespaceDb): { role: BackupRole; slow: { on: boolean } } {
+/** The primary role of `ns`, its checkpoints or database file replaced where given. */
+export function roleWith(ns: NamespaceDb, over: { checkpoint?: BackupRole['checkpoint']; databaseFile?: () => BackupRole['databaseFile'] }): BackupRole {
   const real = framesOf(ns);
-  const slow = { on: false };
-  const role: BackupRole = {
+  return {
     get logId() {
       return real.logId;
     },
@@ -269,9 +265,22 @@ export function slowSnapshotRole(ns: NamespaceDb): { role: BackupRole; slow: { o
     subscribe: (s) => real.subscribe(s),
     addCheckpointParticipant: (p) => real.addCheckpointParticipant(p),
     frameSource: () => real.frameSource(),
-    checkpoint: () => real.checkpoint(),
+    checkpoint: over.checkpoint ?? (() => real.checkpoint()),
     get databaseFile() {
-      const f = real.databaseFile;
+      return over.databaseFile ? over.databaseFile() : real.databaseFile;
+    },
+  };
+}
+
+/**
+ * The primary role, with a database file that looks 1 GiB large (zeros past its end) while
+ * `slow.on`: a snapshot then takes far longer than any checkpoint waits.
+ */
+export function slowSnapshotRole(ns: NamespaceDb): { role: BackupRole; slow: { on: boolean } } {
+  const slow = { on: false };
+  const role = roleWith(ns, {
+    databaseFile: () => {
+      const f = framesOf(ns).databaseFile;
       return {
         size: () => (slow.on ? 1 << 30 : f.size()),
         read: (buf: Uint8Array, position: number) => {
@@ -282,7 +291,7 @@ export function slowSnapshotRole(ns: NamespaceDb): { role: BackupRole; slow: { o
         },
       };
     },
-  };
+  });
   return { role, slow };
 }
 

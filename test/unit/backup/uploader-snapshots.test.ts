@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import type { BackupRole } from '../../../src/backup/uploader/options.js';
 import { framesOf, inspectPrimary, run } from '../../helpers/engine-log.js';
-import { DB, depOf, generationsOf, Harness, markerOf, restoredDump, slowSnapshotRole, snapshotOf, writeRows } from './uploader-fixtures.js';
+import { DB, depOf, generationsOf, Harness, markerOf, restoredDump, roleWith, slowSnapshotRole, snapshotOf, writeRows } from './uploader-fixtures.js';
 
 let h: Harness;
 beforeEach(() => {
@@ -33,24 +33,13 @@ async function generations(ns: Awaited<ReturnType<Harness['open']>>, n: number):
 
 /** A role whose checkpoints are counted, not run (each "did not complete"): the test checkpoints when it means to. */
 function countingCheckpoints(ns: Awaited<ReturnType<Harness['open']>>): { role: BackupRole; asked: { count: number } } {
-  const real = framesOf(ns);
   const asked = { count: 0 };
-  const role: BackupRole = {
-    get logId() {
-      return real.logId;
-    },
-    replicationIndex: () => real.replicationIndex(),
-    subscribe: (sub) => real.subscribe(sub),
-    addCheckpointParticipant: (p) => real.addCheckpointParticipant(p),
-    frameSource: () => real.frameSource(),
+  const role = roleWith(ns, {
     checkpoint: () => {
       asked.count += 1;
       return Promise.resolve(false);
     },
-    get databaseFile() {
-      return real.databaseFile;
-    },
-  };
+  });
   return { role, asked };
 }
 
