@@ -3,6 +3,7 @@
  * replica, a connection that runs reads locally and sends writes and transactions to the primary
  * (src/server/replication/forwarding-connection.ts). Protocol code never asks which one it has.
  */
+import type { MaybePromise } from '../maybe-async.js';
 import type { ExecOptions } from './connection.js';
 import type { ProgramStep, RunProgramOptions, StatementRunner, StepOutcome } from './program.js';
 import type { RowStream } from './row-stream.js';
@@ -17,6 +18,8 @@ export interface StatementDescription {
 
 export interface ClientConnection extends StatementRunner {
   readonly isClosed: boolean;
+  /** `execute`, synchronously where nothing has to wait (a primary's connection: SqlConnection.executeNow). */
+  executeNow?(sql: string, args: SqlArgs, opts: ExecOptions): MaybePromise<ExecResult>;
   /** True once (then false) after the engine rolled back this connection's transaction for holding the write lock too long. */
   takeTimedOut(): boolean;
   /** Prepares `sql` locally without running it (throws SqlError when it does not prepare). */

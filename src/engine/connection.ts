@@ -1,5 +1,5 @@
-import path from 'node:path';
 import Database from 'better-sqlite3';
+import type { MaybePromise } from '../maybe-async.js';
 import { bindArgs } from './bind.js';
 import type { ClientConnection, StatementDescription } from './client-connection.js';
 import { runProgram, type ProgramStep, type RunProgramOptions, type StepOutcome } from './program.js';
@@ -64,6 +64,13 @@ export interface Prepared {
   blockedBy: 'reads' | 'writes' | 'none';
 }
 
+/** A statement that passed `admit`: what to run, its bound arguments, and whether a BEGIN was demoted to a read-only one. */
+interface Admitted {
+  p: Prepared;
+  bound: ReturnType<typeof bindArgs>;
+  demotedBegin: boolean;
+}
+
 /** Transaction ends, savepoints and (refused anyway) ATTACH/DETACH are never blocked, as in sqld. */
 const NEVER_BLOCKED = new Set(['commit', 'rollback', 'savepoint', 'release', 'rollback_to', 'attach', 'detach']);
 
@@ -72,52 +79,6 @@ const TEMP_RE = /\btemp(?:orary)?\b/i;
 
 const CACHE_SIZE = 64;
 const INSERT_RE = /^(?:\s|--[^\n]*\n|\/\*[\s\S]*?\*\/)*(?:insert|replace)\b/i;
-
-export interface OpenSqliteOptions {
-  journalMode: 'wal' | 'rollback' | null;
-  wal: boolean;
-  /**
-   * Absolute paths of trusted extensions (`--extensions-path`, checked by the config) to load into
-   * this connection. They are loaded through the C API only: SQL's `load_extension()` stays disabled
-   * (better-sqlite3 enables SQLITE_DBCONFIG_ENABLE_LOAD_EXTENSION, which leaves the SQL function off).
-   */
-  extensions?: readonly string[];
-}
-
-/** A trusted extension failed to load into a new connection (the connection is not opened). */
-export class ExtensionLoadError extends SqlError {
-  constructor(
-    readonly extension: string,
-    readonly reason: string,
-    cause: unknown,
-  ) {
-    // Clients learn which extension, not where it lives on the server.
-    super('EXTENSION_LOAD_FAILED', `The trusted extension ${path.basename(extension)} could not be loaded into a new connection`, { cause });
-  }
-}
-
-/**
- * Opens a server-side SQLite connection with the settings every connection must have
- * (`timeout: 0` is busy_timeout = 0: the engine's write lock does the waiting, never SQLite).
- */
-export function openSqlite(file: string, opts: OpenSqliteOptions = { journalMode: 'wal', wal: true }): Database.Database {
-  const db = new Database(file, { timeout: 0 });
-  // journal_mode is stored in the file: the maintenance connection sets it once per namespace. A
-  // replica's file stays in rollback mode (its pages are written by the frame applier).
-  if (opts.journalMode === 'wal') db.pragma('journal_mode = WAL');
-  if (opts.wal) db.pragma('wal_autocheckpoint = 0');
-  db.pragma('synchronous = NORMAL');
-  db.defaultSafeIntegers(true);
-  for (const extension of opts.extensions ?? []) {
-    try {
-      db.loadExtension(extension);
-    } catch (err) {
-      db.close();
-      throw new ExtensionLoadError(extension, err instanceof Error ? err.message : String(err), err);
-    }
-  }
-  return db;
-}
 
 /**
  * A physical SQLite connection with its prepared-statement cache. Handles outlive the logical
@@ -291,8 +252,8 @@ export class SqlConnection implements LockHolder, ClientConnection {
   }
 
   /** The checks every statement passes before it runs; the statement to run and its bound arguments. */
-  private admit(sql: string, args: SqlArgs, opts: ExecOptions): { p: Prepared; bound: ReturnType<typeof bindArgs>; demotedBegin: boolean } {
-    if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+  private admit(sql: string, args: SqlArgs, opts: ExecOptions): Admitted {
+    this.assertOpen();
     if (this.rows?.isOpen) throw new SqlError('CURSOR_BUSY', 'A cursor is still reading on this connection');
     if (this.aborted) {
       const reason = this.aborted;
@@ -324,7 +285,7 @@ export class SqlConnection implements LockHolder, ClientConnection {
    * (`RowStream`, for cursors) instead of all at once; anything else runs whole.
    */
   async openRows(sql: string, args: SqlArgs, opts: ExecOptions): Promise<{ result: ExecResult } | { rows: RowStream }> {
-    if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+    this.assertOpen();
     this.handle.applyConfig(this.host.config);
     const probe = this.prepare(sql);
     if (!probe.stmt.reader || !probe.stmt.readonly) return { result: await this.execute(sql, args, opts) };
@@ -346,27 +307,68 @@ export class SqlConnection implements LockHolder, ClientConnection {
     return { rows };
   }
 
+  /**
+   * `execute` without a turn of the promise queue where nothing has to wait: reads, statements of a
+   * write transaction this connection is in, and writes that find the write lock free and the
+   * role's check before a write synchronous. A result then, else a promise of one.
+   */
+  executeNow(sql: string, args: SqlArgs, opts: ExecOptions): MaybePromise<ExecResult> {
+    const admitted = this.admit(sql, args, opts);
+    if (!this.needsWriteLock(admitted.p)) return this.runAdmitted(sql, admitted, opts);
+    // A free lock is taken at once (the usual single writer); otherwise the statement waits its turn.
+    if (this.host.tryAcquireWriteLock?.(this) === true) return this.checkThenRun(sql, admitted, opts);
+    return this.host.acquireWriteLock(this, opts.signal).then(() => this.checkThenRun(sql, admitted, opts));
+  }
+
   async execute(sql: string, args: SqlArgs, opts: ExecOptions): Promise<ExecResult> {
-    const { p, bound, demotedBegin } = this.admit(sql, args, opts);
-    const writes = !p.stmt.readonly;
-    if (writes && this.readonlyTxn) {
-      throw new SqlError('SQLITE_READONLY', 'SQLite error: cannot write in a read-only transaction');
+    return this.executeNow(sql, args, opts);
+  }
+
+  /**
+   * With the write lock just taken: the role's check before a write, then the statement. When the
+   * check refuses, the lock goes back, also inside an open (deferred) transaction, or a retry would
+   * skip the refusal: nothing was written under it.
+   */
+  private checkThenRun(sql: string, admitted: Admitted, opts: ExecOptions): MaybePromise<ExecResult> {
+    let check: void | Promise<void>;
+    try {
+      this.assertOpen();
+      check = this.host.beforeWrite();
+    } catch (err) {
+      this.host.releaseWriteLock(this);
+      throw err;
     }
-    if (writes && !this.host.holdsWriteLock(this)) {
-      // A free lock is taken without a turn through the microtask queue (the usual single writer).
-      if (this.host.tryAcquireWriteLock?.(this) !== true) await this.host.acquireWriteLock(this, opts.signal);
-      try {
-        if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
-        const check = this.host.beforeWrite();
-        if (check) await check;
-        if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
-      } catch (err) {
-        // This call took the lock and nothing was written under it: give it back, also inside an
-        // open (deferred) transaction, or a retry would skip the refusal.
+    if (!check) return this.runAdmitted(sql, admitted, opts);
+    return check.then(
+      () => {
+        try {
+          this.assertOpen();
+        } catch (err) {
+          this.host.releaseWriteLock(this);
+          throw err;
+        }
+        return this.runAdmitted(sql, admitted, opts);
+      },
+      (err: unknown) => {
         this.host.releaseWriteLock(this);
         throw err;
-      }
-    }
+      },
+    );
+  }
+
+  private assertOpen(): void {
+    if (this.closed) throw new SqlError('STREAM_NOT_OPEN', 'The connection is closed');
+  }
+
+  /** Whether the statement writes without the write lock held (refused inside a read-only transaction). */
+  private needsWriteLock(p: Prepared): boolean {
+    if (p.stmt.readonly) return false;
+    if (this.readonlyTxn) throw new SqlError('SQLITE_READONLY', 'SQLite error: cannot write in a read-only transaction');
+    return !this.host.holdsWriteLock(this);
+  }
+
+  /** Runs an admitted statement (the write lock held where it writes), then settles the connection. */
+  private runAdmitted(sql: string, { p, bound, demotedBegin }: Admitted, opts: ExecOptions): ExecResult {
     const guard = opts.trusted ? null : this.handle.guard;
     const inTransaction = guard !== null && this.sqlite.inTransaction;
     const started = performance.now();

@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 import type Database from 'better-sqlite3';
-import { ExtensionLoadError, openSqlite, SqlConnection, SqliteHandle, type ConnectionHost } from './connection.js';
+import { SqlConnection, SqliteHandle, type ConnectionHost } from './connection.js';
+import { ExtensionLoadError, openSqlite } from './open-sqlite.js';
 import type { NamespacePaths } from './data-dir.js';
 import { noFaults, type FaultInjector } from './faults.js';
 import { SqliteFiles } from './files/sqlite-files.js';

@@ -94,11 +94,8 @@ export class Namespaces {
 
   /** Returns the namespace, opening it on first use. Only `default` is created implicitly. */
   get(name: string): Promise<NamespaceDb> {
-    const existing = this.open.get(name);
-    if (existing) {
-      if (this.opts.maxActive !== undefined) this.lastUsed.set(name, performance.now());
-      return Promise.resolve(existing);
-    }
+    const existing = this.getOpen(name);
+    if (existing) return Promise.resolve(existing);
     if (this.closing) return Promise.reject(new Error('the server is shutting down'));
     const known = this.exists(name);
     // An unknown name that breaks our rules is not asked of a primary either: it would become a path.
@@ -111,6 +108,13 @@ export class Namespaces {
       this.opening.set(name, pending);
     }
     return pending;
+  }
+
+  /** `get` of a namespace that is open already (marked used, as `get` does), without a turn of the promise queue; else undefined. */
+  getOpen(name: string): NamespaceDb | undefined {
+    const existing = this.open.get(name);
+    if (existing && this.opts.maxActive !== undefined) this.lastUsed.set(name, performance.now());
+    return existing;
   }
 
   /** An already open namespace, without opening it. */

@@ -18,11 +18,16 @@ export class ConnectionSlots {
     return this.used;
   }
 
+  /** A free slot at once (nobody waits for one), or null. */
+  tryAcquire(): (() => void) | null {
+    if (this.used >= this.opts.max || this.waiters.length > 0) return null;
+    this.used++;
+    return this.releaser();
+  }
+
   async acquire(): Promise<() => void> {
-    if (this.used < this.opts.max && this.waiters.length === 0) {
-      this.used++;
-      return this.releaser();
-    }
+    const free = this.tryAcquire();
+    if (free) return free;
     if (this.waiters.length >= this.opts.maxQueued) {
       throw new ThrottledError('TOO_MANY_REQUESTS', 'Too many concurrent requests');
     }

@@ -94,10 +94,52 @@ export async function resolveSession(ctx: ServerContext, headers: IncomingHttpHe
   await checkNamespaceExists(ctx, namespace);
   const { strategy } = await ctx.auth.forNamespace(namespace);
   const principal = await strategy.authenticateHttp(credential);
-  if (!principal.canRead(namespace)) {
-    throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);
+  assertCanRead(principal, namespace);
+  return makeSession(ctx, namespace, await ctx.namespaces.get(namespace), principal, credential);
+}
+
+/**
+ * `resolveSession` without a turn of the promise queue when all it needs is at hand: the namespace
+ * open, its authentication strategy built, and the credential one that strategy checks at once (any
+ * but a JWT it has not verified before). The session, the same error, or undefined: then ask
+ * `resolveSession`.
+ */
+export function resolveSessionNow(ctx: ServerContext, headers: IncomingHttpHeaders, credential = authHeader(headers)): Session | undefined {
+  const namespace = namespaceFromHeaders(ctx, headers);
+  const db = ctx.namespaces.getOpen(namespace);
+  if (db === undefined) return undefined;
+  const principal = ctx.auth.forNamespaceNow(namespace)?.strategy.authenticateHttpNow(credential);
+  if (principal === undefined) return undefined;
+  assertCanRead(principal, namespace);
+  return makeSession(ctx, namespace, db, principal, credential);
+}
+
+/** A principal that may not read the namespace gets the 404 of a missing one (its existence stays hidden). */
+function assertCanRead(principal: Principal, namespace: string): void {
+  if (!principal.canRead(namespace)) throw new NotFoundError('NAMESPACE_DOESNT_EXIST', `Namespace \`${namespace}\` doesn't exist`);
+}
+
+/** A class rather than an object with a closure: one is made per request. */
+class ResolvedSession implements Session {
+  readonly allowWrite: boolean;
+  readonly auth: CallerAuth;
+
+  constructor(
+    private readonly ctx: ServerContext,
+    readonly namespace: string,
+    readonly db: NamespaceDb,
+    principal: Principal,
+    credential: string | undefined,
+  ) {
+    this.allowWrite = principal.canWrite(namespace);
+    this.auth = { principal, credential };
   }
-  const db = await ctx.namespaces.get(namespace);
-  const auth: CallerAuth = { principal, credential };
-  return { namespace, db, allowWrite: principal.canWrite(namespace), auth, connect: () => ctx.connect(namespace, db, auth) };
+
+  connect(): ClientConnection {
+    return this.ctx.connect(this.namespace, this.db, this.auth);
+  }
+}
+
+function makeSession(ctx: ServerContext, namespace: string, db: NamespaceDb, principal: Principal, credential: string | undefined): Session {
+  return new ResolvedSession(ctx, namespace, db, principal, credential);
 }

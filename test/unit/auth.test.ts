@@ -299,3 +299,43 @@ describe('parseJwtKeys errors', () => {
     expect(AuthError.headerNonAscii().code).toBe('AUTH_HEADER_MALFORMED');
   });
 });
+
+/** What `authenticateHttpNow` gave: the principal, undefined, or the code it threw. */
+function nowOutcome(s: AuthStrategy, header: string | undefined): Principal | string | undefined {
+  try {
+    return s.authenticateHttpNow(header);
+  } catch (err) {
+    expect(err).toBeInstanceOf(AuthError);
+    return (err as AuthError).code;
+  }
+}
+
+describe('authenticateHttpNow: the synchronous answer agrees with authenticateHttp', () => {
+  it('basic and disabled answer at once, with the same principal or the same error', async () => {
+    const basic = createAuthStrategy({ kind: 'basic', credential: 'dXNlcjpwYXNzd29yZA==' });
+    for (const header of ['Basic dXNlcjpwYXNzd29yZA==', 'Basic d3Jvbmc6cGFzcw==', 'dXNlcjpwYXNzd29yZA==', undefined, 'Basic \u00e9']) {
+      const async = await basic.authenticateHttp(header).then(
+        (p) => p,
+        (err: unknown) => (err as AuthError).code,
+      );
+      expect(nowOutcome(basic, header)).toBe(async);
+    }
+    expect(nowOutcome(createAuthStrategy({ kind: 'disabled' }), undefined)).toBe(FULL_ACCESS);
+  });
+
+  it('JWT: undefined for a token not verified yet, the cached principal after, expiry and header errors at once', async () => {
+    let clock = Date.now();
+    const s = await jwtStrategy(A.pem, { now: () => clock });
+    const header = `Bearer ${await sign({ exp: Math.floor(clock / 1000) + 10, a: 'ro' })}`;
+    expect(nowOutcome(s, header)).toBeUndefined();
+    const verified = await s.authenticateHttp(header);
+    expect(nowOutcome(s, header)).toBe(verified);
+    expect(rights(verified, 'db')).toBe('r--');
+    // A forged token is never answered from the cache: only authenticateHttp can refuse it.
+    expect(nowOutcome(s, `Bearer ${signRaw({}, B)}`)).toBeUndefined();
+    expect(nowOutcome(s, `Basic ${header.slice(7)}`)).toBe('AUTH_HTTP_HEADER_UNSUPPORTED_SCHEME');
+    expect(nowOutcome(s, undefined)).toBe('AUTH_HEADER_NOT_FOUND');
+    clock += 80_000; // beyond exp and the leeway
+    expect(nowOutcome(s, header)).toBe('AUTH_JWT_EXPIRED');
+  });
+});

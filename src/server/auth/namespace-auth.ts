@@ -16,7 +16,7 @@ export interface NamespaceAuthStrategy {
  */
 export class NamespaceAuth {
   private readonly global: NamespaceAuthStrategy;
-  private readonly perNamespace = new Map<string, { jwtKey: string; auth: Promise<NamespaceAuthStrategy> }>();
+  private readonly perNamespace = new Map<string, { jwtKey: string; auth: Promise<NamespaceAuthStrategy>; built?: NamespaceAuthStrategy }>();
 
   constructor(
     global: AuthConfig,
@@ -29,6 +29,17 @@ export class NamespaceAuth {
   /** The server's own strategy (requests that belong to no namespace). */
   get server(): NamespaceAuthStrategy {
     return this.global;
+  }
+
+  /** `forNamespace` once its strategy is built (the server's, or one whose key parsed already); else undefined. */
+  forNamespaceNow(namespace: string): NamespaceAuthStrategy | undefined {
+    const jwtKey = this.namespaces.config(namespace).jwtKey;
+    if (jwtKey === null) {
+      this.perNamespace.delete(namespace);
+      return this.global;
+    }
+    const cached = this.perNamespace.get(namespace);
+    return cached?.jwtKey === jwtKey ? cached.built : undefined;
   }
 
   forNamespace(namespace: string): Promise<NamespaceAuthStrategy> {
@@ -44,11 +55,16 @@ export class NamespaceAuth {
       return { config, strategy: createAuthStrategy(config, this.opts) };
     });
     // A key that no longer parses is not cached: each request reports it until it is fixed.
-    const entry = { jwtKey, auth };
+    const entry: { jwtKey: string; auth: Promise<NamespaceAuthStrategy>; built?: NamespaceAuthStrategy } = { jwtKey, auth };
     this.perNamespace.set(namespace, entry);
-    void auth.catch(() => {
-      if (this.perNamespace.get(namespace) === entry) this.perNamespace.delete(namespace);
-    });
+    auth.then(
+      (built) => {
+        entry.built = built;
+      },
+      () => {
+        if (this.perNamespace.get(namespace) === entry) this.perNamespace.delete(namespace);
+      },
+    );
     return auth;
   }
 }

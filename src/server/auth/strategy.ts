@@ -10,6 +10,11 @@ export type AuthConfig =
 export interface AuthStrategy {
   /** HTTP: value of the `authorization` header, else `x-authorization` (caller picks), undefined if none. */
   authenticateHttp(header: string | undefined): Promise<Principal>;
+  /**
+   * `authenticateHttp` without a turn of the promise queue where the answer is known at once: the
+   * principal, the same error, or undefined when only `authenticateHttp` can tell (a JWT not seen yet).
+   */
+  authenticateHttpNow(header: string | undefined): Principal | undefined;
   /** WebSocket hello: the `jwt` field (null = no credentials); treated as `Bearer <jwt>` (basic compares it as in §3.5). */
   authenticateHello(jwt: string | null): Promise<Principal>;
 }
@@ -42,6 +47,13 @@ function checkHttpHeader(header: string | undefined): string {
   return header;
 }
 
+/** The token of a `Bearer <token>` header (any case of the scheme word). */
+function bearerToken(header: string | undefined): string {
+  const { scheme, token } = splitAuthString(checkHttpHeader(header));
+  if (scheme.toLowerCase() !== 'bearer') throw AuthError.unsupportedScheme();
+  return token;
+}
+
 /** Runs a synchronous check, turning a throw into a rejected promise. */
 function settle<T>(check: () => T): Promise<T> {
   return new Promise((resolve) => resolve(check()));
@@ -50,6 +62,10 @@ function settle<T>(check: () => T): Promise<T> {
 class DisabledStrategy implements AuthStrategy {
   authenticateHttp(): Promise<Principal> {
     return Promise.resolve(FULL_ACCESS);
+  }
+
+  authenticateHttpNow(): Principal {
+    return FULL_ACCESS;
   }
 
   authenticateHello(): Promise<Principal> {
@@ -74,7 +90,11 @@ class BasicStrategy implements AuthStrategy {
   }
 
   authenticateHttp(header: string | undefined): Promise<Principal> {
-    return settle(() => this.check(splitAuthString(checkHttpHeader(header)).token));
+    return settle(() => this.authenticateHttpNow(header));
+  }
+
+  authenticateHttpNow(header: string | undefined): Principal {
+    return this.check(splitAuthString(checkHttpHeader(header)).token);
   }
 
   authenticateHello(jwt: string | null): Promise<Principal> {
@@ -107,9 +127,11 @@ class JwtStrategy implements AuthStrategy {
   }
 
   async authenticateHttp(header: string | undefined): Promise<Principal> {
-    const { scheme, token } = splitAuthString(checkHttpHeader(header));
-    if (scheme.toLowerCase() !== 'bearer') throw AuthError.unsupportedScheme();
-    return this.verify(token);
+    return this.verify(bearerToken(header));
+  }
+
+  authenticateHttpNow(header: string | undefined): Principal | undefined {
+    return this.cachedPrincipal(bearerToken(header));
   }
 
   async authenticateHello(jwt: string | null): Promise<Principal> {
@@ -123,14 +145,19 @@ class JwtStrategy implements AuthStrategy {
     return exp < nowSeconds - JWT_EXP_LEEWAY_SECONDS;
   }
 
-  private async verify(token: string): Promise<Principal> {
+  /** A token verified before (throws once it expired), or undefined. */
+  private cachedPrincipal(token: string): Principal | undefined {
     const cached = this.cache.get(token);
-    if (cached !== undefined) {
-      this.cache.delete(token);
-      if (this.isExpired(cached.exp)) throw AuthError.jwtExpired();
-      this.cache.set(token, cached); // most recently used goes last
-      return cached.principal;
-    }
+    if (cached === undefined) return undefined;
+    this.cache.delete(token);
+    if (this.isExpired(cached.exp)) throw AuthError.jwtExpired();
+    this.cache.set(token, cached); // most recently used goes last
+    return cached.principal;
+  }
+
+  private async verify(token: string): Promise<Principal> {
+    const cached = this.cachedPrincipal(token);
+    if (cached !== undefined) return cached;
     const verified = await this.verifyUncached(token);
     this.remember(token, verified);
     return verified.principal;

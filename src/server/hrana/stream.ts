@@ -1,4 +1,5 @@
 import type { ClientConnection } from '../../engine/client-connection.js';
+import { andThen, type MaybePromise } from '../../maybe-async.js';
 import { condRefsValid, type ProgramCond, type ProgramStep, type RunProgramOptions } from '../../engine/program.js';
 import { splitStatements } from '../../engine/sql-split.js';
 import { NO_ARGS, type ExecResult } from '../../engine/values.js';
@@ -50,9 +51,16 @@ export class HranaStream {
   }
 
   async execute(stmt: unknown, ctx: StreamContext): Promise<StmtResult> {
+    return this.executeNow(stmt, ctx);
+  }
+
+  /** `execute` without a turn of the promise queue where the connection runs the statement so. */
+  executeNow(stmt: unknown, ctx: StreamContext): MaybePromise<StmtResult> {
     this.checkTimedOut();
-    const result = await this.runStmt(stmt, ctx);
-    return this.stmtResult(result, this.replicationIndex());
+    const { sql, args } = this.resolveStmt(stmt, ctx);
+    const opts = { allowWrite: ctx.allowWrite, maxResponseBytes: ctx.maxResponseBytes };
+    const result = this.conn.executeNow ? this.conn.executeNow(sql, args, opts) : this.conn.execute(sql, args, opts);
+    return andThen(result, (r) => this.stmtResult(r, this.replicationIndex()));
   }
 
   async batch(batch: unknown, ctx: StreamContext): Promise<BatchResult> {
@@ -137,11 +145,6 @@ export class HranaStream {
   private replicationIndex(): string | null {
     const index = this.conn.replicationIndex();
     return index === null ? null : index.toString();
-  }
-
-  private async runStmt(stmt: unknown, ctx: StreamContext): Promise<ExecResult> {
-    const { sql, args } = this.resolveStmt(stmt, ctx);
-    return this.conn.execute(sql, args, { allowWrite: ctx.allowWrite, maxResponseBytes: ctx.maxResponseBytes });
   }
 
   private resolveStmt(stmt: unknown, ctx: StreamContext): { sql: string; args: ReturnType<typeof decodeArgs> } {

@@ -4,7 +4,7 @@ import type { ServerContext } from '../context.js';
 import { namespaceFromHeaders } from '../session.js';
 import { createLimitedHttpServer, isOverShare } from './connection-guard.js';
 import { answerCors } from './cors.js';
-import { announcesBody, closeAfterAnswer, refusalWasLogged } from './early-auth.js';
+import { announcesBody, closeAfterAnswer, decorateSessions, refusalWasLogged } from './early-auth.js';
 import { httpErrorAnswer } from './error-map.js';
 import { consoleRoutes } from './routes/console.js';
 import { cursorRoutes } from './routes/cursor.js';
@@ -52,11 +52,17 @@ export function buildUserApp(ctx: ServerContext, extraRoutes: ((app: FastifyInst
   });
   app.removeAllContentTypeParsers();
   app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+  decorateSessions(app);
+  // Clients send the same Content-Type with every request: the last well-formed one needs no new test.
+  let lastMediaType: string | undefined;
   // One hook for everything decided before the body is read (each hook costs every request).
   app.addHook('onRequest', (req, reply, done) => {
     // sqld ignores Content-Type; fastify would answer 415 to one it cannot parse, before any route.
     const type = req.headers['content-type'];
-    if (type !== undefined && !MEDIA_TYPE.test(type)) req.headers['content-type'] = 'application/octet-stream';
+    if (type !== undefined && type !== lastMediaType) {
+      if (MEDIA_TYPE.test(type)) lastMediaType = type;
+      else req.headers['content-type'] = 'application/octet-stream';
+    }
     if (isOverShare(req.socket)) {
       void reply.code(503).header('connection', 'close').header('retry-after', '1').header('content-type', 'application/json').send(TOO_MANY_BODY);
       return;

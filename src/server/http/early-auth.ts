@@ -1,8 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
-import type { FastifyReply, FastifyRequest, onRequestAsyncHookHandler } from 'fastify';
+import type { FastifyInstance, FastifyReply, FastifyRequest, HookHandlerDoneFunction, onRequestHookHandler } from 'fastify';
 import { LibsqlctlError } from '../../errors.js';
 import type { ServerContext } from '../context.js';
-import { resolveSession, type Session } from '../session.js';
+import { resolveSession, resolveSessionNow, type Session } from '../session.js';
 import { httpErrorAnswer } from './error-map.js';
 
 /**
@@ -13,7 +13,20 @@ import { httpErrorAnswer } from './error-map.js';
  * and closes the socket. Handlers take the session the hook resolved with `sessionOf`.
  */
 
-const sessions = new WeakMap<FastifyRequest, Session>();
+declare module 'fastify' {
+  interface FastifyRequest {
+    /** The session `authenticateFirst` resolved (null on routes without it): read it with `sessionOf`. */
+    hranaSession: Session | null;
+  }
+}
+
+/**
+ * Gives every request of `app` its session slot: a decoration rather than a WeakMap, so requests
+ * keep one shape and no ephemeron table grows and shrinks per request.
+ */
+export function decorateSessions(app: FastifyInstance): void {
+  app.decorateRequest('hranaSession', null);
+}
 /** Requests whose refusal was logged here already (the error handler logs the others). */
 const refusalLogged = new WeakSet<FastifyRequest>();
 
@@ -38,8 +51,8 @@ export function closeAfterAnswer(request: FastifyRequest, reply: FastifyReply): 
 
 /** The session the route's `onRequest` hook resolved. */
 export function sessionOf(request: FastifyRequest): Session {
-  const session = sessions.get(request);
-  if (session === undefined) throw new Error(`route ${request.routeOptions.url ?? request.url} has no authentication hook`);
+  const session = request.hranaSession;
+  if (session === null) throw new Error(`route ${request.routeOptions.url ?? request.url} has no authentication hook`);
   return session;
 }
 
@@ -50,23 +63,41 @@ function refusalReason(err: unknown): { reason: string; detail: string } {
 
 /**
  * Route options for a user route: its `onRequest` hook resolves the session or refuses the request
- * (the error goes on to the route's error handler, which answers exactly as before).
+ * (the error goes on to the route's error handler, which answers exactly as before). A session whose
+ * parts are all at hand is resolved at once (`resolveSessionNow`); any other through the promises.
  */
-export function authenticateFirst(ctx: ServerContext): { onRequest: onRequestAsyncHookHandler } {
+export function authenticateFirst(ctx: ServerContext): { onRequest: onRequestHookHandler } {
+  const refuse = (request: FastifyRequest, reply: FastifyReply, err: unknown, done: HookHandlerDoneFunction): void => {
+    closeAfterAnswer(request, reply);
+    if (ctx.logger.isLevelEnabled('debug')) {
+      // Never the credential: codes and messages of these errors do not contain it.
+      const route = request.routeOptions.url ?? request.url.split('?', 1)[0];
+      ctx.logger.debug({ method: request.method, route, status: httpErrorAnswer(err).status, ...refusalReason(err) }, 'request refused before its body was read');
+      refusalLogged.add(request);
+    }
+    done(err instanceof Error ? err : new Error(String(err)));
+  };
   return {
-    onRequest: async (request, reply) => {
+    onRequest: (request, reply, done) => {
+      let session: Session | undefined;
       try {
-        sessions.set(request, await resolveSession(ctx, request.headers));
+        session = resolveSessionNow(ctx, request.headers);
       } catch (err) {
-        closeAfterAnswer(request, reply);
-        if (ctx.logger.isLevelEnabled('debug')) {
-          // Never the credential: codes and messages of these errors do not contain it.
-          const route = request.routeOptions.url ?? request.url.split('?', 1)[0];
-          ctx.logger.debug({ method: request.method, route, status: httpErrorAnswer(err).status, ...refusalReason(err) }, 'request refused before its body was read');
-          refusalLogged.add(request);
-        }
-        throw err;
+        refuse(request, reply, err, done);
+        return;
       }
+      if (session !== undefined) {
+        request.hranaSession = session;
+        done();
+        return;
+      }
+      resolveSession(ctx, request.headers).then(
+        (resolved) => {
+          request.hranaSession = resolved;
+          done();
+        },
+        (err: unknown) => refuse(request, reply, err, done),
+      );
     },
   };
 }

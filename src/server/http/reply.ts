@@ -14,8 +14,10 @@ const AS_IS = (payload: unknown): string => payload as string;
  */
 export function sendJson(ctx: ServerContext, reply: FastifyReply, body: unknown, contentType = 'application/json'): FastifyReply {
   const payload = JSON.stringify(body);
-  const release = ctx.responses.reserve(Buffer.byteLength(payload));
-  void reply.header('content-type', contentType).serializer(AS_IS).send(payload);
+  const length = Buffer.byteLength(payload);
+  const release = ctx.responses.reserve(length);
+  // With the length given, fastify does not measure the body a second time.
+  void reply.header('content-type', contentType).header('content-length', length).serializer(AS_IS).send(payload);
   const raw = reply.raw;
   if (raw.writableEnded && raw.writableLength === 0) release();
   else raw.once('close', release);
