@@ -58,9 +58,18 @@ interface LogTarget {
   db: NamespaceDb;
 }
 
+/** A legacy peer: which port it called (the transport), its address and source port, the namespace. */
+function legacyPeerKey(ctx: CallContext, namespace: string): string {
+  return `${ctx.transport}\n${ctx.peer}\n${namespace}`;
+}
+
 export class LogService {
   readonly #deps: LogServiceDeps;
-  /** Peers that said Hello without a handshake version (legacy): accepted without a session token. */
+  /**
+   * Peers that said Hello without a handshake version (legacy): accepted without a session token.
+   * Keyed by port as well as address (legacyPeerKey): a client of one port may have the same source
+   * address and port as a client of the other.
+   */
   readonly #legacyPeers = new Set<string>();
 
   constructor(deps: LogServiceDeps) {
@@ -77,7 +86,7 @@ export class LogService {
 
   async hello(req: HelloRequest, ctx: CallContext): Promise<HelloResponse> {
     const { namespace, source } = await this.#target(ctx);
-    if (req.handshakeVersion === undefined) this.#rememberLegacyPeer(`${ctx.peer}\n${namespace}`);
+    if (req.handshakeVersion === undefined) this.#rememberLegacyPeer(legacyPeerKey(ctx, namespace));
     const index = source.replicationIndex();
     return {
       generationId: this.#deps.tokens.processId,
@@ -160,7 +169,7 @@ export class LogService {
     const target = await this.#target(ctx);
     const token = ctx.metadata.get('x-session-token');
     if (token === undefined) {
-      if (!this.#legacyPeers.has(`${ctx.peer}\n${target.namespace}`)) throw NO_HELLO();
+      if (!this.#legacyPeers.has(legacyPeerKey(ctx, target.namespace))) throw NO_HELLO();
     } else if (token !== this.#deps.tokens.token(target.namespace)) {
       throw NO_HELLO();
     }
