@@ -1,16 +1,16 @@
-import { createHmac, randomBytes, timingSafeEqual } from 'node:crypto';
+import { createHmac, randomBytes, randomInt, timingSafeEqual } from 'node:crypto';
 import { HranaError, ProtocolError } from '../hrana/errors.js';
 import type { HranaStream } from '../hrana/stream.js';
 
 const EXPIRED_MEMORY_MS = 300_000;
 
 export interface HttpStreamEntry {
-  readonly id: bigint;
+  readonly id: number;
   readonly stream: HranaStream;
   readonly namespace: string;
   /** Who opened it (the remote address): the unit of the fair share (`makeRoom`). */
   readonly owner: string;
-  seq: bigint;
+  seq: number;
   busy: boolean;
   lastUsed: number;
   release: () => void;
@@ -23,9 +23,10 @@ export interface HttpStreamEntry {
  */
 export class HttpStreams {
   private readonly key = randomBytes(32);
-  private nextId = randomBytes(8).readBigUInt64BE() >> 2n;
-  private readonly live = new Map<bigint, HttpStreamEntry>();
-  private readonly expired = new Map<bigint, number>();
+  // Numbers, not bigints (cheaper per request): from a random start below 2^40, they stay exact.
+  private nextId = randomInt(2 ** 40);
+  private readonly live = new Map<number, HttpStreamEntry>();
+  private readonly expired = new Map<number, number>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly expiryMs: number) {
@@ -41,7 +42,7 @@ export class HttpStreams {
   add(stream: HranaStream, namespace: string, owner: string, release: () => void): HttpStreamEntry {
     // Ids need not be secret: the HMAC makes batons unforgeable, and ids never repeat in a process.
     const id = this.nextId++;
-    const entry: HttpStreamEntry = { id, stream, namespace, owner, seq: 0n, busy: true, lastUsed: Date.now(), release };
+    const entry: HttpStreamEntry = { id, stream, namespace, owner, seq: 0, busy: true, lastUsed: Date.now(), release };
     this.live.set(id, entry);
     return entry;
   }
@@ -52,8 +53,8 @@ export class HttpStreams {
     if (raw.length !== 48 || !timingSafeEqual(raw.subarray(16), this.mac(raw.subarray(0, 16)))) {
       throw new ProtocolError('Received an invalid baton');
     }
-    const id = raw.readBigUInt64BE(0);
-    const seq = raw.readBigUInt64BE(8);
+    const id = readU64(raw, 0);
+    const seq = readU64(raw, 8);
     const entry = this.live.get(id);
     if (!entry) {
       if (this.expired.has(id)) throw new HranaError('STREAM_EXPIRED', 'The stream has expired due to inactivity');
@@ -72,7 +73,7 @@ export class HttpStreams {
     }
     const baton = this.peekNextBaton(entry);
     entry.busy = false;
-    entry.seq += 1n;
+    entry.seq += 1;
     entry.lastUsed = Date.now();
     return baton;
   }
@@ -80,8 +81,8 @@ export class HttpStreams {
   /** The baton `finish` will return (cursors hand it out before their batch has finished). */
   peekNextBaton(entry: HttpStreamEntry): string {
     const head = Buffer.alloc(16);
-    head.writeBigUInt64BE(entry.id, 0);
-    head.writeBigUInt64BE((entry.seq + 1n) & 0xffffffffffffffffn, 8);
+    writeU64(head, entry.id, 0);
+    writeU64(head, entry.seq + 1, 8);
     return Buffer.concat([head, this.mac(head)]).toString('base64').replace(/=+$/, '');
   }
 
@@ -141,4 +142,15 @@ export class HttpStreams {
     }
     for (const [id, at] of this.expired) if (now - at > EXPIRED_MEMORY_MS) this.expired.delete(id);
   }
+}
+
+/** A safe integer as 8 bytes, big-endian (the baton's fields). */
+function writeU64(buf: Buffer, value: number, offset: number): void {
+  buf.writeUInt32BE(Math.floor(value / 2 ** 32), offset);
+  buf.writeUInt32BE(value >>> 0, offset + 4);
+}
+
+/** What `writeU64` wrote (only read from batons whose MAC matched: ours). */
+function readU64(buf: Buffer, offset: number): number {
+  return buf.readUInt32BE(offset) * 2 ** 32 + buf.readUInt32BE(offset + 4);
 }
