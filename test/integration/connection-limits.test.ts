@@ -136,7 +136,14 @@ describe('fair share of Hrana HTTP streams', () => {
     const expired = await postJson(`${srv.url}/v2/pipeline`, { baton: first, requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }] });
     expect(expired.status).toBe(400);
     expect(expired.text).toContain('STREAM_EXPIRED');
-    for (const baton of [second, third]) {
+    // Using a stream makes it the most recently used: the next one to expire is then `third`.
+    const used = await postJson(`${srv.url}/v2/pipeline`, { baton: second, requests: [{ type: 'execute', stmt: { sql: 'SELECT 1' } }] });
+    expect(used.status).toBe(200);
+    const secondAgain = (used.body as { baton: string }).baton;
+    const fourth = await open();
+    const lost = await postJson(`${srv.url}/v2/pipeline`, { baton: third, requests: [{ type: 'close' }] });
+    expect(lost.text).toContain('STREAM_EXPIRED');
+    for (const baton of [secondAgain, fourth]) {
       const res = await postJson(`${srv.url}/v2/pipeline`, { baton, requests: [{ type: 'close' }] });
       expect(res.status).toBe(200);
     }

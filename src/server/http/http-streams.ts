@@ -27,6 +27,8 @@ export class HttpStreams {
   private nextId = randomInt(2 ** 40);
   private readonly live = new Map<number, HttpStreamEntry>();
   private readonly expired = new Map<number, number>();
+  /** Per owner, its idle streams, least recently used first: makeRoom's oldest without a scan. */
+  private readonly idleOf = new Map<string, Set<HttpStreamEntry>>();
   private readonly sweeper: NodeJS.Timeout;
 
   constructor(private readonly expiryMs: number) {
@@ -62,6 +64,7 @@ export class HttpStreams {
     }
     if (entry.busy || entry.seq !== seq) throw new ProtocolError('Received a baton that has already been used');
     entry.busy = true;
+    this.leaveIdle(entry);
     return entry;
   }
 
@@ -75,6 +78,12 @@ export class HttpStreams {
     entry.busy = false;
     entry.seq += 1;
     entry.lastUsed = Date.now();
+    let idle = this.idleOf.get(entry.owner);
+    if (idle === undefined) {
+      idle = new Set();
+      this.idleOf.set(entry.owner, idle);
+    }
+    idle.add(entry);
     return baton;
   }
 
@@ -92,14 +101,9 @@ export class HttpStreams {
    * streams cannot hold the connection slots everyone else waits for. Returns whether one expired.
    */
   makeRoom(owner: string, share: number): boolean {
-    let idle = 0;
-    let oldest: HttpStreamEntry | null = null;
-    for (const entry of this.live.values()) {
-      if (entry.owner !== owner || entry.busy) continue;
-      idle += 1;
-      if (!oldest || entry.lastUsed < oldest.lastUsed) oldest = entry;
-    }
-    if (idle < share || !oldest) return false;
+    const idle = this.idleOf.get(owner);
+    if (idle === undefined || idle.size < share) return false;
+    const oldest = idle.values().next().value!;
     this.destroy(oldest);
     this.expired.set(oldest.id, Date.now());
     return true;
@@ -108,6 +112,7 @@ export class HttpStreams {
   destroy(entry: HttpStreamEntry): void {
     if (this.live.get(entry.id) !== entry) return;
     this.live.delete(entry.id);
+    this.leaveIdle(entry);
     try {
       entry.stream.close();
     } finally {
@@ -126,6 +131,13 @@ export class HttpStreams {
   closeAll(): void {
     clearInterval(this.sweeper);
     for (const entry of [...this.live.values()]) this.destroy(entry);
+  }
+
+  private leaveIdle(entry: HttpStreamEntry): void {
+    const idle = this.idleOf.get(entry.owner);
+    if (idle === undefined) return;
+    idle.delete(entry);
+    if (idle.size === 0) this.idleOf.delete(entry.owner);
   }
 
   private mac(head: Buffer): Buffer {
