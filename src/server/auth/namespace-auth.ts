@@ -8,6 +8,13 @@ export interface NamespaceAuthStrategy {
   readonly strategy: AuthStrategy;
 }
 
+/** A namespace's strategy for its `jwt_key`: being built, and once built. */
+interface KeyedStrategy {
+  jwtKey: string;
+  auth: Promise<NamespaceAuthStrategy>;
+  built?: NamespaceAuthStrategy;
+}
+
 /**
  * User-API authentication per namespace (spec §3.1): a namespace whose config has a `jwt_key` is
  * authenticated with a JWT strategy on those keys *instead of* the server's strategy, on every
@@ -16,7 +23,7 @@ export interface NamespaceAuthStrategy {
  */
 export class NamespaceAuth {
   private readonly global: NamespaceAuthStrategy;
-  private readonly perNamespace = new Map<string, { jwtKey: string; auth: Promise<NamespaceAuthStrategy>; built?: NamespaceAuthStrategy }>();
+  private readonly perNamespace = new Map<string, KeyedStrategy>();
 
   constructor(
     global: AuthConfig,
@@ -55,7 +62,7 @@ export class NamespaceAuth {
       return { config, strategy: createAuthStrategy(config, this.opts) };
     });
     // A key that no longer parses is not cached: each request reports it until it is fixed.
-    const entry: { jwtKey: string; auth: Promise<NamespaceAuthStrategy>; built?: NamespaceAuthStrategy } = { jwtKey, auth };
+    const entry: KeyedStrategy = { jwtKey, auth };
     this.perNamespace.set(namespace, entry);
     auth.then(
       (built) => {
