@@ -98,6 +98,11 @@ export class StagingDir {
     fs.rmSync(this.file(gen, name), { force: true });
   }
 
+  /** A staged object's bytes (ENOENT when it is gone). Our own file: SQLite never opens it. */
+  read(gen: string, name: string): Promise<Buffer> {
+    return fsp.readFile(this.file(gen, name));
+  }
+
   /** A batch's staged metadata, null when it has none (or it is unreadable). */
   async readHeaders(gen: string, name: string): Promise<Record<string, string> | null> {
     try {

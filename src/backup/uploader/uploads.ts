@@ -4,7 +4,6 @@
  * durable frontier: the newest log frame a restore from the store reaches right now.
  */
 import fs from 'node:fs';
-import fsp from 'node:fs/promises';
 import { depKey, durableMarkerKey, generationPrefix, metaKey, snapshotKey, changeCounterKey, parseCompression } from '../format/layout.js';
 import { encodeChangeCounter, encodeDep, encodeDurableMarker, encodeMeta, encodeSnapshotMetadata } from '../format/objects.js';
 import { TimerSlot, type ErrorTracker, type Timers } from './clock.js';
@@ -119,8 +118,7 @@ export class ObjectUploads {
       load: async () => {
         let body: Buffer;
         try {
-          // Our own staged copy of the batch object (`<ns>/bottomless/staging/…`), not a file SQLite owns.
-          body = await fsp.readFile(staging.file(gen.id, ref.name));
+          body = await staging.read(gen.id, ref.name);
         } catch (err) {
           if ((err as NodeJS.ErrnoException).code === 'ENOENT') this.lost(gen, ref);
           throw err;
