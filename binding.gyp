@@ -4,8 +4,9 @@
 # - checksums (native/checksums.c): the replication log's CRC-64 (src/engine/wal/crc64.ts falls back
 #   to its JavaScript version when the library cannot be loaded).
 # - restore (native/restore.c): restore's snapshot decoder over the zlib Node links and exports to
-#   addons, into buffers the caller reuses (src/backup/restore/native-gunzip.ts falls back to
-#   node:zlib's stream when the library cannot be loaded).
+#   addons, into buffers the caller reuses, hashing what it decodes with the OpenSSL Node links
+#   (found with dlsym; src/backup/restore/native-gunzip.ts falls back to node:zlib's stream when
+#   the library cannot be loaded, and to node:crypto's hash when that OpenSSL is not found).
 # The watchdog is compiled against the headers of the SQLite that better-sqlite3 embeds, and links
 # nothing from it: as an extension it reaches SQLite only through the routines SQLite hands it.
 {
@@ -30,7 +31,8 @@
       'target_name': 'restore',
       'sources': ['native/restore.c'],
       'defines': ['NAPI_VERSION=8'],
-      'cflags': ['-std=c11', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
+      'cflags': ['-std=c11', '-D_GNU_SOURCE', '-O2', '-Wall', '-Wextra', '-fvisibility=hidden'],
+      'libraries': ['-ldl'],
     },
   ],
 }

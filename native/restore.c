@@ -10,7 +10,11 @@
  * which ends the data (the rest is ignored), as node:zlib's gunzip has it. Calls run on the libuv thread pool, one at a time per decoder
  * (the caller waits for each).
  *
- *   createGunzip(): external
+ *   createGunzip(hash: boolean): external
+ *     hash: also compute the SHA-256 of everything decoded, on the thread pool with the decoding
+ *       (OpenSSL's, the one Node links and exports; looked up when the library loads).
+ *   canHash: boolean — whether that OpenSSL was found (false: createGunzip(true) throws).
+ *   digest(decoder): Buffer — the SHA-256 of everything decoded (once, after the stream ended).
  *   gunzip(decoder, input: Uint8Array | null, out: Uint8Array, final: boolean,
  *          callback(error: string | null, status: number, produced: number)): undefined
  *     input: the next compressed bytes (null: go on with the previous input); it must stay
@@ -25,8 +29,35 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <dlfcn.h>
 #include <node_api.h>
 #include <zlib.h>
+
+/*
+ * OpenSSL's digest calls, found in the process (Node's own OpenSSL) when the library loads rather
+ * than linked: a Node built without them leaves the decoder working, without hashing.
+ */
+typedef struct {
+  void *(*ctx_new)(void);
+  void (*ctx_free)(void *);
+  const void *(*sha256)(void);
+  int (*init)(void *, const void *, void *);
+  int (*update)(void *, const void *, size_t);
+  int (*final)(void *, unsigned char *, unsigned int *);
+} Digests;
+
+static Digests digests;
+static int can_hash;
+
+static void find_digests(void) {
+  digests.ctx_new = (void *(*)(void))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_new");
+  digests.ctx_free = (void (*)(void *))dlsym(RTLD_DEFAULT, "EVP_MD_CTX_free");
+  digests.sha256 = (const void *(*)(void))dlsym(RTLD_DEFAULT, "EVP_sha256");
+  digests.init = (int (*)(void *, const void *, void *))dlsym(RTLD_DEFAULT, "EVP_DigestInit_ex");
+  digests.update = (int (*)(void *, const void *, size_t))dlsym(RTLD_DEFAULT, "EVP_DigestUpdate");
+  digests.final = (int (*)(void *, unsigned char *, unsigned int *))dlsym(RTLD_DEFAULT, "EVP_DigestFinal_ex");
+  can_hash = digests.ctx_new && digests.ctx_free && digests.sha256 && digests.init && digests.update && digests.final;
+}
 
 enum { R_NEED_INPUT = 0, R_OUT_FULL = 1, R_END = 2, R_ERROR = -1 };
 
@@ -43,6 +74,9 @@ typedef struct {
   int padding;
   int members;
   int busy;
+  /* The SHA-256 of everything decoded (NULL: not asked for); hash_failed: a digest call failed. */
+  void *md;
+  int hash_failed;
   const char *error;
   char message[160];
 } Gunzip;
@@ -132,6 +166,7 @@ static void finalize_gunzip(napi_env env, void *data, void *hint) {
   Gunzip *g = data;
   if (g->input_ref != NULL) napi_delete_reference(env, g->input_ref);
   if (g->ready) inflateEnd(&g->zs);
+  if (g->md != NULL) digests.ctx_free(g->md);
   free(g);
 }
 
@@ -141,14 +176,29 @@ static napi_value throw_type_error(napi_env env, const char *message) {
 }
 
 static napi_value create_gunzip(napi_env env, napi_callback_info info) {
-  (void)info;
+  size_t argc = 1;
+  napi_value argv[1];
+  bool hash = false;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
+  if (argc >= 1 && napi_get_value_bool(env, argv[0], &hash) != napi_ok) return throw_type_error(env, "createGunzip(hash: boolean)");
+  if (hash && !can_hash) return throw_type_error(env, "createGunzip: no SHA-256 in this process (canHash is false)");
   Gunzip *g = calloc(1, sizeof(Gunzip));
   if (g == NULL) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
   }
+  if (hash) {
+    g->md = digests.ctx_new();
+    if (g->md == NULL || digests.init(g->md, digests.sha256(), NULL) != 1) {
+      if (g->md != NULL) digests.ctx_free(g->md);
+      free(g);
+      napi_throw_error(env, NULL, "could not start a SHA-256 digest");
+      return NULL;
+    }
+  }
   /* 16 + 15: a gzip wrapper (only), the largest window. */
   if (inflateInit2(&g->zs, 16 + 15) != Z_OK) {
+    if (g->md != NULL) digests.ctx_free(g->md);
     free(g);
     napi_throw_error(env, NULL, "could not start a zlib decoder");
     return NULL;
@@ -157,6 +207,7 @@ static napi_value create_gunzip(napi_env env, napi_callback_info info) {
   napi_value external;
   if (napi_create_external(env, g, finalize_gunzip, NULL, &external) != napi_ok) {
     inflateEnd(&g->zs);
+    if (g->md != NULL) digests.ctx_free(g->md);
     free(g);
     return NULL;
   }
@@ -167,6 +218,7 @@ static void execute(napi_env env, void *data) {
   (void)env;
   Call *c = data;
   c->status = run(c->g, c->out, c->out_len, c->final, &c->produced);
+  if (c->g->md != NULL && c->produced > 0 && digests.update(c->g->md, c->out, c->produced) != 1) c->g->hash_failed = 1;
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
@@ -262,10 +314,38 @@ static napi_value gunzip_fn(napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+static napi_value digest_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 1;
+  napi_value argv[1];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type_error(env, "digest(decoder)");
+  Gunzip *g;
+  if (napi_get_value_external(env, argv[0], (void **)&g) != napi_ok || g == NULL) return throw_type_error(env, "digest: not a decoder");
+  if (g->busy) return throw_type_error(env, "digest: a gunzip call has not answered yet");
+  if (g->md == NULL) return throw_type_error(env, "digest: the decoder was not created to hash, or its digest was taken");
+  unsigned char md[64];
+  unsigned int len = 0;
+  int ok = !g->hash_failed && digests.final(g->md, md, &len) == 1 && len == 32;
+  digests.ctx_free(g->md);
+  g->md = NULL;
+  if (!ok) {
+    napi_throw_error(env, NULL, "digest: the SHA-256 computation failed");
+    return NULL;
+  }
+  napi_value result;
+  void *data;
+  if (napi_create_buffer_copy(env, len, md, &data, &result) != napi_ok) return NULL;
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
+  find_digests();
+  napi_value has_hash;
+  napi_get_boolean(env, can_hash, &has_hash);
   napi_property_descriptor props[] = {
       {"createGunzip", NULL, create_gunzip, NULL, NULL, NULL, napi_default, NULL},
       {"gunzip", NULL, gunzip_fn, NULL, NULL, NULL, napi_default, NULL},
+      {"digest", NULL, digest_fn, NULL, NULL, NULL, napi_default, NULL},
+      {"canHash", NULL, NULL, NULL, NULL, has_hash, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);
   return exports;

@@ -10,21 +10,35 @@ import { loadOptionalAddon, nativeLibrary } from '../../engine/native-addon.js';
 export type GunzipStatus = 0 | 1 | 2;
 
 export interface RestoreAddon {
-  createGunzip(): object;
+  /** hash: also compute the SHA-256 of what it decodes, on the thread pool (only when canHash). */
+  createGunzip(hash: boolean): object;
+  /** The SHA-256 of everything decoded, once, after the last call answered. */
+  digest(decoder: object): Buffer;
+  /** Whether the library found Node's OpenSSL to hash with. */
+  readonly canHash: boolean;
   gunzip(decoder: object, input: Uint8Array | null, out: Uint8Array, final: boolean, callback: (error: string | null, status: GunzipStatus, produced: number) => void): void;
 }
 
 export const RESTORE_LIBRARY = nativeLibrary('restore', import.meta.url);
 
 /** The library, or null when it is not there (node:zlib's stream decodes then). */
-export const nativeRestore: RestoreAddon | null = loadOptionalAddon<RestoreAddon>(RESTORE_LIBRARY, (a) => typeof a.createGunzip === 'function' && typeof a.gunzip === 'function');
+export const nativeRestore: RestoreAddon | null = loadOptionalAddon<RestoreAddon>(RESTORE_LIBRARY, (a) => typeof a.createGunzip === 'function' && typeof a.gunzip === 'function' && typeof a.digest === 'function');
 
 /** A gzip decoder writing into the caller's buffers; one call at a time. */
 export class NativeGunzip {
   private readonly handle: object;
 
-  constructor(private readonly addon: RestoreAddon) {
-    this.handle = addon.createGunzip();
+  /** hash: the decoder also hashes what it decodes (SHA-256), off the main thread; needs `addon.canHash`. */
+  constructor(
+    private readonly addon: RestoreAddon,
+    readonly hashes: boolean,
+  ) {
+    this.handle = addon.createGunzip(hashes);
+  }
+
+  /** The SHA-256 (hex) of everything decoded; once, when the stream ended, for a decoder that hashes. */
+  sha256(): string {
+    return this.addon.digest(this.handle).toString('hex');
   }
 
   /**

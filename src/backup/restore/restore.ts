@@ -96,8 +96,8 @@ export interface RestoreReport {
 }
 
 const DEFAULT_PREFETCH_BYTES = 256 * 1024 * 1024;
-/** Memory map for the integrity check (SQLite caps it at its own compile-time maximum). */
-const MMAP_BYTES = 1 << 40;
+/** Memory map for the integrity check (SQLite caps it at its own compile-time maximum, 2 GiB for better-sqlite3's). */
+export const INTEGRITY_MMAP_BYTES = 2 ** 40;
 
 /** A sibling temp name of `out`. */
 function tempPath(out: string): string {
@@ -408,7 +408,7 @@ function checkIntegrity(file: string, Database: SqliteDatabase): void {
   try {
     const db = new Database(file, { fileMustExist: true });
     try {
-      db.pragma(`mmap_size = ${MMAP_BYTES}`); // reads the pages in place: several times faster than through the page cache
+      db.pragma(`mmap_size = ${INTEGRITY_MMAP_BYTES}`); // reads the pages in place: several times faster than through the page cache
       rows = (db.pragma('integrity_check') as { integrity_check: string }[]).map((r) => r.integrity_check);
     } finally {
       db.close();

@@ -9,7 +9,7 @@
  * `libsqlctl-page-count`), and always the SQLite header (magic, page size, a whole number of
  * pages, the header's own page count when SQLite marked it valid).
  */
-import { createHash, type Hash } from 'node:crypto';
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { type Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -113,8 +113,15 @@ function fileSink(fd: number): { sink: Writable; idle: () => Promise<void> } {
   return { sink, idle: () => inFlight };
 }
 
-/** Through node:zlib's stream (or the codec's): the body gathered, decoded, hashed and written to `fd`; resolves with the bytes written. */
-async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key' | 'compression'>, fd: number, hash: Hash, onBytes: ((n: number) => void) | undefined): Promise<number> {
+/** What a download wrote: its size and SHA-256 (hex). */
+interface Decoded {
+  bytes: number;
+  sha256: string;
+}
+
+/** Through node:zlib's stream (or the codec's): the body gathered, decoded, hashed and written to `fd`. */
+async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key' | 'compression'>, fd: number, onBytes: ((n: number) => void) | undefined): Promise<Decoded> {
+  const hash = createHash('sha256');
   const syncs: Promise<void>[] = [];
   let bytes = 0;
   let synced = 0;
@@ -138,7 +145,7 @@ async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key'
     await idle();
     await Promise.all(syncs);
   }
-  return bytes;
+  return { bytes, sha256: hash.digest('hex') };
 }
 
 /** A queue whose take() waits for the next put(). */
@@ -168,12 +175,14 @@ type Filled = { buf: Buffer; len: number } | { end: true } | { error: Error };
 
 /**
  * Through the native decoder (native-gunzip.ts): the body is copied into a few reused input
- * buffers, decoded on the thread pool into a few reused output buffers, each hashed while the
- * next is being decoded and written to `fd` at its offset; resolves with the bytes written.
+ * buffers, decoded and hashed on the thread pool into a few reused output buffers, each written to
+ * `fd` at its offset while the next is being decoded.
  * Nothing is allocated per chunk: no garbage for the collector.
  */
-async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: number, hash: Hash, onBytes: ((n: number) => void) | undefined): Promise<number> {
-  const decoder = new NativeGunzip(addon);
+async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: number, onBytes: ((n: number) => void) | undefined): Promise<Decoded> {
+  const decoder = new NativeGunzip(addon, addon.canHash);
+  // Without Node's OpenSSL in reach of the library, node:crypto hashes here, on the main thread.
+  const hash = decoder.hashes ? null : createHash('sha256');
   const free = new Channel<Buffer | null>();
   for (let i = 0; i < INPUT_BUFFERS; i++) free.put(Buffer.allocUnsafeSlow(INPUT_CHUNK));
   const filled = new Channel<Filled>();
@@ -215,7 +224,7 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: numbe
   let position = 0;
   let synced = 0;
   const write = (out: Buffer, n: number): void => {
-    hash.update(out.subarray(0, n));
+    hash?.update(out.subarray(0, n));
     const at = position;
     position += n;
     const done = writeAll(fd, out, n, at).then(
@@ -247,7 +256,7 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: numbe
         const out = await outputs.take();
         const running = decoder.run(feed, out, final);
         feed = null;
-        if (carry !== null) write(carry.out, carry.n); // hashed while the next piece is decoded
+        if (carry !== null) write(carry.out, carry.n); // written while the next piece is decoded (and hashed)
         carry = null;
         let got;
         try {
@@ -285,7 +294,7 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: numbe
     await Promise.all(syncs);
   }
   if (failed.write !== null) throw failed.write;
-  return position;
+  return { bytes: position, sha256: hash !== null ? hash.digest('hex') : decoder.sha256() };
 }
 
 /** Writes `n` bytes of `buf` at `position` (looping over short writes). */
@@ -315,18 +324,17 @@ export async function downloadSnapshot(
   }
   // Opened here, not later by the stream: no open can land after a failed restore removed the file.
   const fd = fs.openSync(file, 'w');
-  const hash = createHash('sha256');
-  let bytes: number;
+  let decoded: Decoded;
   const addon = snapshot.compression === 'gz' ? nativeRestore : null;
   try {
-    bytes = addon !== null ? await nativeGunzipToFile(addon, body, fd, hash, options.onBytes) : await streamToFile(body, snapshot, fd, hash, options.onBytes);
+    decoded = addon !== null ? await nativeGunzipToFile(addon, body, fd, options.onBytes) : await streamToFile(body, snapshot, fd, options.onBytes);
   } catch (err) {
     body.destroy();
     throw mappedError(snapshot.compression, snapshot.key, err);
   } finally {
     fs.closeSync(fd);
   }
-  const sha256 = hash.digest('hex');
+  const { bytes, sha256 } = decoded;
   if (expected !== null && expected.sha256 !== sha256) {
     throw new CorruptBackupError(snapshot.key, `the sha256 of its ${bytes} uncompressed bytes is ${sha256}, its metadata says ${expected.sha256}`);
   }

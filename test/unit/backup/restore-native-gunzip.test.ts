@@ -15,9 +15,12 @@ import type { BackupStorage } from '../../../src/backup/storage/storage.js';
 
 const HISTORY_FREE_OUT = 1000;
 
-/** Decodes `gz` fed in pieces of the given sizes into `outSize`-byte buffers; null when the decoder refuses it. */
-async function nativeDecode(gz: Buffer, pieces: number[], outSize: number): Promise<Buffer | null> {
-  const decoder = new NativeGunzip(nativeRestore!);
+/**
+ * Decodes `gz` fed in pieces of the given sizes into `outSize`-byte buffers; null when the decoder
+ * refuses it. With `hash`, the decoder also hashes, and its digest must be that of what it decoded.
+ */
+async function nativeDecode(gz: Buffer, pieces: number[], outSize: number, hash = false): Promise<Buffer | null> {
+  const decoder = new NativeGunzip(nativeRestore!, hash);
   const inputs: Buffer[] = [];
   let at = 0;
   for (const p of pieces) {
@@ -37,7 +40,11 @@ async function nativeDecode(gz: Buffer, pieces: number[], outSize: number): Prom
         feed = null;
         parts.push(Buffer.from(out.subarray(0, produced)));
         if (status === 1) continue;
-        if (status === 2) return Buffer.concat(parts);
+        if (status === 2) {
+          const all = Buffer.concat(parts);
+          if (hash) expect(decoder.sha256()).toBe(createHash('sha256').update(all).digest('hex'));
+          return all;
+        }
         break;
       }
       if (final) throw new Error('status 0 on the final call');
@@ -63,8 +70,20 @@ const content = fc.oneof(
 );
 
 describe('the native snapshot decoder', () => {
-  it('is built and loaded', () => {
+  it('is built and loaded, and found the OpenSSL of the process to hash with', () => {
     expect(nativeRestore).not.toBeNull();
+    expect(nativeRestore!.canHash).toBe(true);
+  });
+
+  it('gives a digest once, and only for a decoder made to hash', async () => {
+    const gz = zlib.gzipSync(Buffer.from('x'.repeat(10_000)));
+    const plain = new NativeGunzip(nativeRestore!, false);
+    await plain.run(gz, Buffer.alloc(20_000), true);
+    expect(() => plain.sha256()).toThrow(/not created to hash/);
+    const hashing = new NativeGunzip(nativeRestore!, true);
+    await hashing.run(gz, Buffer.alloc(20_000), true);
+    expect(hashing.sha256()).toBe(createHash('sha256').update('x'.repeat(10_000)).digest('hex'));
+    expect(() => hashing.sha256()).toThrow(/digest was taken/);
   });
 
   it('decodes what node:zlib decodes, in any pieces and output sizes (several members, zero padding)', async () => {
@@ -75,9 +94,10 @@ describe('the native snapshot decoder', () => {
         fc.nat({ max: 3 }),
         fc.array(fc.integer({ min: 1, max: 3000 }), { maxLength: 30 }),
         fc.integer({ min: 512, max: 70_000 }),
-        async (members, level, padding, pieces, outSize) => {
+        fc.boolean(),
+        async (members, level, padding, pieces, outSize, hash) => {
           const gz = Buffer.concat([...members.map((m) => zlib.gzipSync(m, { level })), Buffer.alloc(padding)]);
-          expect(await nativeDecode(gz, pieces, outSize)).toEqual(zlibDecode(gz));
+          expect(await nativeDecode(gz, pieces, outSize, hash)).toEqual(zlibDecode(gz));
         },
       ),
       { numRuns: 60 },

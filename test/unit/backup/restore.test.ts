@@ -2,7 +2,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { restoreDatabase, type RestoreProgress } from '../../../src/backup/restore/restore.js';
+import Database from 'better-sqlite3';
+import { INTEGRITY_MMAP_BYTES, restoreDatabase, type RestoreProgress } from '../../../src/backup/restore/restore.js';
 import { restoreIntoDataDir, namespaceOfDbName } from '../../../src/backup/restore/target.js';
 import { LocalStorage } from '../../../src/backup/storage/local-storage.js';
 import { S3Storage } from '../../../src/backup/storage/s3-storage.js';
@@ -240,5 +241,17 @@ describe('restore into a data directory', () => {
     const err = await restoreIntoDataDir({ storage, db: 'ns-x:nothing', dataDir, namespace: 'nothing', force: false }).catch((e: unknown) => e);
     expect((err as LibsqlctlError).code).toBe('BACKUP_NOT_FOUND');
     expect(fs.existsSync(dataDir)).toBe(false);
+  });
+});
+
+describe('the integrity check', () => {
+  it('maps the whole restored file (SQLite takes the size it is given, up to its own maximum)', () => {
+    const db = new Database(path.join(tmp.dir, 'mmap.db'));
+    try {
+      db.pragma(`mmap_size = ${INTEGRITY_MMAP_BYTES}`);
+      expect(db.pragma('mmap_size', { simple: true })).toBeGreaterThanOrEqual(2 ** 31 - 2 ** 16);
+    } finally {
+      db.close();
+    }
   });
 });
