@@ -6,9 +6,7 @@
  */
 import path from 'node:path';
 import Database from 'better-sqlite3';
-import { NamespacePaths } from '../src/engine/data-dir.js';
-import { NamespaceDb } from '../src/engine/namespace-db.js';
-import { PrimaryRole } from '../src/engine/roles/primary-role.js';
+import { compiled, type Compiled } from './compiled.js';
 import type { Benchmark, BenchOptions } from './types.js';
 import { benchTempDir, bracketed, bracketMean, fmtNumber, mean } from './util.js';
 
@@ -34,7 +32,7 @@ function plainRun(dir: string, count: number, synchronous: 'NORMAL' | 'FULL' = '
   }
 }
 
-async function engineRun(dir: string, count: number): Promise<number> {
+async function engineRun({ NamespaceDb, NamespacePaths, PrimaryRole }: Compiled, dir: string, count: number): Promise<number> {
   const ns = new NamespaceDb({
     paths: new NamespacePaths(dir),
     name: 'default',
@@ -71,12 +69,13 @@ export const engineInserts: Benchmark = {
       const tmp = benchTempDir(opts, `inserts-${n++}`);
       return tmp.dir;
     };
+    const engine = await compiled(opts);
     plainRun(fresh(), 2000);
-    await engineRun(fresh(), 2000);
+    await engineRun(engine, fresh(), 2000);
     const { baselines, subjects } = await bracketed(
       Math.max(3, opts.rounds),
       () => Promise.resolve(plainRun(fresh(), count)),
-      () => engineRun(fresh(), count),
+      () => engineRun(engine, fresh(), count),
     );
     const baseline = bracketMean(baselines);
     const value = mean(subjects);

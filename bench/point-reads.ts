@@ -9,9 +9,8 @@
 import path from 'node:path';
 import Fastify, { type FastifyInstance } from 'fastify';
 import type { AddressInfo } from 'node:net';
-import { resolveServeConfig, type ServeFlags } from '../src/config/serve-config.js';
-import { serveFlagDefaults } from '../src/config/serve-flags.js';
-import { startServer } from '../src/server/server.js';
+import type { ServeFlags } from '../src/config/serve-config.js';
+import { compiled } from './compiled.js';
 import { assertAllOk, runLoad, type LoadRequest, type LoadSummary } from './load-runner.js';
 import type { Benchmark, BenchOptions, BenchResult } from './types.js';
 import { rateResult, roundRatios, spreadLine, warmedBracket } from './spread.js';
@@ -110,7 +109,9 @@ async function startBaseline(): Promise<Target> {
   return { label: 'baseline', url: `http://127.0.0.1:${port}`, close: () => app.close() };
 }
 
-export async function startRealServer(dbPath: string): Promise<Target> {
+/** The compiled server (dist/, as `libsqlctl serve` runs it) in this process. */
+export async function startRealServer(opts: BenchOptions, dbPath: string): Promise<Target> {
+  const { startServer, resolveServeConfig, serveFlagDefaults } = await compiled(opts);
   const server = await startServer(await resolveServeConfig({ ...serveFlagDefaults(), ...FLAGS, 'db-path': dbPath }, {}));
   return { label: 'server', url: `http://127.0.0.1:${server.httpAddress.port}`, close: () => server.close() };
 }
@@ -185,7 +186,7 @@ async function measureAll(opts: BenchOptions): Promise<Outcome> {
   const tmp = benchTempDir(opts, 'point-reads');
   const targets = serverPool<Target>(opts);
   try {
-    const server = targets.add(await startRealServer(path.join(tmp.dir, 'data.sqld')));
+    const server = targets.add(await startRealServer(opts, path.join(tmp.dir, 'data.sqld')));
     const baseline = targets.add(await startBaseline());
     await seed(server.url);
     for (const t of targets.all) await checkAnswer(t, 4242);

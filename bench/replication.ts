@@ -16,13 +16,9 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
-import { resolveServeConfig, type ServeFlags } from '../src/config/serve-config.js';
-import { serveFlagDefaults } from '../src/config/serve-flags.js';
-import { NamespacePaths } from '../src/engine/data-dir.js';
-import { createLogger } from '../src/engine/logger.js';
-import { NamespaceDb } from '../src/engine/namespace-db.js';
-import { ReplicaRole } from '../src/engine/roles/replica-role.js';
-import { startServer, type RunningServer } from '../src/server/server.js';
+import type { ServeFlags } from '../src/config/serve-config.js';
+import type { RunningServer } from '../src/server/server.js';
+import { compiled } from './compiled.js';
 import type { Benchmark, BenchOptions } from './types.js';
 import { benchTempDir, bracketed, bracketMean, fmtNumber, mean, postJson } from './util.js';
 
@@ -64,7 +60,9 @@ async function spawnServer(opts: BenchOptions, flags: Partial<ServeFlags>): Prom
   };
 }
 
-async function startLocal(flags: Partial<ServeFlags>): Promise<RunningServer> {
+/** The compiled server (dist/) in this process. */
+async function startLocal(opts: BenchOptions, flags: Partial<ServeFlags>): Promise<RunningServer> {
+  const { resolveServeConfig, serveFlagDefaults, startServer, createLogger } = await compiled(opts);
   const config = await resolveServeConfig({ ...serveFlagDefaults(), 'no-welcome': true, 'http-listen-addr': '127.0.0.1:0', ...flags }, {});
   return startServer(config, { logger: createLogger({ level: 'warn' }) });
 }
@@ -101,7 +99,7 @@ export const replicationLag: Benchmark = {
   async run(opts) {
     const tmp = benchTempDir(opts, 'lag');
     const primary = await spawnServer(opts, { ...PRIMARY, 'db-path': path.join(tmp.dir, 'primary') });
-    const replica = await startLocal({ 'db-path': path.join(tmp.dir, 'replica'), 'primary-grpc-url': primary.grpcUrl! });
+    const replica = await startLocal(opts, { 'db-path': path.join(tmp.dir, 'replica'), 'primary-grpc-url': primary.grpcUrl! });
     try {
       await exec(primary.url, 'CREATE TABLE t (id INTEGER PRIMARY KEY, v TEXT)');
       const seeded = await exec(primary.url, "INSERT INTO t (v) VALUES ('seed')");
@@ -183,7 +181,7 @@ export const replicaCatchUp: Benchmark = {
       const remote = async (): Promise<number> => {
         primary = await spawnServer(opts, { ...PRIMARY, 'db-path': primaryDir });
         const started = performance.now();
-        const replica = await startLocal({ 'db-path': path.join(tmp.dir, `replica-${round++}`), 'primary-grpc-url': primary.grpcUrl! });
+        const replica = await startLocal(opts, { 'db-path': path.join(tmp.dir, `replica-${round++}`), 'primary-grpc-url': primary.grpcUrl! });
         try {
           await replica.cluster.waitForIndex('default', index);
           return mb / ((performance.now() - started) / 1000);
@@ -193,7 +191,8 @@ export const replicaCatchUp: Benchmark = {
         }
       };
       const local = async (): Promise<number> => {
-        const server = await startLocal({ 'db-path': primaryDir });
+        const server = await startLocal(opts, { 'db-path': primaryDir });
+        const { NamespaceDb, NamespacePaths, ReplicaRole } = await compiled(opts);
         const role = new ReplicaRole({});
         const db = new NamespaceDb({ paths: new NamespacePaths(path.join(tmp.dir, `local-${round++}`)), name: 'local', txnTimeoutMs: 60_000, role });
         const stop = new AbortController();

@@ -1,12 +1,14 @@
 /**
- * A `serve` in its own process for the replication benchmarks (so primary and replica do not share
- * an event loop): `node --import tsx bench/server-child.ts '<flags as JSON>'`. Prints one line
+ * A compiled `serve` (dist/) in its own process for the replication benchmarks (so primary and
+ * replica do not share an event loop): `node --import tsx bench/server-child.ts '<flags as JSON>'`.
+ * Prints one line
  * `READY {"http":<port>,"grpc":<port|null>}` once listening; stops on SIGTERM or when stdin closes.
  */
-import { resolveServeConfig, type ServeFlags } from '../src/config/serve-config.js';
-import { serveFlagDefaults } from '../src/config/serve-flags.js';
-import { createLogger } from '../src/engine/logger.js';
-import { startServer } from '../src/server/server.js';
+import type { ServeFlags } from '../src/config/serve-config.js';
+import { compiled } from './compiled.js';
+
+// The runner compiled dist/ before it started this process.
+const { resolveServeConfig, serveFlagDefaults, createLogger, startServer } = await compiled();
 
 const flags = JSON.parse(process.argv[2] ?? '{}') as Partial<ServeFlags>;
 const config = await resolveServeConfig({ ...serveFlagDefaults(), 'no-welcome': true, ...flags }, {});

@@ -146,7 +146,7 @@ async function run(opts: BenchOptions): Promise<BenchResult> {
   const tmp = benchTempDir(opts, 'ws-point-reads');
   const targets = serverPool<Target>(opts);
   try {
-    const real = targets.add(await startRealServer(path.join(tmp.dir, 'data.sqld')));
+    const real = targets.add(await startRealServer(opts, path.join(tmp.dir, 'data.sqld')));
     await seed(real.url);
     const server: Target = { ...real, url: `${real.url.replace(/^http:/, 'ws:')}/` };
     const captured = await sampleAnswer(server.url, SAMPLE_ID);
