@@ -1,8 +1,8 @@
 /**
  * A compiled `serve` (dist/) in its own process for the replication benchmarks (so primary and
  * replica do not share an event loop): `node --import tsx bench/server-child.ts '<flags as JSON>'`.
- * Prints one line
- * `READY {"http":<port>,"grpc":<port|null>}` once listening; stops on SIGTERM or when stdin closes.
+ * Prints one line `READY {"http":<port>,"grpc":<port|null>}` once listening; stops on SIGTERM or
+ * when stdin closes.
  */
 import type { ServeFlags } from '../src/config/serve-config.js';
 import { compiled } from './compiled.js';
