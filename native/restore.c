@@ -264,13 +264,29 @@ static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
+/* The decoder in `v`, with no call of it running; NULL with a TypeError thrown otherwise (`fn` names the caller). */
+static Gunzip *idle_decoder(napi_env env, napi_value v, const char *fn) {
+  Gunzip *g;
+  char message[96];
+  if (napi_get_value_external(env, v, (void **)&g) != napi_ok || g == NULL) {
+    snprintf(message, sizeof message, "%s: not a decoder", fn);
+    throw_type_error(env, message);
+    return NULL;
+  }
+  if (g->busy) {
+    snprintf(message, sizeof message, "%s: a gunzip call has not answered yet", fn);
+    throw_type_error(env, message);
+    return NULL;
+  }
+  return g;
+}
+
 static napi_value gunzip_fn(napi_env env, napi_callback_info info) {
   size_t argc = 5;
   napi_value argv[5];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_type_error(env, "gunzip(decoder, input, out, final, callback)");
-  Gunzip *g;
-  if (napi_get_value_external(env, argv[0], (void **)&g) != napi_ok || g == NULL) return throw_type_error(env, "gunzip: not a decoder");
-  if (g->busy) return throw_type_error(env, "gunzip: the previous call has not answered yet");
+  Gunzip *g = idle_decoder(env, argv[0], "gunzip");
+  if (g == NULL) return NULL;
   napi_valuetype t;
   napi_typeof(env, argv[1], &t);
   uint8_t *input = NULL;
@@ -318,9 +334,8 @@ static napi_value digest_fn(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type_error(env, "digest(decoder)");
-  Gunzip *g;
-  if (napi_get_value_external(env, argv[0], (void **)&g) != napi_ok || g == NULL) return throw_type_error(env, "digest: not a decoder");
-  if (g->busy) return throw_type_error(env, "digest: a gunzip call has not answered yet");
+  Gunzip *g = idle_decoder(env, argv[0], "digest");
+  if (g == NULL) return NULL;
   if (g->md == NULL) return throw_type_error(env, "digest: the decoder was not created to hash, or its digest was taken");
   unsigned char md[64];
   unsigned int len = 0;
