@@ -264,11 +264,20 @@ static int bytes_of(napi_env env, napi_value v, uint8_t **data, size_t *len) {
   return 1;
 }
 
-/* The decoder in `v`, with no call of it running; NULL with a TypeError thrown otherwise (`fn` names the caller). */
-static Gunzip *idle_decoder(napi_env env, napi_value v, const char *fn) {
+/*
+ * A call's `n` arguments into `argv`, the first a decoder with no call of it running; NULL with a
+ * TypeError thrown otherwise (`fn` names the function, `usage` its arguments).
+ */
+static Gunzip *decoder_call(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *fn, const char *usage) {
   Gunzip *g;
   char message[96];
-  if (napi_get_value_external(env, v, (void **)&g) != napi_ok || g == NULL) {
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    snprintf(message, sizeof message, "%s(%s)", fn, usage);
+    throw_type_error(env, message);
+    return NULL;
+  }
+  if (napi_get_value_external(env, argv[0], (void **)&g) != napi_ok || g == NULL) {
     snprintf(message, sizeof message, "%s: not a decoder", fn);
     throw_type_error(env, message);
     return NULL;
@@ -282,10 +291,8 @@ static Gunzip *idle_decoder(napi_env env, napi_value v, const char *fn) {
 }
 
 static napi_value gunzip_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) return throw_type_error(env, "gunzip(decoder, input, out, final, callback)");
-  Gunzip *g = idle_decoder(env, argv[0], "gunzip");
+  Gunzip *g = decoder_call(env, info, 5, argv, "gunzip", "decoder, input, out, final, callback");
   if (g == NULL) return NULL;
   napi_valuetype t;
   napi_typeof(env, argv[1], &t);
@@ -331,10 +338,8 @@ static napi_value gunzip_fn(napi_env env, napi_callback_info info) {
 }
 
 static napi_value digest_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 1;
   napi_value argv[1];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1) return throw_type_error(env, "digest(decoder)");
-  Gunzip *g = idle_decoder(env, argv[0], "digest");
+  Gunzip *g = decoder_call(env, info, 1, argv, "digest", "decoder");
   if (g == NULL) return NULL;
   if (g->md == NULL) return throw_type_error(env, "digest: the decoder was not created to hash, or its digest was taken");
   unsigned char md[64];
