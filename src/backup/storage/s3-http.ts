@@ -55,6 +55,11 @@ function retryable(err: unknown): boolean {
   return err.status >= 500 || err.status === 429 || err.status === 408 || RETRY_CODES.has(err.code);
 }
 
+/** What a request cut off (or not started) by close() fails with. */
+function closedError(): S3RequestError {
+  return new S3RequestError('AbortError', undefined, 'the store was closed');
+}
+
 /** The S3 error an answer's status and (XML) body describe. */
 function answerError(res: IncomingMessage, body: Buffer, what: string): S3RequestError {
   const status = res.statusCode ?? 0;
@@ -105,6 +110,8 @@ export class SignedS3Reader {
   private readonly basePath: string;
   private readonly agent: http.Agent;
   private readonly transport: typeof http | typeof https;
+  /** Set by close(): requests it cut off are not retried, and no new one starts. */
+  private closed = false;
 
   constructor(private readonly options: SignedReaderOptions) {
     this.url = new URL(options.endpoint);
@@ -158,15 +165,18 @@ export class SignedS3Reader {
   }
 
   close(): void {
+    this.closed = true;
     this.agent.destroy();
   }
 
   private async withRetries<T>(signal: AbortSignal | undefined, attempt: () => Promise<T>): Promise<T> {
     for (let n = 1; ; n++) {
       try {
+        if (this.closed) throw closedError();
         return await attempt();
       } catch (err) {
         signal?.throwIfAborted();
+        if (this.closed) throw closedError();
         if (n >= this.options.maxAttempts || !retryable(err)) throw err;
         await sleep(Math.random() * Math.min(BACKOFF_CAP_MS, BACKOFF_BASE_MS * 2 ** (n - 1)), undefined, { signal });
       }

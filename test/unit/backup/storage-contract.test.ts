@@ -1,5 +1,7 @@
 import { createHash, randomBytes, randomUUID } from 'node:crypto';
 import fs from 'node:fs';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { PassThrough, Readable } from 'node:stream';
@@ -376,6 +378,31 @@ describe('S3 faults (through a proxy)', () => {
       expect(sha256((await storage.get('large')).body)).toBe(sha256(bytes));
     } finally {
       await proxy.close();
+    }
+  });
+
+  it('close() cuts off a read in flight, which is not retried', async () => {
+    let requests = 0;
+    let arrived!: () => void;
+    const first = new Promise<void>((resolve) => (arrived = resolve));
+    const silent = http.createServer((req) => {
+      requests++;
+      req.resume();
+      arrived(); // and never answers
+    });
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    try {
+      const storage = s3Storage('held-reads', { endpoint: `http://127.0.0.1:${(silent.address() as AddressInfo).port}`, maxAttempts: 5 });
+      const pending = storage.get('k').catch((e: unknown) => e);
+      await first;
+      await storage.close();
+      const err = await pending;
+      expect(err).toBeInstanceOf(StorageError);
+      expect((err as StorageError).message).toMatch(/closed/);
+      expect(requests).toBe(1);
+    } finally {
+      silent.closeAllConnections();
+      await new Promise<void>((resolve) => silent.close(() => resolve()));
     }
   });
 
