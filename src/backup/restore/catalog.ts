@@ -36,8 +36,8 @@ export interface SnapshotObject {
   compression: Compression;
   size: number;
   lastModified: Date;
-  /** Its user metadata (ours: sha256 and page count; none on sqld's snapshots). */
-  metadata: ObjectMetadata;
+  /** Its user metadata (ours: sha256 and page count; none on sqld's snapshots); null when not read (readGeneration's `snapshotHead`). */
+  metadata: ObjectMetadata | null;
 }
 
 export interface GenerationInfo {
@@ -128,6 +128,11 @@ export interface ReadGenerationOptions {
   listed?: readonly ObjectInfo[];
   /** false: `.changecounter` is not read (restore has no use for it); changeCounter stays null. */
   changeCounter?: boolean;
+  /**
+   * false: no HEAD of the snapshot; size and time are the listing's and its metadata stays null
+   * (restore reads the metadata from the snapshot's own GET). Each request counts on a busy store.
+   */
+  snapshotHead?: boolean;
 }
 
 /** Lists generation `gen` of `db` (unless given its objects) and reads its small objects and its snapshot's head. */
@@ -160,9 +165,14 @@ export async function readGeneration(storage: BackupStorage, db: string, gen: st
     small.dep === undefined ? null : body(storage, small.dep).then((b) => decodeDep(b, small.dep!)),
     counterKey === undefined ? null : body(storage, counterKey).then((b) => decodeChangeCounter(b, counterKey)),
     small.durable === undefined ? null : body(storage, small.durable).then((b) => decodeDurableMarker(b, small.durable!)),
-    chosen === undefined ? null : storage.head(chosen.key),
+    chosen === undefined || opts.snapshotHead === false ? null : storage.head(chosen.key),
   ]);
-  if (chosen !== undefined && head === null) throw new ObjectNotFoundError(chosen.key, storage.description);
+  let snapshot: SnapshotObject | null = null;
+  if (chosen !== undefined && opts.snapshotHead === false) snapshot = { ...chosen, metadata: null };
+  else if (chosen !== undefined) {
+    if (head === null) throw new ObjectNotFoundError(chosen.key, storage.description);
+    snapshot = { ...chosen, size: head.size, lastModified: head.lastModified, metadata: head.metadata };
+  }
   return {
     generation: gen,
     createdAt: new Date(generationTimeMs(gen)),
@@ -171,7 +181,7 @@ export async function readGeneration(storage: BackupStorage, db: string, gen: st
     parent: dep,
     changeCounter: counter,
     durable,
-    snapshot: chosen === undefined || head === null ? null : { ...chosen, size: head.size, lastModified: head.lastModified, metadata: head.metadata },
+    snapshot,
     batches,
     lastFrame: batches.reduce((m, b) => Math.max(m, b.last), 0),
     objectCount,

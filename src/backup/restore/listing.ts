@@ -53,7 +53,7 @@ export async function selectGenerations(storage: BackupStorage, db: string, f: G
 function fromInfo(info: GenerationInfo): GenerationDetails {
   const snap = info.snapshot;
   let sha256Present = false;
-  if (snap !== null) {
+  if (snap !== null && snap.metadata !== null) {
     try {
       sha256Present = decodeSnapshotMetadata(snap.metadata, snap.key) !== null;
     } catch {

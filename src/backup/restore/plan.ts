@@ -102,7 +102,7 @@ class GenerationReads {
   get(gen: string): Promise<GenerationInfo> {
     let read = this.reads.get(gen);
     if (read === undefined) {
-      read = this.scan.objectsOf(gen).then((listed) => readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed, changeCounter: false }));
+      read = this.scan.objectsOf(gen).then((listed) => readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed, changeCounter: false, snapshotHead: false }));
       read.catch(() => undefined);
       this.reads.set(gen, read);
     }
@@ -112,7 +112,7 @@ class GenerationReads {
   /** Starts the read of `gen` from its objects, just listed in full. */
   listed(gen: string, objects: readonly ObjectInfo[]): void {
     if (this.reads.has(gen)) return;
-    const read = readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed: objects, changeCounter: false });
+    const read = readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed: objects, changeCounter: false, snapshotHead: false });
     read.catch(() => undefined);
     this.reads.set(gen, read);
   }
