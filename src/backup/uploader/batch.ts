@@ -8,7 +8,7 @@ import type { WalFrame } from '../../engine/wal/sqlite-wal-format.js';
 import { compress } from '../format/codec.js';
 import { gzipSegmentsSync } from '../format/gzip-segments.js';
 import { batchName, type Compression } from '../format/layout.js';
-import { COMMIT_TIMES_BUDGET, CommitTimesWriter, META_BATCH_COMMITS } from '../format/objects.js';
+import { CommitTimesWriter, META_BATCH_COMMITS } from '../format/objects.js';
 import { encodeBatchFrames } from '../format/wal-frames.js';
 import { ZSTD_MAX_INPUT } from '../format/zstd.js';
 import type { Generation } from './generation.js';
@@ -58,7 +58,7 @@ export class BatchItem {
 
   /** Whether the commit-time list can take one more commit (at `lastIndex`, `commitMs`). */
   commitsFit(lastIndex: number, commitMs: number): boolean {
-    return this.commits.lengthWith({ lastFrame: lastIndex, unixMs: commitMs }) <= COMMIT_TIMES_BUDGET;
+    return this.commits.canAdd({ lastFrame: lastIndex, unixMs: commitMs });
   }
 
   add(t: TxnEntry): void {

@@ -1,3 +1,4 @@
+import { deflateRawSync } from 'node:zlib';
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { CorruptBackupError } from '../../../src/backup/format/errors.js';
@@ -141,29 +142,74 @@ describe('our metadata', () => {
     expect(() => encodeCommitTimes([{ lastFrame: 0, unixMs: 1 }])).toThrow(RangeError);
   });
 
-  it('commit times: the writer knows the length before adding and stops at the budget', () => {
+  /** Fills a writer up to the budget with commits from `step`; checks every value on the way. */
+  function fillWriter(step: (i: number) => { frames: number; ms: number }): CommitTime[] {
     const w = new CommitTimesWriter();
     const added: CommitTime[] = [];
     let frame = 0;
     let t = 1_750_000_000_000;
-    for (;;) {
-      const c = { lastFrame: (frame += 1 + (added.length % 3)), unixMs: (t += added.length % 17) };
-      const expected = w.lengthWith(c);
-      if (!w.tryAdd(c)) {
-        expect(expected).toBeGreaterThan(COMMIT_TIMES_BUDGET);
-        break;
-      }
+    for (let i = 0; ; i++) {
+      const { frames, ms } = step(i);
+      const c = { lastFrame: frame + frames, unixMs: t + ms };
+      const fits = w.canAdd(c);
+      expect(w.tryAdd(c)).toBe(fits);
+      if (!fits) break;
       added.push(c);
-      expect(w.length).toBe(expected);
-      expect(w.toString()).toBe(encodeCommitTimes(added));
+      frame = c.lastFrame;
+      t = c.unixMs;
+      if (i % 499 === 0) {
+        const value = w.toString();
+        expect(value.length).toBeLessThanOrEqual(COMMIT_TIMES_BUDGET);
+        expect(decodeCommitTimes(value, 1, KEY, frame)).toEqual(added);
+      }
     }
-    expect(w.length).toBeLessThanOrEqual(COMMIT_TIMES_BUDGET);
+    expect(decodeCommitTimes(w.toString(), 1, KEY, frame)).toEqual(added);
+    expect(w.toString().length).toBeLessThanOrEqual(COMMIT_TIMES_BUDGET);
     expect(commitTimesFit(added)).toBe(true);
-    expect(commitTimesFit([...added, { lastFrame: frame + 1000, unixMs: t + 10_000 }])).toBe(false);
-    // Busy servers commit every few ms: a batch holds a few hundred transactions.
-    expect(added.length).toBeGreaterThan(300);
+    return added;
+  }
+
+  it('commit times: the writer knows before adding whether one more fits, and stops at the budget', () => {
+    // A server committing every few ms: thousands of transactions in one batch (packed).
+    const busy = fillWriter((i) => ({ frames: 1, ms: i % 3 === 0 ? 1 : 0 }));
+    expect(busy.length).toBeGreaterThan(5000);
+    expect(encodeCommitTimes(busy)).toMatch(/^~/);
+    // Irregular steps pack less, but still more than the plain form holds.
+    const irregular = fillWriter((i) => ({ frames: 1 + (i % 3), ms: i % 17 }));
+    expect(irregular.length).toBeGreaterThan(1500);
+    // Steps that do not repeat pack little.
+    let f = 0;
+    expect(commitTimesFit(Array.from({ length: 2000 }, (_, i) => ({ lastFrame: (f += 1 + ((i * 7919) % 1297)), unixMs: 1_800_000_000_000 + i * i })))).toBe(false);
     // Our metadata stays inside S3's 2 KB (names with the x-amz-meta- prefix plus values).
     expect(`x-amz-meta-${META_BATCH_COMMITS}`.length + COMMIT_TIMES_BUDGET).toBeLessThan(2048);
+  });
+
+  it('commit times: short lists stay plain; long ones pack and round-trip, random steps included', () => {
+    expect(encodeCommitTimes([{ lastFrame: 1, unixMs: 5 }])).toBe('1.5');
+    const stepsArb = fc.array(fc.record({ frames: fc.integer({ min: 1, max: 70_000 }), dt: fc.integer({ min: -5000, max: 2_000_000 }) }), { minLength: 1, maxLength: 1500 });
+    fc.assert(
+      fc.property(stepsArb, (steps) => {
+        let frame = 0;
+        let t = 1_800_000_000_000;
+        const commits = steps.map(({ frames, dt }) => ({ lastFrame: (frame += frames), unixMs: (t = Math.max(0, t + dt)) }));
+        const w = new CommitTimesWriter();
+        const taken = commits.filter((c, i) => i === commits.indexOf(c) && w.tryAdd(c));
+        const value = w.toString();
+        expect(value.length).toBeLessThanOrEqual(COMMIT_TIMES_BUDGET);
+        expect(decodeCommitTimes(value, 1, KEY, frame)).toEqual(commits.slice(0, taken.length));
+        expect(decodeCommitTimes(encodeCommitTimes(commits), 1, KEY, frame)).toEqual(commits);
+      }),
+      { numRuns: 60 },
+    );
+  });
+
+  it('commit times: a damaged packed value is corrupt', () => {
+    const packed = encodeCommitTimes(Array.from({ length: 3000 }, (_, i) => ({ lastFrame: i + 1, unixMs: 1_800_000_000_000 + i })));
+    expect(packed).toMatch(/^~[A-Za-z0-9+/=,]+$/);
+    const notPlain = `~${deflateRawSync(Buffer.from('C.1')).toString('base64')}`;
+    for (const bad of ['~', '~,', '~!!!!', '~AAAA', `${packed},`, packed.slice(0, -8), notPlain]) {
+      corruptError(() => decodeCommitTimes(bad, 1, KEY));
+    }
   });
 
   it('durable marker: JSON with a decimal frame number', () => {
