@@ -16,7 +16,8 @@ import { pipeline } from 'node:stream/promises';
 import { readFully } from '../../engine/wal/fs-util.js';
 import { CorruptBackupError } from '../format/errors.js';
 import { decodeSnapshotMetadata } from '../format/objects.js';
-import type { BackupStorage } from '../storage/storage.js';
+import { type BodyReader, readerOfStream } from '../storage/body-reader.js';
+import type { BackupStorage, ObjectHead } from '../storage/storage.js';
 import type { SnapshotObject } from './catalog.js';
 import { decodeStream, mappedError, STREAM_CHUNK } from './decode.js';
 import { GunzipError, type GunzipStatus, NativeGunzip, nativeRestore, type RestoreAddon } from './native-gunzip.js';
@@ -174,12 +175,12 @@ const OUTPUT_BUFFERS = 3;
 type Filled = { buf: Buffer; len: number } | { end: true } | { error: Error };
 
 /**
- * Through the native decoder (native-gunzip.ts): the body is copied into a few reused input
- * buffers, decoded and hashed on the thread pool into a few reused output buffers, each written to
- * `fd` at its offset while the next is being decoded.
- * Nothing is allocated per chunk: no garbage for the collector.
+ * Through the native decoder (native-gunzip.ts): the body is read into a few reused input buffers
+ * (straight from the socket or the file where the store can: getReader), decoded and hashed on the
+ * thread pool into a few reused output buffers, each written to `fd` at its offset while the next
+ * is being decoded. Nothing is allocated per chunk: no garbage for the collector.
  */
-async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: number, onBytes: ((n: number) => void) | undefined): Promise<Decoded> {
+async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: number, onBytes: ((n: number) => void) | undefined): Promise<Decoded> {
   const decoder = new NativeGunzip(addon, addon.canHash);
   // Without Node's OpenSSL in reach of the library, node:crypto hashes here, on the main thread.
   const hash = decoder.hashes ? null : createHash('sha256');
@@ -191,27 +192,19 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: Readable, fd: numbe
   let stopped = false;
 
   const produce = async (): Promise<void> => {
-    let cur = await free.take();
-    let n = 0;
     let received = 0;
     try {
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        received += chunk.length;
-        onBytes?.(received);
-        for (let at = 0; at < chunk.length; ) {
-          if (cur === null) return;
-          const k = Math.min(chunk.length - at, INPUT_CHUNK - n);
-          chunk.copy(cur, n, at, at + k);
-          n += k;
-          at += k;
-          if (n === INPUT_CHUNK) {
-            filled.put({ buf: cur, len: n });
-            cur = await free.take();
-            n = 0;
-          }
+      for (;;) {
+        const buf = await free.take();
+        if (buf === null) return;
+        const n = await body.read(buf);
+        received += n;
+        if (n > 0) {
+          onBytes?.(received);
+          filled.put({ buf, len: n });
         }
+        if (n < buf.length) break;
       }
-      if (cur !== null && n > 0) filled.put({ buf: cur, len: n });
       filled.put({ end: true });
     } catch (err) {
       filled.put({ error: err instanceof Error ? err : new Error(String(err)) });
@@ -306,6 +299,12 @@ async function writeAll(fd: number, buf: Buffer, n: number, position: number): P
   }
 }
 
+/** A store without getReader: its stream, read into the caller's buffers. */
+async function streamReader(storage: BackupStorage, key: string, options: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: BodyReader }> {
+  const { head, body } = await storage.getStream(key, options);
+  return { head, body: readerOfStream(body) };
+}
+
 /** Writes the decompressed snapshot to `file` (created or truncated) and checks it. */
 export async function downloadSnapshot(
   storage: BackupStorage,
@@ -313,23 +312,37 @@ export async function downloadSnapshot(
   file: string,
   options: { onBytes?: (compressedBytes: number) => void; signal?: AbortSignal } = {},
 ): Promise<DownloadedSnapshot> {
-  const { head, body } = await storage.getStream(snapshot.key, options.signal === undefined ? {} : { signal: options.signal });
+  const signal = options.signal === undefined ? {} : { signal: options.signal };
+  const addon = snapshot.compression === 'gz' ? nativeRestore : null;
+  let head: ObjectHead;
+  let release: () => void;
+  let decode: (fd: number) => Promise<Decoded>;
+  if (addon !== null) {
+    const got = storage.getReader !== undefined ? await storage.getReader(snapshot.key, signal) : await streamReader(storage, snapshot.key, signal);
+    ({ head } = got);
+    release = () => got.body.destroy();
+    decode = (fd) => nativeGunzipToFile(addon, got.body, fd, options.onBytes);
+  } else {
+    const got = await storage.getStream(snapshot.key, signal);
+    ({ head } = got);
+    release = () => got.body.destroy();
+    decode = (fd) => streamToFile(got.body, snapshot, fd, options.onBytes);
+  }
   // The digest of the bytes downloaded: from this answer's metadata, not from an earlier HEAD.
   let expected;
   try {
     expected = decodeSnapshotMetadata(head.metadata, snapshot.key);
   } catch (err) {
-    body.destroy();
+    release();
     throw err;
   }
   // Opened here, not later by the stream: no open can land after a failed restore removed the file.
   const fd = fs.openSync(file, 'w');
   let decoded: Decoded;
-  const addon = snapshot.compression === 'gz' ? nativeRestore : null;
   try {
-    decoded = addon !== null ? await nativeGunzipToFile(addon, body, fd, options.onBytes) : await streamToFile(body, snapshot, fd, options.onBytes);
+    decoded = await decode(fd);
   } catch (err) {
-    body.destroy();
+    release();
     throw mappedError(snapshot.compression, snapshot.key, err);
   } finally {
     fs.closeSync(fd);

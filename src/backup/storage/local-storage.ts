@@ -22,6 +22,7 @@ import fsp from 'node:fs/promises';
 import path from 'node:path';
 import { addAbortSignal, type Readable } from 'node:stream';
 import { pathToFileURL } from 'node:url';
+import type { BodyReader } from './body-reader.js';
 import { ConfigError, LibsqlctlError } from '../../errors.js';
 import {
   type BackupStorage,
@@ -218,6 +219,38 @@ export class LocalStorage implements BackupStorage {
     const obj = await this.openObject(key);
     const body = obj.fh.createReadStream({ start: obj.bodyOffset, autoClose: true });
     if (options.signal !== undefined) addAbortSignal(options.signal, body);
+    return { head: obj.head, body };
+  }
+
+  /** Reads straight from the file into the caller's buffers. */
+  async getReader(key: string, options: { signal?: AbortSignal } = {}): Promise<{ head: ObjectHead; body: BodyReader }> {
+    options.signal?.throwIfAborted();
+    const obj = await this.openObject(key);
+    const signal = options.signal;
+    let position = obj.bodyOffset;
+    let closed = false;
+    const close = (): void => {
+      if (closed) return;
+      closed = true;
+      obj.fh.close().catch(() => undefined);
+    };
+    const body: BodyReader = {
+      read: async (into) => {
+        signal?.throwIfAborted();
+        let n = 0;
+        while (n < into.length && !closed) {
+          const { bytesRead } = await this.fsOp('read', key, () => obj.fh.read(into, n, into.length - n, position));
+          if (bytesRead === 0) {
+            close();
+            break;
+          }
+          n += bytesRead;
+          position += bytesRead;
+        }
+        return n;
+      },
+      destroy: close,
+    };
     return { head: obj.head, body };
   }
 

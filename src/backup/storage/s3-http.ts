@@ -10,9 +10,11 @@
  * backoff and full jitter, `maxAttempts` attempts in all. A stream is retried only until its
  * answer's head has arrived. Failures are S3RequestErrors, read by s3-errors.ts as the SDK's are.
  */
-import http, { type IncomingMessage } from 'node:http';
+import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { type BodyReader, readerOfStream } from './body-reader.js';
+import { directGet } from './s3-direct-get.js';
 import { S3RequestError } from './s3-errors.js';
 import { amzDate, canonicalQuery, type Credentials, EMPTY_PAYLOAD_SHA256, SigV4Signer, uriEncode } from './s3-sigv4.js';
 import type { ObjectHead, ObjectInfo, ObjectMetadata, StoredObject } from './storage.js';
@@ -75,23 +77,23 @@ function answerError(res: IncomingMessage, body: Buffer, what: string): S3Reques
   return new S3RequestError(code, status, message ?? `${what} answered ${status} ${res.statusMessage ?? ''}`.trim());
 }
 
-function metadataOf(res: IncomingMessage): ObjectMetadata {
+function metadataOf(headers: IncomingHttpHeaders): ObjectMetadata {
   const out: Record<string, string> = {};
-  for (const [name, value] of Object.entries(res.headers)) {
+  for (const [name, value] of Object.entries(headers)) {
     if (name.startsWith('x-amz-meta-') && typeof value === 'string') out[name.slice('x-amz-meta-'.length)] = value;
   }
   return out;
 }
 
-function headOf(key: string, res: IncomingMessage): ObjectHead {
-  const modified = res.headers['last-modified'];
-  const range = /\/(\d+)$/.exec(res.headers['content-range'] ?? '')?.[1];
-  const length = Number(res.headers['content-length'] ?? 0);
+function headOf(key: string, headers: IncomingHttpHeaders): ObjectHead {
+  const modified = headers['last-modified'];
+  const range = /\/(\d+)$/.exec(headers['content-range'] ?? '')?.[1];
+  const length = Number(headers['content-length'] ?? 0);
   return {
     key,
     size: range === undefined ? length : Number(range),
     lastModified: modified === undefined ? new Date(0) : new Date(modified),
-    metadata: metadataOf(res),
+    metadata: metadataOf(headers),
   };
 }
 
@@ -112,6 +114,8 @@ export class SignedS3Reader {
   private readonly transport: typeof http | typeof https;
   /** Set by close(): requests it cut off are not retried, and no new one starts. */
   private closed = false;
+  /** Aborted by close(): stops direct reads (which use no agent). */
+  private readonly closing = new AbortController();
 
   constructor(private readonly options: SignedReaderOptions) {
     this.url = new URL(options.endpoint);
@@ -127,7 +131,7 @@ export class SignedS3Reader {
       const res = await this.request('GET', key, {}, headers, signal);
       const body = await readBody(res);
       if ((res.statusCode ?? 0) >= 300) throw answerError(res, body, `GetObject of ${key}`);
-      return { ...headOf(key, res), body };
+      return { ...headOf(key, res.headers), body };
     });
   }
 
@@ -135,8 +139,29 @@ export class SignedS3Reader {
     return this.withRetries(signal, async () => {
       const res = await this.request('GET', key, {}, {}, signal);
       if ((res.statusCode ?? 0) >= 300) throw answerError(res, await readBody(res), `GetObject of ${key}`);
-      return { head: headOf(key, res), body: res };
+      return { head: headOf(key, res.headers), body: res };
     });
+  }
+
+  /**
+   * The object pulled into the caller's buffers: over plain HTTP read straight into them
+   * (s3-direct-get.ts), else through getStream. Once: a failure after the head is the body's.
+   */
+  async getReader(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: BodyReader }> {
+    if (this.url.protocol === 'http:' && !this.closed) {
+      const answer = await directGet({
+        host: this.url.hostname,
+        port: this.url.port === '' ? 80 : Number(this.url.port),
+        path: this.objectPath(key),
+        headers: this.signedHeaders('GET', this.objectPath(key), {}, {}),
+        connectTimeoutMs: this.options.connectTimeoutMs,
+        idleTimeoutMs: this.options.idleTimeoutMs,
+        signal: signal === undefined ? this.closing.signal : AbortSignal.any([signal, this.closing.signal]),
+      });
+      if (answer !== null) return { head: headOf(key, answer.headers), body: answer.body };
+    }
+    const { head, body } = await this.getStream(key, signal);
+    return { head, body: readerOfStream(body) };
   }
 
   /** null when missing. */
@@ -146,7 +171,7 @@ export class SignedS3Reader {
       await readBody(res);
       if (res.statusCode === 404) return null;
       if ((res.statusCode ?? 0) >= 300) throw answerError(res, Buffer.alloc(0), `HeadObject of ${key}`);
-      return headOf(key, res);
+      return headOf(key, res.headers);
     });
   }
 
@@ -166,6 +191,7 @@ export class SignedS3Reader {
 
   close(): void {
     this.closed = true;
+    this.closing.abort();
     this.agent.destroy();
   }
 
@@ -183,9 +209,13 @@ export class SignedS3Reader {
     }
   }
 
-  /** One signed request; resolves with the answer's head (any status), its body unread. */
-  private request(method: 'GET' | 'HEAD', key: string | null, query: Record<string, string>, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<IncomingMessage> {
-    const path = `${this.basePath}/${uriEncode(this.options.bucket)}${key === null ? '' : `/${uriEncode(key, true)}`}`;
+  /** The request path of `key` (null: the bucket), encoded as SigV4 signs it. */
+  private objectPath(key: string | null): string {
+    return `${this.basePath}/${uriEncode(this.options.bucket)}${key === null ? '' : `/${uriEncode(key, true)}`}`;
+  }
+
+  /** `extra` with the host, date, payload hash (and session token) headers, and their signature. */
+  private signedHeaders(method: 'GET' | 'HEAD', path: string, query: Record<string, string>, extra: Record<string, string>): Record<string, string> {
     const headers: Record<string, string> = {
       ...extra,
       host: this.url.host,
@@ -194,6 +224,13 @@ export class SignedS3Reader {
     };
     if (this.options.credentials.sessionToken !== undefined) headers['x-amz-security-token'] = this.options.credentials.sessionToken;
     headers.authorization = this.signer.authorization({ method, path, query, headers, payloadSha256: EMPTY_PAYLOAD_SHA256 });
+    return headers;
+  }
+
+  /** One signed request; resolves with the answer's head (any status), its body unread. */
+  private request(method: 'GET' | 'HEAD', key: string | null, query: Record<string, string>, extra: Record<string, string>, signal: AbortSignal | undefined): Promise<IncomingMessage> {
+    const path = this.objectPath(key);
+    const headers = this.signedHeaders(method, path, query, extra);
     const search = canonicalQuery(query);
     const { idleTimeoutMs, connectTimeoutMs } = this.options;
     return new Promise((resolve, reject) => {

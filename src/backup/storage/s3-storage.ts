@@ -10,6 +10,7 @@
  * stores, s3rver among them, repeat a common prefix on the next page).
  */
 import type { Readable } from 'node:stream';
+import { type BodyReader, readerOfStream } from './body-reader.js';
 import { isNotFound, s3Failure } from './s3-errors.js';
 import { type ListPage, type ListPageParams, SignedS3Reader } from './s3-http.js';
 import type { SdkS3 } from './s3-sdk.js';
@@ -112,6 +113,18 @@ export class S3Storage implements BackupStorage {
   async getStream(key: string, options: { signal?: AbortSignal } = {}): Promise<{ head: ObjectHead; body: Readable }> {
     try {
       return await (await this.reads()).getStream(key, options.signal);
+    } catch (err) {
+      options.signal?.throwIfAborted();
+      if (isNotFound(err)) throw new ObjectNotFoundError(key, this.description);
+      throw s3Failure(err, 'GetObject', this.bucket, key);
+    }
+  }
+
+  async getReader(key: string, options: { signal?: AbortSignal } = {}): Promise<{ head: ObjectHead; body: BodyReader }> {
+    try {
+      if (this.reader !== null) return await this.reader.getReader(key, options.signal);
+      const { head, body } = await (await this.sdk()).getStream(key, options.signal);
+      return { head, body: readerOfStream(body) };
     } catch (err) {
       options.signal?.throwIfAborted();
       if (isNotFound(err)) throw new ObjectNotFoundError(key, this.description);

@@ -5,6 +5,7 @@
  */
 import type { Readable } from 'node:stream';
 import { LibsqlctlError } from '../../errors.js';
+import type { BodyReader } from './body-reader.js';
 
 /** User metadata of an object (S3 `x-amz-meta-*`), keys lower-case without the prefix. */
 export type ObjectMetadata = Readonly<Record<string, string>>;
@@ -58,6 +59,11 @@ export interface BackupStorage {
   get(key: string, options?: { range?: { start: number; end?: number }; signal?: AbortSignal }): Promise<StoredObject>;
   /** A stream of the object's bytes (large snapshots). ObjectNotFoundError when missing. */
   getStream(key: string, options?: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: Readable }>;
+  /**
+   * The object's bytes pulled into the caller's buffers (body-reader.ts), for the snapshot's
+   * native decoder; backends without it are read through getStream. ObjectNotFoundError when missing.
+   */
+  getReader?(key: string, options?: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: BodyReader }>;
   /** null when missing. */
   head(key: string): Promise<ObjectHead | null>;
   /** Keys starting with `prefix`, in UTF-8 binary order, paged internally. */

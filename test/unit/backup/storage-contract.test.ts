@@ -154,6 +154,7 @@ describe.each(backends)('storage contract: $name', ({ name, open }) => {
     const key = `${db()}-${randomUUID()}/.meta`;
     await expectCode(storage.get(key), 'BACKUP_OBJECT_NOT_FOUND');
     await expect(storage.getStream(key)).rejects.toBeInstanceOf(ObjectNotFoundError);
+    await expect(storage.getReader!(key)).rejects.toBeInstanceOf(ObjectNotFoundError);
     expect(await storage.head(key)).toBeNull();
   });
 
@@ -164,6 +165,24 @@ describe.each(backends)('storage contract: $name', ({ name, open }) => {
     const { head, body } = await storage.getStream(key);
     expect(head).toMatchObject({ key, size: bytes.length, metadata: { a: 'b' } });
     expect(sha256(await readAll(body))).toBe(sha256(bytes));
+  });
+
+  it("reads an object into the caller's buffers", async () => {
+    const key = `${db()}/reader`;
+    const bytes = randomBytes(3 * MIB + 12_345);
+    await storage.put(key, bytes, { metadata: { a: 'b' } });
+    const { head, body } = await storage.getReader!(key);
+    expect(head).toMatchObject({ key, size: bytes.length, metadata: { a: 'b' } });
+    const buf = Buffer.alloc(100_003);
+    const got: Buffer[] = [];
+    for (;;) {
+      const n = await body.read(buf);
+      got.push(Buffer.from(buf.subarray(0, n)));
+      if (n < buf.length) break;
+      expect(n).toBe(buf.length);
+    }
+    expect(sha256(Buffer.concat(got))).toBe(sha256(bytes));
+    expect(await body.read(buf)).toBe(0);
   });
 
   it('lists a generation in UTF-8 binary order, with startAfter', async () => {
