@@ -15,6 +15,7 @@
  *     state: [high, low] 32-bit halves of the previous checksum; receives the new one.
  *   walChecksum(state: Uint32Array, data: Uint8Array, bigEndian: boolean): undefined
  *   walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2): boolean
+ *   walChainCheck(state, buf, pageSize, bigEndian, count): number   (frames that chain)
  *   pread(fd, buf, offset, length, position): number   (not on Windows)
  *   walCapture(fd, buf, offset, maxFrames, firstRead, position, pageSize, bigEndian, salt1, salt2, io): number
  *     (not on Windows) the capture's read-verify-append of one commit, see below.
@@ -337,6 +338,53 @@ static napi_value wal_frame_check_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+/*
+ * walChainCheck(state, buf, pageSize, bigEndian, count): number
+ * The checksum chain of `count` consecutive frames at the start of `buf` (24-byte header, then the
+ * page), each chained from the one before as SQLite does, starting from `state`: only the
+ * checksums (a restore checks page numbers and salts itself). Returns how many frames chained
+ * before the first that does not; `state` receives the checksum of the last one that did.
+ */
+static napi_value wal_chain_check_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 5;
+  napi_value argv[5];
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
+    return throw_type_error(env, "walChainCheck(state, buf, pageSize, bigEndian, count)");
+  }
+  size_t length;
+  void *state_data;
+  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &length)) return throw_type_error(env, "walChainCheck: state must be a Uint32Array of 2");
+  void *bytes;
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "walChainCheck: buf must be a Uint8Array");
+  uint32_t page_size, count;
+  bool big_endian;
+  if (napi_get_value_uint32(env, argv[2], &page_size) != napi_ok || napi_get_value_bool(env, argv[3], &big_endian) != napi_ok ||
+      napi_get_value_uint32(env, argv[4], &count) != napi_ok) {
+    return throw_type_error(env, "walChainCheck: pageSize and count must be numbers, bigEndian a boolean");
+  }
+  size_t frame_size = (size_t)page_size + 24;
+  if (page_size == 0 || page_size % 8 != 0 || (size_t)count > length / frame_size) {
+    return throw_type_error(env, "walChainCheck: pageSize must be a multiple of 8, and buf must hold count frames");
+  }
+  uint32_t *state = (uint32_t *)state_data;
+  uint32_t sum[2] = {state[0], state[1]};
+  int swap = big_endian != machine_big_endian();
+  uint32_t done = 0;
+  for (const uint8_t *frame = (const uint8_t *)bytes; done < count; done++, frame += frame_size) {
+    uint32_t next[2] = {sum[0], sum[1]};
+    wal_checksum(next, frame, 8, swap);
+    wal_checksum(next, frame + 24, page_size, swap);
+    if (next[0] != load_be32(frame + 16) || next[1] != load_be32(frame + 20)) break;
+    sum[0] = next[0];
+    sum[1] = next[1];
+  }
+  state[0] = sum[0];
+  state[1] = sum[1];
+  napi_value result;
+  if (napi_create_uint32(env, done, &result) != napi_ok) return NULL;
+  return result;
+}
+
 #ifndef _WIN32
 static const char *errno_code(int err) {
   switch (err) {
@@ -551,6 +599,7 @@ static napi_value init(napi_env env, napi_value exports) {
   if (!export_function(env, exports, "crc64Chain", crc64_chain)) return NULL;
   if (!export_function(env, exports, "walChecksum", wal_checksum_fn)) return NULL;
   if (!export_function(env, exports, "walFrameCheck", wal_frame_check_fn)) return NULL;
+  if (!export_function(env, exports, "walChainCheck", wal_chain_check_fn)) return NULL;
 #ifndef _WIN32
   if (!export_function(env, exports, "pread", pread_fn)) return NULL;
   if (!export_function(env, exports, "walCapture", wal_capture_fn)) return NULL;

@@ -11,6 +11,7 @@ import {
   type WalChecksum,
   type WalFrame,
 } from '../../engine/wal/sqlite-wal-format.js';
+import { nativeChecksums } from '../../engine/wal/native-checksums.js';
 import { CorruptBackupError } from './errors.js';
 import { parseBatchName } from './layout.js';
 
@@ -42,31 +43,50 @@ function frameLabel(key: string, index: number): string {
   return first === null ? `frame #${index + 1} of the batch` : `frame ${first + index}`;
 }
 
-/** Cuts a decompressed batch payload into frames. */
-export function parseBatchFrames(payload: Buffer, pageSize: number, key: string): ParsedBatch {
+/**
+ * Checks how a decompressed batch payload cuts into frames, without cutting it: frame i starts
+ * at i × (24 + pageSize). Throws what parseBatchFrames throws.
+ */
+export function scanBatchFrames(payload: Buffer, pageSize: number, key: string): { count: number; truncatedHeader: boolean } {
   const frameSize = WAL_FRAME_HEADER_SIZE + pageSize;
-  const frames: BatchFrame[] = [];
+  let count = 0;
   let at = 0;
   while (payload.length - at >= WAL_FRAME_HEADER_SIZE) {
     if (payload.length - at < frameSize) {
-      throw new CorruptBackupError(key, `data ends inside the page of ${frameLabel(key, frames.length)} (${payload.length - at - WAL_FRAME_HEADER_SIZE} of ${pageSize} bytes)`);
+      throw new CorruptBackupError(key, `data ends inside the page of ${frameLabel(key, count)} (${payload.length - at - WAL_FRAME_HEADER_SIZE} of ${pageSize} bytes)`);
     }
-    const pageNo = payload.readUInt32BE(at);
-    if (pageNo === 0) throw new CorruptBackupError(key, `${frameLabel(key, frames.length)} has page number 0`);
-    frames.push({
-      pageNo,
-      sizeAfter: payload.readUInt32BE(at + 4),
-      salt1: payload.readUInt32BE(at + 8),
-      salt2: payload.readUInt32BE(at + 12),
-      checksum: [payload.readUInt32BE(at + 16), payload.readUInt32BE(at + 20)],
-      page: payload.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize),
-    });
+    if (payload.readUInt32BE(at) === 0) throw new CorruptBackupError(key, `${frameLabel(key, count)} has page number 0`);
+    count++;
     at += frameSize;
   }
-  return { frames, truncatedHeader: at < payload.length };
+  return { count, truncatedHeader: at < payload.length };
+}
+
+/** Frame `index` of a payload scanBatchFrames accepted. */
+export function batchFrameAt(payload: Buffer, pageSize: number, index: number): BatchFrame {
+  const at = index * (WAL_FRAME_HEADER_SIZE + pageSize);
+  return {
+    pageNo: payload.readUInt32BE(at),
+    sizeAfter: payload.readUInt32BE(at + 4),
+    salt1: payload.readUInt32BE(at + 8),
+    salt2: payload.readUInt32BE(at + 12),
+    checksum: [payload.readUInt32BE(at + 16), payload.readUInt32BE(at + 20)],
+    page: payload.subarray(at + WAL_FRAME_HEADER_SIZE, at + WAL_FRAME_HEADER_SIZE + pageSize),
+  };
+}
+
+/** Cuts a decompressed batch payload into frames. */
+export function parseBatchFrames(payload: Buffer, pageSize: number, key: string): ParsedBatch {
+  const { count, truncatedHeader } = scanBatchFrames(payload, pageSize, key);
+  const frames = Array.from({ length: count }, (_, i) => batchFrameAt(payload, pageSize, i));
+  return { frames, truncatedHeader };
 }
 
 export type ChecksumByteOrder = 'le' | 'be' | 'detect';
+
+/** The C chain check (native/checksums.c), null without the library (or in one built before it). */
+const nativeChainCheck = nativeChecksums?.walChainCheck?.bind(nativeChecksums) ?? null;
+const chainState = new Uint32Array(2);
 
 /**
  * The checksum chain of one generation. `.meta` does not record the WAL's byte order, so
@@ -102,6 +122,28 @@ export class ChecksumChain {
   verifyBatch(frames: readonly BatchFrame[], key: string, firstFrame: number): void {
     if (firstFrame !== this.next) throw new RangeError(`batch ${key} starts at frame ${firstFrame}, the chain is at ${this.next}`);
     for (const frame of frames) this.verifyFrame(frame, key);
+  }
+
+  /**
+   * verifyBatch over the first `count` frames of a payload scanBatchFrames accepted, without
+   * cutting it into frames: in C where the library has walChainCheck (the same checks, the same
+   * errors: a frame that does not chain is verified once more here, which throws).
+   */
+  verifyPayload(payload: Buffer, count: number, pageSize: number, key: string, firstFrame: number): void {
+    if (firstFrame !== this.next) throw new RangeError(`batch ${key} starts at frame ${firstFrame}, the chain is at ${this.next}`);
+    let i = 0;
+    if (nativeChainCheck !== null) {
+      // The first frame of a generation decides the byte order.
+      if (this.order === null && count > 0) this.verifyFrame(batchFrameAt(payload, pageSize, i++), key);
+      chainState[0] = this.sum[0];
+      chainState[1] = this.sum[1];
+      const at = i * (WAL_FRAME_HEADER_SIZE + pageSize);
+      const n = count > i ? nativeChainCheck(chainState, payload.subarray(at), pageSize, this.order === true, count - i) : 0;
+      this.sum = [chainState[0], chainState[1]];
+      this.next += n;
+      i += n;
+    }
+    for (; i < count; i++) this.verifyFrame(batchFrameAt(payload, pageSize, i), key);
   }
 
   /** Verifies the next frame of the chain (from batch `key`). */

@@ -20,7 +20,7 @@ import { readFully, writeFully } from '../../engine/wal/fs-util.js';
 export interface ApplyFrame {
   pageNo: number;
   sizeAfter: number;
-  /** Kept by reference until its transaction's commit frame (then copied): do not reuse it before. */
+  /** Kept by reference until its transaction's commit frame (then copied) or ownPending(): do not reuse it before. */
   page: Uint8Array;
 }
 
@@ -100,6 +100,13 @@ export class PageApplier {
     if (frame.sizeAfter === 0) return false;
     this.commit(frame.sizeAfter);
     return true;
+  }
+
+  /** Copies the open transaction's page images held by reference: the frames added so far may be reused. */
+  ownPending(): void {
+    for (const [pageNo, image] of this.pending) {
+      if (typeof image !== 'number') this.pending.set(pageNo, Buffer.from(image));
+    }
   }
 
   /**

@@ -9,6 +9,7 @@ import { PassThrough, type Transform } from 'node:stream';
 import zlib from 'node:zlib';
 import { CorruptBackupError } from '../format/errors.js';
 import type { Compression } from '../format/layout.js';
+import { NativeGunzip, type RestoreAddon } from './native-gunzip.js';
 
 const MIN_CHUNK = 64 * 1024;
 const MAX_CHUNK = 16 * 1024 * 1024;
@@ -27,6 +28,21 @@ export async function decodeObject(c: Compression, body: Buffer, key: string, ex
   return new Promise<Buffer>((resolve, reject) => {
     zlib.gunzip(body, { chunkSize }, (err, out) => (err === null ? resolve(out) : reject(damagedGzip(key, err))));
   });
+}
+
+/**
+ * Decompresses the gz body of object `key` into `out` with the native decoder (same zlib, same
+ * checks as node:zlib's gunzip); resolves with the bytes decoded, or null when they do not fit
+ * (the caller decodes another way, to learn what the object really holds).
+ */
+export async function gunzipInto(addon: RestoreAddon, body: Buffer, out: Buffer, key: string): Promise<number | null> {
+  const decoder = new NativeGunzip(addon, false);
+  try {
+    const { status, produced } = await decoder.run(body, out, true);
+    return status === 2 ? produced : null;
+  } catch (err) {
+    throw damagedGzip(key, err);
+  }
 }
 
 /**

@@ -58,9 +58,11 @@ export interface PlanOptions {
   /**
    * Called once, as soon as the listing shows a snapshot in the chosen generation or one after it
    * (where its chain normally ends), before the chain is known: a restore starts downloading it
-   * early, and uses the download only if the plan's snapshot is the same object.
+   * early, and uses the download only if the plan's snapshot is the same object. The plan's own
+   * reads wait until the promise it returns settles (the snapshot's answer has begun): the store
+   * serves the restore's longest request first, not after the plan's few dozen small ones.
    */
-  onSnapshotListed?: (snapshot: Omit<SnapshotObject, 'metadata'>) => void;
+  onSnapshotListed?: (snapshot: Omit<SnapshotObject, 'metadata'>) => Promise<unknown> | void;
 }
 
 function tombstoned(gen: GenerationInfo, tombstone: number | null): boolean {
@@ -92,17 +94,19 @@ const READ_AHEAD = 8;
 class GenerationReads {
   private readonly reads = new Map<string, Promise<GenerationInfo>>();
 
+  /** `gate`: no read goes out before it settles. */
   constructor(
     private readonly storage: BackupStorage,
     private readonly db: string,
     private readonly scan: KeyScan,
     private readonly prefer: Compression | undefined,
+    private readonly gate: Promise<unknown>,
   ) {}
 
   get(gen: string): Promise<GenerationInfo> {
     let read = this.reads.get(gen);
     if (read === undefined) {
-      read = this.scan.objectsOf(gen).then((listed) => readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed, changeCounter: false, snapshotHead: false }));
+      read = Promise.all([this.scan.objectsOf(gen), this.gate]).then(([listed]) => this.read(gen, listed));
       read.catch(() => undefined);
       this.reads.set(gen, read);
     }
@@ -112,9 +116,13 @@ class GenerationReads {
   /** Starts the read of `gen` from its objects, just listed in full. */
   listed(gen: string, objects: readonly ObjectInfo[]): void {
     if (this.reads.has(gen)) return;
-    const read = readGeneration(this.storage, this.db, gen, { prefer: this.prefer, listed: objects, changeCounter: false, snapshotHead: false });
+    const read = this.gate.then(() => this.read(gen, objects));
     read.catch(() => undefined);
     this.reads.set(gen, read);
+  }
+
+  private read(gen: string, listed: readonly ObjectInfo[] | undefined): Promise<GenerationInfo> {
+    return readGeneration(this.storage, this.db, gen, { prefer: this.prefer, ...(listed === undefined ? {} : { listed }), changeCounter: false, snapshotHead: false });
   }
 
   ahead(gens: readonly string[]): void {
@@ -137,22 +145,28 @@ export async function planRestore(storage: BackupStorage, db: string, opts: Plan
   const chosen = await chooseGeneration(storage, db, opts);
   let reads: GenerationReads | null = null;
   let sawSnapshot = false;
+  // With an early snapshot download, the generations' reads wait for its answer (or until the
+  // listing has gone as far as it looks for one without finding it).
+  let openGate: (after: Promise<unknown> | void) => void = () => undefined;
+  const gate = opts.onSnapshotListed === undefined ? Promise.resolve() : new Promise<unknown>((resolve) => (openGate = (after) => resolve(Promise.resolve(after).catch(() => undefined))));
   const onGroup = (gen: string, objects: readonly ObjectInfo[]): void => {
     if (sawSnapshot) return;
     const snapshot = listedSnapshot(db, gen, objects, opts.prefer);
-    // After the rest of this page (the snapshot's download, usually at its end, goes out first).
-    setImmediate(() => reads?.listed(gen, objects));
+    reads?.listed(gen, objects);
     if (snapshot === undefined) return;
     sawSnapshot = true;
-    opts.onSnapshotListed?.(snapshot);
+    openGate(opts.onSnapshotListed?.(snapshot));
   };
   const scan = new KeyScan(storage, db, chosen, onGroup);
-  reads = new GenerationReads(storage, db, scan, opts.prefer);
+  reads = new GenerationReads(storage, db, scan, opts.prefer, gate);
   try {
     const generation = chosen ?? (await scan.first());
     if (generation === null) throw noGeneration(storage, db, undefined);
     // In the background: its failure is the scan's, met by the walk at its next question.
-    scan.extend(() => sawSnapshot || scan.listed >= MAX_CHAIN).catch(() => undefined);
+    scan
+      .extend(() => sawSnapshot || scan.listed >= MAX_CHAIN)
+      .catch(() => undefined)
+      .finally(() => openGate(undefined));
     return await walkChain(storage, db, generation, scan, reads, await tombstoneRead);
   } finally {
     await scan.close();

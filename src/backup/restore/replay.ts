@@ -9,11 +9,13 @@
 import { WAL_FRAME_HEADER_SIZE } from '../../engine/wal/sqlite-wal-format.js';
 import { CorruptBackupError } from '../format/errors.js';
 import { type CommitTime, decodeCommitTimes, META_BATCH_COMMITS } from '../format/objects.js';
-import { type BatchFrame, ChecksumChain, parseBatchFrames } from '../format/wal-frames.js';
+import { ChecksumChain, scanBatchFrames } from '../format/wal-frames.js';
 import type { BackupStorage, ObjectMetadata, StoredObject } from '../storage/storage.js';
-import type { PageApplier } from './apply.js';
+import type { ApplyFrame, PageApplier } from './apply.js';
 import type { BatchObject } from './catalog.js';
-import { decodeObject } from './decode.js';
+import { BufferPool } from './buffer-pool.js';
+import { decodeObject, gunzipInto } from './decode.js';
+import { nativeRestore } from './native-gunzip.js';
 import { OrderedFetcher } from './fetch.js';
 import type { PlannedGeneration } from './plan.js';
 import type { RestoreProgress } from './restore.js';
@@ -35,19 +37,52 @@ export interface RestoredGeneration {
 export interface FetchedBatch {
   metadata: ObjectMetadata;
   payload: Promise<Buffer>;
+  /** The payload is no longer read (nothing refers to it): its buffer may serve the next batch. */
+  release(): void;
 }
+
+const EMPTY_PAGE = new Uint8Array(0);
 
 /** Batches decompressed ahead of the one being applied. */
 const DECODE_AHEAD = 4;
+
+/**
+ * A gz batch's frames, decoded into a buffer of `pool` when the native decoder is there (a
+ * payload that does not fit its name's frame count is decoded by node:zlib, whose result the
+ * frame count check then refuses); the buffer goes back to the pool at release().
+ */
+function pooledGunzip(pool: BufferPool, body: Buffer, b: BatchObject, bytes: number): { payload: Promise<Buffer>; release(): void } {
+  let buf: Buffer | null = pool.take(bytes + 1);
+  const payload = gunzipInto(nativeRestore!, body, buf, b.key).then((n) => (n === null ? decodeObject('gz', body, b.key, bytes) : buf!.subarray(0, n)));
+  let released = false;
+  return {
+    payload,
+    release() {
+      if (released) return;
+      released = true;
+      // Given back once the decoder is done with it, whatever its outcome.
+      void payload.then(
+        () => {
+          pool.give(buf!);
+          buf = null;
+        },
+        () => undefined,
+      );
+    },
+  };
+}
 
 /** One fetcher for the batches of every generation in `chain`, in order. */
 export function batchFetcher(storage: BackupStorage, chain: readonly PlannedGeneration[], parallel: number, prefetchBytes: number): OrderedFetcher<FetchedBatch, BatchObject> {
   const items = chain.flatMap((g) => (g.info.meta === null ? [] : g.batches.map((b) => ({ b, pageSize: g.info.meta!.pageSize }))));
   const frameBytes = new Map(items.map(({ b, pageSize }) => [b, (b.last - b.first + 1) * (WAL_FRAME_HEADER_SIZE + pageSize)]));
+  // The batch being applied, those decoded ahead of it, and one more.
+  const pool = new BufferPool(DECODE_AHEAD + 2);
   const decode = (obj: StoredObject, b: BatchObject): FetchedBatch => {
-    const payload = decodeObject(b.compression, obj.body, b.key, frameBytes.get(b)!);
-    payload.catch(() => undefined); // a batch after the point in time is never awaited
-    return { metadata: obj.metadata, payload };
+    const bytes = frameBytes.get(b)!;
+    const decoded = b.compression === 'gz' && nativeRestore !== null ? pooledGunzip(pool, obj.body, b, bytes) : { payload: decodeObject(b.compression, obj.body, b.key, bytes), release: () => undefined };
+    decoded.payload.catch(() => undefined); // a batch after the point in time is never awaited
+    return { metadata: obj.metadata, ...decoded };
   };
   return new OrderedFetcher(storage, items.map((i) => i.b), parallel, prefetchBytes, decode, DECODE_AHEAD);
 }
@@ -73,18 +108,23 @@ export interface ApplyState {
   onProgress?: (p: RestoreProgress) => void;
 }
 
-/** Commit frame → commit time, after checking the list names exactly the batch's commit frames. */
-function commitTimesOf(commits: readonly CommitTime[], frames: readonly BatchFrame[], b: BatchObject): Map<number, number> {
-  const byFrame = new Map(commits.map((c) => [c.lastFrame, c.unixMs]));
-  frames.forEach((f, i) => {
+/**
+ * Checks that `commits` (ascending, as decoded) names exactly the batch's commit frames, in
+ * order: the k-th commit frame of the batch then has the k-th commit time.
+ */
+function checkCommitTimes(commits: readonly CommitTime[], payload: Buffer, count: number, frameSize: number, b: BatchObject): void {
+  let k = 0;
+  for (let i = 0; i < count; i++) {
     const no = b.first + i;
-    const isCommit = f.sizeAfter !== 0;
-    if (isCommit !== byFrame.has(no)) {
+    const isCommit = payload.readUInt32BE(i * frameSize + 4) !== 0;
+    const listed = k < commits.length && commits[k]!.lastFrame === no;
+    if (isCommit !== listed) {
       const what = isCommit ? `frame ${no} commits a transaction ${META_BATCH_COMMITS} does not list` : `${META_BATCH_COMMITS} lists frame ${no}, which is not a commit frame`;
       throw new CorruptBackupError(b.key, what);
     }
-  });
-  return byFrame;
+    if (listed) k++;
+  }
+  if (k < commits.length) throw new CorruptBackupError(b.key, `${META_BATCH_COMMITS} lists frame ${commits[k]!.lastFrame}, which is not a commit frame`);
 }
 
 export async function applyGeneration(g: PlannedGeneration, st: ApplyState): Promise<RestoredGeneration> {
@@ -99,6 +139,9 @@ export async function applyGeneration(g: PlannedGeneration, st: ApplyState): Pro
   const framesBefore = applier.framesApplied;
   const txBefore = applier.transactions;
   let salts: readonly [number, number] | null = null;
+  const frameSize = WAL_FRAME_HEADER_SIZE + meta.pageSize;
+  /** The frame handed to the applier, refilled for each (it keeps only the page). */
+  const frame: ApplyFrame = { pageNo: 0, sizeAfter: 0, page: EMPTY_PAGE };
   for (const b of g.batches) {
     const obj = (await st.batches.next())!;
     const text = obj.metadata[META_BATCH_COMMITS];
@@ -111,29 +154,41 @@ export async function applyGeneration(g: PlannedGeneration, st: ApplyState): Pro
         break;
       }
     }
-    const { frames } = parseBatchFrames(await obj.payload, meta.pageSize, b.key);
+    // The payload is read in place (frame i at i × frameSize): no object per frame.
+    const payload = await obj.payload;
+    const { count } = scanBatchFrames(payload, meta.pageSize, b.key);
     const expected = b.last - b.first + 1;
-    if (frames.length !== expected) throw new CorruptBackupError(b.key, `holds ${frames.length} frames, its name says ${expected}`);
-    chain?.verifyBatch(frames, b.key, b.first);
-    salts ??= [frames[0]!.salt1, frames[0]!.salt2];
-    frames.forEach((f, i) => {
-      if (f.salt1 !== salts![0] || f.salt2 !== salts![1]) throw new CorruptBackupError(b.key, `frame ${b.first + i} has other WAL salts than frame 1 of its generation`);
-    });
-    const times = commits === null ? null : commitTimesOf(commits, frames, b);
-    let take = frames.length;
+    if (count !== expected) throw new CorruptBackupError(b.key, `holds ${count} frames, its name says ${expected}`);
+    chain?.verifyPayload(payload, count, meta.pageSize, b.key, b.first);
+    salts ??= [payload.readUInt32BE(8), payload.readUInt32BE(12)];
+    for (let i = 0; i < count; i++) {
+      const at = i * frameSize;
+      if (payload.readUInt32BE(at + 8) !== salts[0] || payload.readUInt32BE(at + 12) !== salts[1]) {
+        throw new CorruptBackupError(b.key, `frame ${b.first + i} has other WAL salts than frame 1 of its generation`);
+      }
+    }
+    if (commits !== null) checkCommitTimes(commits, payload, count, frameSize, b);
+    let take = count;
     if (limitMs !== null && commits !== null && commits.some((c) => c.unixMs > limitMs)) {
       const lastOk = commits.filter((c) => c.unixMs <= limitMs).at(-1)?.lastFrame ?? b.first - 1;
       take = lastOk - b.first + 1;
       st.stopped = true;
     }
+    let committed = 0;
     for (let i = 0; i < take; i++) {
       if (st.fileReady !== null && applier.full) await st.fileReady;
-      if (!applier.add(frames[i]!)) continue;
-      const no = b.first + i;
-      const ms = times?.get(no);
+      const at = i * frameSize;
+      frame.pageNo = payload.readUInt32BE(at);
+      frame.sizeAfter = payload.readUInt32BE(at + 4);
+      frame.page = payload.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize);
+      if (!applier.add(frame)) continue;
+      const ms = commits?.[committed++]?.unixMs;
       st.lastCommit = ms === undefined ? { at: new Date(b.unixSecs * 1000), exact: false } : { at: new Date(ms), exact: true };
-      out.lastFrame = no;
+      out.lastFrame = b.first + i;
     }
+    // The open transaction's pages are copied out of the payload, which then serves a later batch.
+    applier.ownPending();
+    obj.release();
     out.batches++;
     st.batchesDone++;
     st.onProgress?.({ phase: 'batches', done: st.batchesDone, total: st.totalBatches, frames: applier.framesApplied });

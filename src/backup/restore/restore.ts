@@ -118,20 +118,26 @@ interface EarlySnapshot {
   stop(): Promise<void>;
   /** Progress is held back until the plan has been reported (phases come in order). */
   reportFrom(onProgress: ((p: RestoreProgress) => void) | undefined): void;
+  /** Settles once the first bytes are in, or the download has ended (either way). */
+  begun: Promise<void>;
 }
 
 function startEarlySnapshot(storage: BackupStorage, snapshot: Pick<SnapshotObject, 'key' | 'compression' | 'size'>, tmp: string): EarlySnapshot {
   const controller = new AbortController();
   let report: ((p: RestoreProgress) => void) | undefined;
   let last = 0;
+  let answered: () => void = () => undefined;
+  const begun = new Promise<void>((resolve) => (answered = resolve));
   const progress = (bytes: number): void => {
+    answered();
     last = bytes;
     report?.({ phase: 'snapshot', bytes, totalBytes: snapshot.size });
   };
   const download = downloadSnapshot(storage, snapshot, tmp, { onBytes: progress, signal: controller.signal });
-  download.catch(() => undefined); // awaited by the restore, or dropped by stop()
+  download.then(answered, answered); // awaited by the restore, or dropped by stop()
   return {
     key: snapshot.key,
+    begun,
     download,
     async stop() {
       controller.abort();
@@ -161,7 +167,14 @@ export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreRepo
       ...(opts.generation === undefined ? {} : { generation: opts.generation }),
       ...(opts.time === undefined ? {} : { time: opts.time }),
       ...(opts.prefer === undefined ? {} : { prefer: opts.prefer }),
-      ...(canStartEarly ? { onSnapshotListed: (snapshot: Omit<SnapshotObject, 'metadata'>) => (early = startEarlySnapshot(opts.storage, snapshot, tmp)) } : {}),
+      ...(canStartEarly
+        ? {
+            onSnapshotListed: (snapshot: Omit<SnapshotObject, 'metadata'>) => {
+              early = startEarlySnapshot(opts.storage, snapshot, tmp);
+              return early.begun;
+            },
+          }
+        : {}),
     });
     opts.onProgress?.({ phase: 'plan', generations: plan.chain.length });
     const gaps = planGaps(plan);

@@ -22,6 +22,12 @@ export interface ChecksumsAddon {
    */
   walFrameCheck?(state: Uint32Array, buf: Uint8Array, offset: number, pageSize: number, bigEndian: boolean, salt1: number, salt2: number): boolean;
   /**
+   * The checksum chain of `count` frames at the start of `buf` (checksums only: no page number or
+   * salt checks), chained from `state`; returns how many chained before the first that does not,
+   * and `state` then holds the checksum of the last that did. Missing from libraries built before it.
+   */
+  walChainCheck?(state: Uint32Array, buf: Uint8Array, pageSize: number, bigEndian: boolean, count: number): number;
+  /**
    * One pread(2) of up to `length` bytes at `position` into buf[offset…] (retried when interrupted):
    * fs.readSync without its argument checks, for the capture's read per commit. Throws an Error whose
    * `code` names the errno. Not on Windows, nor in libraries built before it was added.

@@ -162,6 +162,46 @@ describe('restore', () => {
     expect(lists).toEqual([{ prefix: 'ns-x:one-listing-', delimiter: undefined }]);
   });
 
+  it("asks for the snapshot before the generations' small objects, which wait for its first bytes", async () => {
+    const storage = await localStore();
+    const db = 'ns-x:snapshot-first';
+    const { gen1 } = await chain(storage, db);
+    const events: string[] = [];
+    const recording = new Proxy(storage, {
+      get(target, prop, receiver) {
+        const v: unknown = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        const fn = (v as (...a: unknown[]) => unknown).bind(target);
+        if (prop !== 'get' && prop !== 'getStream' && prop !== 'getReader') return fn;
+        return async (key: string, ...rest: unknown[]) => {
+          events.push(`${String(prop)} ${key.slice(key.lastIndexOf('/') + 1)}`);
+          const got = (await fn(key, ...rest)) as { body: unknown };
+          if (prop === 'getReader') {
+            // The snapshot's first read is where its answer has begun.
+            const body = got.body as { read: (buf: Uint8Array) => Promise<number> };
+            const read = body.read.bind(body);
+            let first = true;
+            body.read = async (buf) => {
+              const n = await read(buf);
+              if (first) events.push('snapshot bytes');
+              first = false;
+              return n;
+            };
+          }
+          return got;
+        };
+      },
+    });
+    const out = path.join(outDir(), 'data');
+    const report = await restoreDatabase({ storage: recording, db, out });
+    expect(report.snapshot?.key).toBe(`${db}-${gen1}/db.gz`);
+    expect(await cliDump(out)).toBe(dumps.after2);
+    const small = events.filter((e) => /\.(meta|dep|libsqlctl-durable)$/.test(e));
+    expect(small.length).toBeGreaterThanOrEqual(3);
+    expect(events.indexOf('getReader db.gz')).toBeGreaterThanOrEqual(0);
+    expect(events.indexOf('snapshot bytes')).toBeLessThan(events.indexOf(small[0]!));
+  });
+
   it('starts from an empty file when the chain has no snapshot and its WAL starts a database', async () => {
     const storage = await localStore();
     const gen = genAt(T0);

@@ -5,7 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decompress, decompressStream } from '../../../src/backup/format/codec.js';
 import { CorruptBackupError } from '../../../src/backup/format/errors.js';
 import { batchKey, type Compression } from '../../../src/backup/format/layout.js';
-import { ChecksumChain, encodeBatchFrames, parseBatchFrames, type BatchFrame } from '../../../src/backup/format/wal-frames.js';
+import { ChecksumChain, encodeBatchFrames, parseBatchFrames, scanBatchFrames, type BatchFrame } from '../../../src/backup/format/wal-frames.js';
 import { encodeWalHeader, parseWalHeader, WAL_FRAME_HEADER_SIZE, WAL_HEADER_SIZE, type WalHeader } from '../../../src/engine/wal/sqlite-wal-format.js';
 import { requireSqliteCli, walOfKilledCli } from '../../helpers/sqlite-cli.js';
 import { flipBit, makeTempDir, runTool } from './format-fixtures.js';
@@ -151,6 +151,35 @@ describe('batch payloads of a real SQLite WAL', () => {
     const message = corruptMessage(() => verifyAll([{ ...first, payload: flipBit(first.payload, 3000) }], new ChecksumChain(seed(), 'detect')));
     expect(message).toMatch(/frame 1 .*either byte order/);
     expect(() => new ChecksumChain(seed()).verifyBatch([], list[1]!.key, 5)).toThrow(RangeError);
+  });
+
+  it('verifies a payload in place (in C) exactly as frame by frame: the same chain, the same errors', () => {
+    for (const size of [1, 3, 1000]) {
+      for (const order of ['detect', header.bigEndian ? 'be' : 'le'] as const) {
+        const byFrame = new ChecksumChain(seed(), order);
+        const inPlace = new ChecksumChain(seed(), order);
+        for (const { key, first, payload } of batches(size)) {
+          byFrame.verifyBatch(parseBatchFrames(payload, PAGE_SIZE, key).frames, key, first);
+          inPlace.verifyPayload(payload, scanBatchFrames(payload, PAGE_SIZE, key).count, PAGE_SIZE, key, first);
+          expect(inPlace.checksum).toEqual(byFrame.checksum);
+          expect(inPlace.nextFrame).toBe(byFrame.nextFrame);
+          expect(inPlace.bigEndian).toBe(byFrame.bigEndian);
+        }
+      }
+    }
+    // A damaged frame in the middle of a batch, or its first, under detection or not.
+    const list = batches(6);
+    for (const [offset, order] of [[3 * FRAME_SIZE + 900, 'detect'], [FRAME_SIZE + 2, 'detect'], [17, 'detect'], [5 * FRAME_SIZE + 4000, header.bigEndian ? 'be' : 'le']] as const) {
+      const run = (verify: (c: ChecksumChain, b: { key: string; first: number; payload: Buffer }) => void): string =>
+        corruptMessage(() => {
+          const chain = new ChecksumChain(seed(), order);
+          for (const [i, b] of list.entries()) verify(chain, i === 1 ? { ...b, payload: flipBit(b.payload, offset) } : b);
+        });
+      const expected = run((c, b) => c.verifyBatch(parseBatchFrames(b.payload, PAGE_SIZE, b.key).frames, b.key, b.first));
+      expect(expected).toContain(list[1]!.key);
+      expect(run((c, b) => c.verifyPayload(b.payload, scanBatchFrames(b.payload, PAGE_SIZE, b.key).count, PAGE_SIZE, b.key, b.first))).toBe(expected);
+    }
+    expect(() => new ChecksumChain(seed()).verifyPayload(Buffer.alloc(0), 0, PAGE_SIZE, list[1]!.key, 5)).toThrow(RangeError);
   });
 
   it('applies the end-of-data rules of a batch', () => {

@@ -83,6 +83,33 @@ describe('the native checksums', () => {
     );
   });
 
+  it('WAL chain check: counts the frames that chain from the running checksum, stops at the first that does not', () => {
+    const chainCheck = nativeChecksums!.walChainCheck!.bind(nativeChecksums);
+    fc.assert(
+      fc.property(fc.integer({ min: 1, max: 6 }), fc.boolean(), u32, u32, fc.nat(), fc.boolean(), (n, bigEndian, s0, s1, pick, damage) => {
+        const header = { bigEndian, pageSize: 512, salt1: 1, salt2: 2 };
+        let sum: WalChecksum = [s0, s1];
+        const sums: WalChecksum[] = [];
+        const frames: Buffer[] = [];
+        for (let i = 0; i < n; i++) {
+          const { bytes, checksum } = encodeWalFrame(header, sum, { pageNo: i + 1, sizeAfter: i === n - 1 ? n : 0, page: Buffer.alloc(512, i * 7 + 1) });
+          frames.push(bytes);
+          sums.push(checksum);
+          sum = checksum;
+        }
+        const buf = Buffer.concat(frames);
+        const bad = pick % n;
+        if (damage) buf[bad * 536 + 24 + (pick % 512)]! ^= 0x10;
+        const state = new Uint32Array([s0, s1]);
+        const chained = chainCheck(state, buf, 512, bigEndian, n);
+        expect(chained).toBe(damage ? bad : n);
+        expect([state[0], state[1]]).toEqual(chained === 0 ? [s0, s1] : sums[chained - 1]);
+      }),
+      { numRuns: 100 },
+    );
+    expect(() => chainCheck(new Uint32Array(2), Buffer.alloc(536), 512, false, 2)).toThrow(TypeError);
+  });
+
   it.skipIf(process.platform === 'win32')('pread: reads at a position, short at the end of the file, errors carry their code', () => {
     const pread = nativeChecksums!.pread!.bind(nativeChecksums);
     const file = join(tempDir(), 'f');
