@@ -26,6 +26,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 #ifndef _WIN32
 #include <errno.h>
@@ -293,22 +294,58 @@ static uint32_t load_be32(const uint8_t *p) {
 }
 
 /*
+ * The arguments every frame check starts with: `n` arguments into `argv`, the first the running
+ * checksum (a Uint32Array of 2), the second the frames (a Uint8Array). False with a TypeError thrown
+ * otherwise (`fn` names the function, `usage` its arguments).
+ */
+static bool frame_check_args(napi_env env, napi_callback_info info, size_t n, napi_value *argv, const char *fn, const char *usage, uint32_t **state, const uint8_t **bytes, size_t *length) {
+  char message[128];
+  size_t argc = n;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < n) {
+    snprintf(message, sizeof message, "%s(%s)", fn, usage);
+    throw_type_error(env, message);
+    return false;
+  }
+  void *state_data, *data;
+  size_t state_length;
+  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &state_length)) {
+    snprintf(message, sizeof message, "%s: state must be a Uint32Array of 2", fn);
+    throw_type_error(env, message);
+    return false;
+  }
+  if (!typed_array(env, argv[1], napi_uint8_array, 0, &data, length)) {
+    snprintf(message, sizeof message, "%s: buf must be a Uint8Array", fn);
+    throw_type_error(env, message);
+    return false;
+  }
+  *state = state_data;
+  *bytes = data;
+  return true;
+}
+
+/* Whether the frame at `frame` chains from `sum` (its first eight header bytes and its page); if so, `sum` becomes its checksum. */
+static bool frame_chains(uint32_t *sum, const uint8_t *frame, uint32_t page_size, int swap) {
+  uint32_t next[2] = {sum[0], sum[1]};
+  wal_checksum(next, frame, 8, swap);
+  wal_checksum(next, frame + 24, page_size, swap);
+  if (next[0] != load_be32(frame + 16) || next[1] != load_be32(frame + 20)) return false;
+  sum[0] = next[0];
+  sum[1] = next[1];
+  return true;
+}
+
+/*
  * walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2): boolean
  * Verifies the WAL frame at `offset` of `buf` (24-byte header, then the page) against the running
  * checksum in `state` as SQLite does: page number not 0, the salts, and the checksum over the first
  * eight header bytes and the page. When it verifies, `state` receives its checksum.
  */
 static napi_value wal_frame_check_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 7;
   napi_value argv[7];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 7) {
-    return throw_type_error(env, "walFrameCheck(state, buf, offset, pageSize, bigEndian, salt1, salt2)");
-  }
+  uint32_t *state;
+  const uint8_t *bytes;
   size_t length;
-  void *state_data;
-  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &length)) return throw_type_error(env, "walFrameCheck: state must be a Uint32Array of 2");
-  void *bytes;
-  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "walFrameCheck: buf must be a Uint8Array");
+  if (!frame_check_args(env, info, 7, argv, "walFrameCheck", "state, buf, offset, pageSize, bigEndian, salt1, salt2", &state, &bytes, &length)) return NULL;
   double offset_d;
   uint32_t page_size, salt1, salt2;
   bool big_endian;
@@ -319,18 +356,9 @@ static napi_value wal_frame_check_fn(napi_env env, napi_callback_info info) {
   }
   bool ok = false;
   if (offset_d >= 0 && page_size % 8 == 0 && offset_d + 24.0 + (double)page_size <= (double)length) {
-    const uint8_t *frame = (const uint8_t *)bytes + (size_t)offset_d;
+    const uint8_t *frame = bytes + (size_t)offset_d;
     if (load_be32(frame) != 0 && load_be32(frame + 8) == salt1 && load_be32(frame + 12) == salt2) {
-      uint32_t *state = (uint32_t *)state_data;
-      uint32_t sum[2] = {state[0], state[1]};
-      int swap = big_endian != machine_big_endian();
-      wal_checksum(sum, frame, 8, swap);
-      wal_checksum(sum, frame + 24, page_size, swap);
-      if (sum[0] == load_be32(frame + 16) && sum[1] == load_be32(frame + 20)) {
-        state[0] = sum[0];
-        state[1] = sum[1];
-        ok = true;
-      }
+      ok = frame_chains(state, frame, page_size, big_endian != machine_big_endian());
     }
   }
   napi_value result;
@@ -346,16 +374,11 @@ static napi_value wal_frame_check_fn(napi_env env, napi_callback_info info) {
  * before the first that does not; `state` receives the checksum of the last one that did.
  */
 static napi_value wal_chain_check_fn(napi_env env, napi_callback_info info) {
-  size_t argc = 5;
   napi_value argv[5];
-  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 5) {
-    return throw_type_error(env, "walChainCheck(state, buf, pageSize, bigEndian, count)");
-  }
+  uint32_t *state;
+  const uint8_t *bytes;
   size_t length;
-  void *state_data;
-  if (!typed_array(env, argv[0], napi_uint32_array, 2, &state_data, &length)) return throw_type_error(env, "walChainCheck: state must be a Uint32Array of 2");
-  void *bytes;
-  if (!typed_array(env, argv[1], napi_uint8_array, 0, &bytes, &length)) return throw_type_error(env, "walChainCheck: buf must be a Uint8Array");
+  if (!frame_check_args(env, info, 5, argv, "walChainCheck", "state, buf, pageSize, bigEndian, count", &state, &bytes, &length)) return NULL;
   uint32_t page_size, count;
   bool big_endian;
   if (napi_get_value_uint32(env, argv[2], &page_size) != napi_ok || napi_get_value_bool(env, argv[3], &big_endian) != napi_ok ||
@@ -366,20 +389,9 @@ static napi_value wal_chain_check_fn(napi_env env, napi_callback_info info) {
   if (page_size == 0 || page_size % 8 != 0 || (size_t)count > length / frame_size) {
     return throw_type_error(env, "walChainCheck: pageSize must be a multiple of 8, and buf must hold count frames");
   }
-  uint32_t *state = (uint32_t *)state_data;
-  uint32_t sum[2] = {state[0], state[1]};
   int swap = big_endian != machine_big_endian();
   uint32_t done = 0;
-  for (const uint8_t *frame = (const uint8_t *)bytes; done < count; done++, frame += frame_size) {
-    uint32_t next[2] = {sum[0], sum[1]};
-    wal_checksum(next, frame, 8, swap);
-    wal_checksum(next, frame + 24, page_size, swap);
-    if (next[0] != load_be32(frame + 16) || next[1] != load_be32(frame + 20)) break;
-    sum[0] = next[0];
-    sum[1] = next[1];
-  }
-  state[0] = sum[0];
-  state[1] = sum[1];
+  for (const uint8_t *frame = bytes; done < count && frame_chains(state, frame, page_size, swap); done++) frame += frame_size;
   napi_value result;
   if (napi_create_uint32(env, done, &result) != napi_ok) return NULL;
   return result;
@@ -541,9 +553,7 @@ static napi_value wal_capture_fn(napi_env env, napi_callback_info info) {
         break;
       }
       uint32_t sum[2] = {s0, s1};
-      wal_checksum(sum, frame, 8, swap);
-      wal_checksum(sum, frame + 24, page_size, swap);
-      if (sum[0] != load_be32(frame + 16) || sum[1] != load_be32(frame + 20)) {
+      if (!frame_chains(sum, frame, page_size, swap)) {
         failed = 1;
         break;
       }
