@@ -6,7 +6,9 @@
  * snapshot sha256, integrity_check); after every run (untimed) the restored file must hold exactly
  * the source's rows. Our process start-up (`libsqlctl -V`, which loads oclif, and `bottomless
  * restore` of an empty bucket: everything a restore loads, and one listing) is measured and
- * reported separately. Target ratio ours/Litestream ≤ 1.
+ * reported separately. Target ratio ours/Litestream ≤ 1. Where the environment sets
+ * NODE_EXTRA_CA_CERTS, the timed libsqlctl runs go without it (plain HTTP, no TLS: see timedEnv),
+ * and the report says what it costs a Node start.
  *
  * The database: `serve` (without backups) fills a table with random blobs (BENCH_BOTTOMLESS_MB,
  * default 100), stops; Litestream's copy is that file. Then `serve --enable-bottomless-replication`
@@ -245,6 +247,29 @@ async function replicateWithLitestream(
 
 const s = (ms: number): string => `${fmtNumber(ms / 1000, 2)} s`;
 
+/**
+ * The environment of the timed libsqlctl runs. NODE_EXTRA_CA_CERTS, where the machine sets it,
+ * makes Node read and parse that CA bundle at every start, before any of our code runs; the
+ * restore talks plain HTTP to s3rver (no TLS), and Litestream (Go) reads CAs only for TLS. So the
+ * timed runs go without it, and the report says what it costs (`extraCasCost`).
+ */
+function timedEnv(env: NodeJS.ProcessEnv): NodeJS.ProcessEnv {
+  const { NODE_EXTRA_CA_CERTS: _cas, ...rest } = env;
+  return rest;
+}
+
+/** What NODE_EXTRA_CA_CERTS costs a Node start here (`node -e 0`, medians), or null when it is not set. */
+async function extraCasCost(opts: BenchOptions, env: NodeJS.ProcessEnv, rounds: number): Promise<string | null> {
+  if (env.NODE_EXTRA_CA_CERTS === undefined) return null;
+  const withCas: number[] = [];
+  const without: number[] = [];
+  for (let i = 0; i < rounds; i++) {
+    withCas.push((await run(opts, process.execPath, ['-e', '0'], env)).ms);
+    without.push((await run(opts, process.execPath, ['-e', '0'], timedEnv(env))).ms);
+  }
+  return `NODE_EXTRA_CA_CERTS is set in this environment: Node parses that CA bundle at every start (node -e 0: ${s(median(withCas))} with it, ${s(median(without))} without); the restore talks plain HTTP, so the timed libsqlctl runs go without it`;
+}
+
 export const bottomlessRestore: Benchmark = {
   name: 'bottomless-restore',
   description: `restore ~${MB} MB snapshot + ${TXNS} small transactions from s3rver: libsqlctl vs Litestream (median wall time, incl. checks)`,
@@ -257,6 +282,7 @@ export const bottomlessRestore: Benchmark = {
     try {
       const fx = await buildFixture(opts, tmp.dir, s3, { path: binary.path, version: binary.version });
       const ls = fx.ls;
+      const ourEnv = timedEnv(fx.ourEnv);
       const rounds = Math.max(3, opts.rounds);
       const check = (file: string, who: string): void => {
         const got = digest(file);
@@ -265,7 +291,7 @@ export const bottomlessRestore: Benchmark = {
       };
       const ours = async (i: number): Promise<number> => {
         const out = path.join(fx.tmp, `ours-${i}.db`);
-        const r = await cli(opts, ['bottomless', 'restore', '-o', out, '--json'], fx.ourEnv);
+        const r = await cli(opts, ['bottomless', 'restore', '-o', out, '--json'], ourEnv);
         if (i === 0) {
           const rep = JSON.parse(r.stdout) as { chain: unknown[]; batches: number; frames: number; transactions: number; checks: { name: string; status: string }[] };
           fx.facts.push(`ours restores a chain of ${rep.chain.length} generation(s): ${rep.transactions} transactions, ${rep.frames} frames in ${rep.batches} batches; checks ${rep.checks.map((c) => `${c.name} ${c.status}`).join(', ')}`);
@@ -295,17 +321,19 @@ export const bottomlessRestore: Benchmark = {
         }
         opts.log(`  round ${i}: libsqlctl ${s(our.at(-1)!)}, litestream ${s(their.at(-1)!)}`);
       }
-      const empty = bottomlessEnv(fx.s3.endpoint, 'empty');
+      const empty = timedEnv(bottomlessEnv(fx.s3.endpoint, 'empty'));
       await fx.s3.bucket('empty');
       const startup: number[] = [];
       const lsStartup: number[] = [];
       const restoreEmpty: number[] = [];
       for (let i = 0; i < rounds; i++) {
-        startup.push((await cli(opts, ['-V'], fx.ourEnv)).ms);
+        startup.push((await cli(opts, ['-V'], ourEnv)).ms);
         // Exit 1: no generations (nothing is written).
         restoreEmpty.push((await cli(opts, ['bottomless', 'restore', '-o', path.join(tmp.dir, 'empty.db')], empty, undefined, 1)).ms);
         lsStartup.push((await run(opts, ls.bin, ['version'], litestreamEnv())).ms);
       }
+      const cas = await extraCasCost(opts, fx.ourEnv, rounds);
+      if (cas !== null) fx.facts.push(cas);
       const [mo, ml, su, le, lsu] = [median(our), median(their), median(startup), median(restoreEmpty), median(lsStartup)];
       return {
         name: this.name,

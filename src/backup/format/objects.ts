@@ -306,6 +306,13 @@ export interface DurableMarker {
   /** The generation ended: no frame will be added to it. */
   sealed: boolean;
   at: Date;
+  /**
+   * Copies of what the generation's `.meta` and `.dep` hold (fixed when it starts), so that a
+   * restore reads one small object per generation instead of three. Absent from markers written
+   * before they were added; `parent` null: no `.dep`.
+   */
+  meta?: GenerationMeta;
+  parent?: string | null;
 }
 
 export function encodeDurableMarker(m: DurableMarker): Buffer {
@@ -313,9 +320,20 @@ export function encodeDurableMarker(m: DurableMarker): Buffer {
   if (!Number.isSafeInteger(m.lastFrame) || m.lastFrame < 0) throw new RangeError(`invalid last frame ${m.lastFrame}`);
   if (m.lastFrameNo < 0n) throw new RangeError(`invalid frame number ${m.lastFrameNo}`);
   if (Number.isNaN(m.at.getTime())) throw new RangeError('invalid marker time');
-  const json = { logId: m.logId, lastFrame: m.lastFrame, lastFrameNo: m.lastFrameNo.toString(), sealed: m.sealed, at: m.at.toISOString() };
+  const json: Record<string, unknown> = { logId: m.logId, lastFrame: m.lastFrame, lastFrameNo: m.lastFrameNo.toString(), sealed: m.sealed, at: m.at.toISOString() };
+  if (m.meta !== undefined) {
+    encodeMeta(m.meta); // the same checks as .meta's
+    json.pageSize = m.meta.pageSize;
+    json.seed = [m.meta.checksum[0] >>> 0, m.meta.checksum[1] >>> 0];
+  }
+  if (m.parent !== undefined) {
+    if (m.parent !== null && !isGenerationId(m.parent)) throw new RangeError(`not a generation id: ${m.parent}`);
+    json.parent = m.parent;
+  }
   return Buffer.from(JSON.stringify(json), 'utf8');
 }
+
+const isU32 = (v: unknown): v is number => typeof v === 'number' && Number.isInteger(v) && v >= 0 && v <= 0xffffffff;
 
 export function decodeDurableMarker(buf: Uint8Array, key: string): DurableMarker {
   let v: unknown;
@@ -333,5 +351,16 @@ export function decodeDurableMarker(buf: Uint8Array, key: string): DurableMarker
   if (typeof sealed !== 'boolean') throw new CorruptBackupError(key, 'bad sealed');
   const when = typeof at === 'string' ? new Date(at) : null;
   if (when === null || Number.isNaN(when.getTime())) throw new CorruptBackupError(key, 'bad at');
-  return { logId, lastFrame, lastFrameNo: BigInt(lastFrameNo), sealed, at: when };
+  const marker: DurableMarker = { logId, lastFrame, lastFrameNo: BigInt(lastFrameNo), sealed, at: when };
+  const { pageSize, seed, parent } = o;
+  if (pageSize !== undefined || seed !== undefined) {
+    if (typeof pageSize !== 'number' || !validPageSize(pageSize)) throw new CorruptBackupError(key, 'bad pageSize');
+    if (!Array.isArray(seed) || seed.length !== 2 || !isU32(seed[0]) || !isU32(seed[1])) throw new CorruptBackupError(key, 'bad seed');
+    marker.meta = { pageSize, checksum: [seed[0], seed[1]] };
+  }
+  if (parent !== undefined) {
+    if (parent !== null && (typeof parent !== 'string' || !isGenerationId(parent))) throw new CorruptBackupError(key, 'bad parent');
+    marker.parent = parent;
+  }
+  return marker;
 }

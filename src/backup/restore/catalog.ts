@@ -23,6 +23,7 @@ import {
   type DurableMarker,
   type GenerationMeta,
 } from '../format/objects.js';
+import { CorruptBackupError } from '../format/errors.js';
 import { type BackupStorage, type ObjectInfo, type ObjectMetadata, ObjectNotFoundError } from '../storage/storage.js';
 
 export interface BatchObject extends Omit<BatchName, 'kind'> {
@@ -133,13 +134,48 @@ export interface ReadGenerationOptions {
    * (restore reads the metadata from the snapshot's own GET). Each request counts on a busy store.
    */
   snapshotHead?: boolean;
+  /**
+   * true: `.libsqlctl-durable` is read first, and `.meta` and `.dep` only where it carries no copy
+   * of them (markers written before the copies were added, or none at all: sqld's). A restore
+   * reads one small object per generation then. false (default): all are read, and a marker's
+   * copies must agree with them.
+   */
+  markerFirst?: boolean;
+}
+
+type SmallKeys = Partial<Record<'meta' | 'dep' | 'changecounter' | 'durable', string>>;
+
+/** `.meta`, `.dep` and `.libsqlctl-durable` of a generation (keys as listed; undefined: not there). */
+async function readHeader(storage: BackupStorage, small: SmallKeys, markerFirst: boolean): Promise<{ meta: GenerationMeta | null; parent: string | null; durable: DurableMarker | null }> {
+  const readMeta = (): Promise<GenerationMeta | null> => (small.meta === undefined ? Promise.resolve(null) : body(storage, small.meta).then((b) => decodeMeta(b, small.meta!)));
+  const readDep = (): Promise<string | null> => (small.dep === undefined ? Promise.resolve(null) : body(storage, small.dep).then((b) => decodeDep(b, small.dep!)));
+  const readMarker = (): Promise<DurableMarker | null> => (small.durable === undefined ? Promise.resolve(null) : body(storage, small.durable).then((b) => decodeDurableMarker(b, small.durable!)));
+  if (markerFirst && small.durable !== undefined) {
+    const durable = await readMarker();
+    // The copies stand for objects that are there: a missing .meta or .dep stays missing.
+    const metaCopy = small.meta !== undefined ? durable?.meta : undefined;
+    const parentCopy = small.dep !== undefined && typeof durable?.parent === 'string' ? durable.parent : undefined;
+    const [meta, parent] = await Promise.all([metaCopy ?? readMeta(), parentCopy ?? readDep()]);
+    return { meta, parent, durable };
+  }
+  const [meta, parent, durable] = await Promise.all([readMeta(), readDep(), readMarker()]);
+  if (durable !== null && small.durable !== undefined) {
+    const m = durable.meta;
+    if (m !== undefined && meta !== null && (m.pageSize !== meta.pageSize || m.checksum[0] !== meta.checksum[0] || m.checksum[1] !== meta.checksum[1])) {
+      throw new CorruptBackupError(small.durable, `says page size ${m.pageSize} and checksum seed ${m.checksum.join(',')}, ${small.meta} says ${meta.pageSize} and ${meta.checksum.join(',')}`);
+    }
+    if (durable.parent !== undefined && durable.parent !== parent) {
+      throw new CorruptBackupError(small.durable, `names parent ${durable.parent ?? 'none'}, the generation's .dep ${parent === null ? 'is not there' : `names ${parent}`}`);
+    }
+  }
+  return { meta, parent, durable };
 }
 
 /** Lists generation `gen` of `db` (unless given its objects) and reads its small objects and its snapshot's head. */
 export async function readGeneration(storage: BackupStorage, db: string, gen: string, opts: ReadGenerationOptions = {}): Promise<GenerationInfo> {
   const batches: BatchObject[] = [];
   const snapshots: Omit<SnapshotObject, 'metadata'>[] = [];
-  const small: Partial<Record<'meta' | 'dep' | 'changecounter' | 'durable', string>> = {};
+  const small: SmallKeys = {};
   let objectCount = 0;
   const take = (entry: ObjectInfo): void => {
     objectCount++;
@@ -160,11 +196,9 @@ export async function readGeneration(storage: BackupStorage, db: string, gen: st
   batches.sort((a, b) => a.first - b.first || a.last - b.last);
   const chosen = preferred(snapshots, opts.prefer);
   const counterKey = opts.changeCounter === false ? undefined : small.changecounter;
-  const [meta, dep, counter, durable, head] = await Promise.all([
-    small.meta === undefined ? null : body(storage, small.meta).then((b) => decodeMeta(b, small.meta!)),
-    small.dep === undefined ? null : body(storage, small.dep).then((b) => decodeDep(b, small.dep!)),
+  const [{ meta, parent: dep, durable }, counter, head] = await Promise.all([
+    readHeader(storage, small, opts.markerFirst === true),
     counterKey === undefined ? null : body(storage, counterKey).then((b) => decodeChangeCounter(b, counterKey)),
-    small.durable === undefined ? null : body(storage, small.durable).then((b) => decodeDurableMarker(b, small.durable!)),
     chosen === undefined || opts.snapshotHead === false ? null : storage.head(chosen.key),
   ]);
   let snapshot: SnapshotObject | null = null;

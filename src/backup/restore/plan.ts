@@ -63,6 +63,11 @@ export interface PlanOptions {
    * serves the restore's longest request first, not after the plan's few dozen small ones.
    */
   onSnapshotListed?: (snapshot: Omit<SnapshotObject, 'metadata'>) => Promise<unknown> | void;
+  /**
+   * Read `.meta` and `.dep` even where the durable marker carries copies of them, and check that
+   * they agree (verify); by default a generation with such a marker costs one small read.
+   */
+  readEveryObject?: boolean;
 }
 
 function tombstoned(gen: GenerationInfo, tombstone: number | null): boolean {
@@ -101,6 +106,7 @@ class GenerationReads {
     private readonly scan: KeyScan,
     private readonly prefer: Compression | undefined,
     private readonly gate: Promise<unknown>,
+    private readonly markerFirst: boolean,
   ) {}
 
   get(gen: string): Promise<GenerationInfo> {
@@ -122,7 +128,7 @@ class GenerationReads {
   }
 
   private read(gen: string, listed: readonly ObjectInfo[] | undefined): Promise<GenerationInfo> {
-    return readGeneration(this.storage, this.db, gen, { prefer: this.prefer, ...(listed === undefined ? {} : { listed }), changeCounter: false, snapshotHead: false });
+    return readGeneration(this.storage, this.db, gen, { prefer: this.prefer, ...(listed === undefined ? {} : { listed }), changeCounter: false, snapshotHead: false, markerFirst: this.markerFirst });
   }
 
   ahead(gens: readonly string[]): void {
@@ -158,7 +164,7 @@ export async function planRestore(storage: BackupStorage, db: string, opts: Plan
     openGate(opts.onSnapshotListed?.(snapshot));
   };
   const scan = new KeyScan(storage, db, chosen, onGroup);
-  reads = new GenerationReads(storage, db, scan, opts.prefer, gate);
+  reads = new GenerationReads(storage, db, scan, opts.prefer, gate, opts.readEveryObject !== true);
   try {
     const generation = chosen ?? (await scan.first());
     if (generation === null) throw noGeneration(storage, db, undefined);

@@ -53,6 +53,8 @@ export interface RestoreOptions {
   /** Transaction bytes held in memory before spilling to disk; default 64 MiB. */
   memoryLimit?: number;
   onProgress?: (p: RestoreProgress) => void;
+  /** Read every small object of the chain and check the durable markers' copies against them (verify). */
+  readEveryObject?: boolean;
   /** Runs after every check passed, right before the rename (the data-dir target invalidates the log here). */
   beforeReplace?: () => void;
 }
@@ -167,6 +169,7 @@ export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreRepo
       ...(opts.generation === undefined ? {} : { generation: opts.generation }),
       ...(opts.time === undefined ? {} : { time: opts.time }),
       ...(opts.prefer === undefined ? {} : { prefer: opts.prefer }),
+      ...(opts.readEveryObject === true ? { readEveryObject: true } : {}),
       ...(canStartEarly
         ? {
             onSnapshotListed: (snapshot: Omit<SnapshotObject, 'metadata'>) => {

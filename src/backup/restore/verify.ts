@@ -12,7 +12,7 @@ import { CorruptBackupError } from '../format/errors.js';
 import { BackupGapError, BackupUnusableError, RestoreIntegrityError } from './errors.js';
 import { type CheckName, type RestoreCheck, type RestoreOptions, type RestoreReport, restoreDatabase } from './restore.js';
 
-export interface VerifyOptions extends Omit<RestoreOptions, 'out' | 'replace' | 'allowGaps' | 'verifyCrc' | 'beforeReplace'> {
+export interface VerifyOptions extends Omit<RestoreOptions, 'out' | 'replace' | 'allowGaps' | 'verifyCrc' | 'beforeReplace' | 'readEveryObject'> {
   /** Where the temp directory goes (default: the system's temp directory). */
   tmpDir?: string;
 }
@@ -33,6 +33,7 @@ function failedCheck(err: Error): CheckName {
   if (err instanceof RestoreIntegrityError) return 'integrity check';
   if (err instanceof CorruptBackupError) {
     if (/\/db\.(gz|zstd|raw)$/.test(err.key)) return 'snapshot digest';
+    if (err.key.endsWith('/.libsqlctl-durable')) return 'durable marker';
     return /checksum/.test(err.message) ? 'checksum chain' : 'contiguous frames';
   }
   return 'contiguous frames';
@@ -45,7 +46,7 @@ export async function verifyBackup(opts: VerifyOptions): Promise<VerifyReport> {
     const { tmpDir: _tmp, ...rest } = opts;
     let report: RestoreReport;
     try {
-      report = await restoreDatabase({ ...rest, out: path.join(dir, 'data'), allowGaps: false, verifyCrc: true });
+      report = await restoreDatabase({ ...rest, out: path.join(dir, 'data'), allowGaps: false, verifyCrc: true, readEveryObject: true });
     } catch (err) {
       const understood = err instanceof BackupGapError || err instanceof CorruptBackupError || err instanceof RestoreIntegrityError || err instanceof BackupUnusableError;
       if (!understood) throw err;

@@ -275,7 +275,17 @@ export class ObjectUploads {
       kind: 'marker',
       load: () => {
         sent = { index: g.durableIndex, sealed: this.complete(g) };
-        const body = encodeDurableMarker({ logId: this.ctx.logId(), lastFrame: sent.index, lastFrameNo: g.frameNo(sent.index), sealed: sent.sealed, at: new Date(this.ctx.now()) });
+        const coords = g.coords;
+        const body = encodeDurableMarker({
+          logId: this.ctx.logId(),
+          lastFrame: sent.index,
+          lastFrameNo: g.frameNo(sent.index),
+          sealed: sent.sealed,
+          at: new Date(this.ctx.now()),
+          // What .meta and .dep hold: a restore then reads this object alone.
+          ...(coords === null ? {} : { meta: { pageSize: coords.pageSize, checksum: coords.seed } }),
+          parent: g.parent,
+        });
         return { body };
       },
       onDone: () => {

@@ -240,4 +240,23 @@ describe('our metadata', () => {
     corruptError(() => decodeDurableMarker(Buffer.from('[]'), KEY));
     corruptError(() => decodeDurableMarker(Buffer.from('null'), KEY));
   });
+
+  it("durable marker: copies of the generation's .meta and .dep, checked like them", () => {
+    const base = { logId: '0b6f8a9e-7f3c-4c2e-9d51-2f4c6a1e8b7d', lastFrame: 7, lastFrameNo: 7n, sealed: true, at: new Date('2026-01-02T03:04:05.678Z') };
+    const parent = 'e4eb3c21-ff53-7b2e-a6ea-ca396f4df9b1';
+    for (const marker of [
+      { ...base, meta: { pageSize: 4096, checksum: [0xdeadbeef, 7] as const }, parent },
+      { ...base, meta: { pageSize: 65536, checksum: [0, 0] as const }, parent: null },
+    ]) {
+      const bytes = encodeDurableMarker(marker);
+      expect(decodeDurableMarker(bytes, KEY)).toEqual({ ...marker, meta: { pageSize: marker.meta.pageSize, checksum: [...marker.meta.checksum] } });
+    }
+    const good = JSON.parse(encodeDurableMarker({ ...base, meta: { pageSize: 4096, checksum: [1, 2] }, parent }).toString('utf8')) as Record<string, unknown>;
+    expect(good).toMatchObject({ pageSize: 4096, seed: [1, 2], parent });
+    for (const v of [{ ...good, pageSize: 1000 }, { ...good, seed: [1] }, { ...good, seed: [1, -2] }, { ...good, seed: undefined }, { ...good, pageSize: undefined }, { ...good, parent: 'x' }, { ...good, parent: 3 }]) {
+      corruptError(() => decodeDurableMarker(Buffer.from(JSON.stringify(v)), KEY));
+    }
+    expect(() => encodeDurableMarker({ ...base, meta: { pageSize: 1000, checksum: [0, 0] } })).toThrow(RangeError);
+    expect(() => encodeDurableMarker({ ...base, parent: 'x' })).toThrow(RangeError);
+  });
 });

@@ -13,6 +13,7 @@ import {
   encodeCommitTimes,
   encodeDep,
   encodeDurableMarker,
+  type DurableMarker,
   encodeMeta,
   encodeSnapshotMetadata,
   META_BATCH_COMMITS,
@@ -84,8 +85,16 @@ export async function putDep(storage: BackupStorage, db: string, gen: string, pa
   await storage.put(depKey(db, gen), encodeDep(parent));
 }
 
-export async function putDurable(storage: BackupStorage, db: string, gen: string, lastFrame: number, sealed = true): Promise<void> {
-  await storage.put(durableMarkerKey(db, gen), encodeDurableMarker({ logId: randomUUID(), lastFrame, lastFrameNo: BigInt(lastFrame), sealed, at: new Date(1_700_000_000_000) }));
+/** A durable marker; `copies`: with copies of the generation's .meta and .dep, as the uploader writes them now. */
+export async function putDurable(
+  storage: BackupStorage,
+  db: string,
+  gen: string,
+  lastFrame: number,
+  sealed = true,
+  copies?: Pick<DurableMarker, 'meta' | 'parent'>,
+): Promise<void> {
+  await storage.put(durableMarkerKey(db, gen), encodeDurableMarker({ logId: randomUUID(), lastFrame, lastFrameNo: BigInt(lastFrame), sealed, at: new Date(1_700_000_000_000), ...copies }));
 }
 
 export interface BatchPlan {

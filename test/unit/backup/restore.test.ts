@@ -5,6 +5,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import Database from 'better-sqlite3';
 import { INTEGRITY_MMAP_BYTES, restoreDatabase, type RestoreProgress } from '../../../src/backup/restore/restore.js';
 import { restoreIntoDataDir, namespaceOfDbName } from '../../../src/backup/restore/target.js';
+import { verifyBackup } from '../../../src/backup/restore/verify.js';
 import { LocalStorage } from '../../../src/backup/storage/local-storage.js';
 import { S3Storage } from '../../../src/backup/storage/s3-storage.js';
 import type { BackupStorage, ListOptions } from '../../../src/backup/storage/storage.js';
@@ -14,7 +15,7 @@ import { LibsqlctlError } from '../../../src/errors.js';
 import { startS3rver, type S3TestEndpoint } from '../../helpers/s3rver.js';
 import { cliDump, requireSqliteCli } from '../../helpers/sqlite-cli.js';
 import { makeTempDir } from './format-fixtures.js';
-import { captureWal, type CapturedWal, genAt, insertSql, makeDb, putDep, putSnapshot, putWal } from './restore-fixtures.js';
+import { captureWal, type CapturedWal, genAt, insertSql, makeDb, putDep, putDurable, putSnapshot, putWal } from './restore-fixtures.js';
 
 const T0 = Date.UTC(2024, 4, 1, 12, 0, 0);
 let tmp: { dir: string; remove: () => void };
@@ -200,6 +201,44 @@ describe('restore', () => {
     expect(small.length).toBeGreaterThanOrEqual(3);
     expect(events.indexOf('getReader db.gz')).toBeGreaterThanOrEqual(0);
     expect(events.indexOf('snapshot bytes')).toBeLessThan(events.indexOf(small[0]!));
+  });
+
+  it("reads only the durable marker of a generation whose marker copies .meta and .dep; verify reads them all and compares", async () => {
+    const storage = await localStore();
+    const db = 'ns-x:marker-copies';
+    const { gen1, gen2 } = await chain(storage, db);
+    const meta = (w: CapturedWal) => ({ pageSize: w.header.pageSize, checksum: w.header.checksum });
+    await putDurable(storage, db, gen1, wal1.count, true, { meta: meta(wal1), parent: null });
+    await putDurable(storage, db, gen2, wal2.count, true, { meta: meta(wal2), parent: gen1 });
+    const reads: string[] = [];
+    const recording = new Proxy(storage, {
+      get(target, prop, receiver) {
+        const v: unknown = Reflect.get(target, prop, receiver);
+        if (typeof v !== 'function') return v;
+        const fn = (v as (...a: unknown[]) => unknown).bind(target);
+        if (prop !== 'get') return fn;
+        return (key: string, ...rest: unknown[]) => {
+          reads.push(key.slice(key.lastIndexOf('/') + 1));
+          return fn(key, ...rest);
+        };
+      },
+    });
+    const out = path.join(outDir(), 'data');
+    const report = await restoreDatabase({ storage: recording, db, out });
+    expect(report.chain.map((g) => g.generation)).toEqual([gen1, gen2]);
+    expect(await cliDump(out)).toBe(dumps.after2);
+    expect(reads.filter((k) => k.startsWith('.')).sort()).toEqual(['.libsqlctl-durable', '.libsqlctl-durable']);
+    expect((await verifyBackup({ storage, db })).ok).toBe(true);
+    // A marker whose copy disagrees: restore reads .dep where the copy names none; verify refuses it.
+    await putDurable(storage, db, gen2, wal2.count, true, { meta: meta(wal2), parent: null });
+    reads.length = 0;
+    await restoreDatabase({ storage: recording, db, out, replace: true });
+    expect(reads).toContain('.dep');
+    expect(await cliDump(out)).toBe(dumps.after2);
+    const verdict = await verifyBackup({ storage, db });
+    expect(verdict.ok).toBe(false);
+    expect(verdict.problems.join(' ')).toMatch(/\.libsqlctl-durable.*names parent none, the generation's \.dep names/);
+    expect(verdict.checks.find((c) => c.status === 'failed')?.name).toBe('durable marker');
   });
 
   it('starts from an empty file when the chain has no snapshot and its WAL starts a database', async () => {
