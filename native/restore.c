@@ -10,11 +10,13 @@
  * which ends the data (the rest is ignored), as node:zlib's gunzip has it. Calls run on the libuv thread pool, one at a time per decoder
  * (the caller waits for each).
  *
- *   createGunzip(hash: boolean): external
- *     hash: also compute the SHA-256 of everything decoded, on the thread pool with the decoding
- *       (OpenSSL's, the one Node links and exports; looked up when the library loads).
- *   canHash: boolean — whether that OpenSSL was found (false: createGunzip(true) throws).
- *   digest(decoder): Buffer — the SHA-256 of everything decoded (once, after the stream ended).
+ *   createGunzip(digest: 'none' | 'sha256' | 'crc64'): external
+ *     digest: also compute that digest of everything decoded, on the thread pool with the
+ *       decoding: SHA-256 with OpenSSL's (the one Node links and exports; looked up when the
+ *       library loads), CRC-64/GO-ISO with crc64.h (carry-less multiplication where the CPU has it).
+ *   canHash: boolean — whether that OpenSSL was found (false: createGunzip('sha256') throws).
+ *   digest(decoder): Buffer — the digest of everything decoded (once, after the stream ended):
+ *     32 bytes of SHA-256, or the CRC-64 as 8 bytes, most significant first.
  *   gunzip(decoder, input: Uint8Array | null, out: Uint8Array, final: boolean,
  *          callback(error: string | null, status: number, produced: number)): undefined
  *     input: the next compressed bytes (null: go on with the previous input); it must stay
@@ -32,6 +34,8 @@
 #include <dlfcn.h>
 #include <node_api.h>
 #include <zlib.h>
+
+#include "crc64.h"
 
 /*
  * OpenSSL's digest calls, found in the process (Node's own OpenSSL) when the library loads rather
@@ -77,6 +81,9 @@ typedef struct {
   /* The SHA-256 of everything decoded (NULL: not asked for); hash_failed: a digest call failed. */
   void *md;
   int hash_failed;
+  /* The CRC-64 register of everything decoded, while crc_on (cleared when the digest is taken). */
+  int crc_on;
+  uint64_t crc_reg;
   const char *error;
   char message[160];
 } Gunzip;
@@ -178,14 +185,23 @@ static napi_value throw_type_error(napi_env env, const char *message) {
 static napi_value create_gunzip(napi_env env, napi_callback_info info) {
   size_t argc = 1;
   napi_value argv[1];
-  bool hash = false;
+  char kind[8] = "";
+  size_t kind_len = 0;
   if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok) return NULL;
-  if (argc >= 1 && napi_get_value_bool(env, argv[0], &hash) != napi_ok) return throw_type_error(env, "createGunzip(hash: boolean)");
+  if (argc < 1 || napi_get_value_string_utf8(env, argv[0], kind, sizeof kind, &kind_len) != napi_ok ||
+      (strcmp(kind, "none") != 0 && strcmp(kind, "sha256") != 0 && strcmp(kind, "crc64") != 0)) {
+    return throw_type_error(env, "createGunzip(digest: 'none' | 'sha256' | 'crc64')");
+  }
+  bool hash = strcmp(kind, "sha256") == 0;
   if (hash && !can_hash) return throw_type_error(env, "createGunzip: no SHA-256 in this process (canHash is false)");
   Gunzip *g = calloc(1, sizeof(Gunzip));
   if (g == NULL) {
     napi_throw_error(env, NULL, "out of memory");
     return NULL;
+  }
+  if (strcmp(kind, "crc64") == 0) {
+    g->crc_on = 1;
+    g->crc_reg = UINT64_MAX;
   }
   if (hash) {
     g->md = digests.ctx_new();
@@ -219,6 +235,7 @@ static void execute(napi_env env, void *data) {
   Call *c = data;
   c->status = run(c->g, c->out, c->out_len, c->final, &c->produced);
   if (c->g->md != NULL && c->produced > 0 && digests.update(c->g->md, c->out, c->produced) != 1) c->g->hash_failed = 1;
+  if (c->g->crc_on && c->produced > 0) c->g->crc_reg = crc_register(c->g->crc_reg, c->out, c->produced);
 }
 
 static void complete(napi_env env, napi_status status, void *data) {
@@ -341,6 +358,16 @@ static napi_value digest_fn(napi_env env, napi_callback_info info) {
   napi_value argv[1];
   Gunzip *g = decoder_call(env, info, 1, argv, "digest", "decoder");
   if (g == NULL) return NULL;
+  napi_value result;
+  void *data;
+  if (g->crc_on) {
+    uint64_t crc = g->crc_reg ^ UINT64_MAX;
+    unsigned char be[8];
+    for (int i = 0; i < 8; i++) be[i] = (unsigned char)(crc >> (56 - 8 * i));
+    g->crc_on = 0;
+    if (napi_create_buffer_copy(env, sizeof be, be, &data, &result) != napi_ok) return NULL;
+    return result;
+  }
   if (g->md == NULL) return throw_type_error(env, "digest: the decoder was not created to hash, or its digest was taken");
   unsigned char md[64];
   unsigned int len = 0;
@@ -351,14 +378,13 @@ static napi_value digest_fn(napi_env env, napi_callback_info info) {
     napi_throw_error(env, NULL, "digest: the SHA-256 computation failed");
     return NULL;
   }
-  napi_value result;
-  void *data;
   if (napi_create_buffer_copy(env, len, md, &data, &result) != napi_ok) return NULL;
   return result;
 }
 
 static napi_value init(napi_env env, napi_value exports) {
   find_digests();
+  crc64_init();
   napi_value has_hash;
   napi_get_boolean(env, can_hash, &has_hash);
   napi_property_descriptor props[] = {

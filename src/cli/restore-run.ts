@@ -67,7 +67,7 @@ function progressReporter(bars: Bars | null, write: (line: string) => void): { o
 /** The human summary of a restore. */
 function describeRestore(r: RestoreReport, formatUtc: Fmt): string[] {
   const lines = [`Restored ${r.db} generation ${r.generation} into ${r.out}`];
-  const snap = r.snapshot === null ? 'no snapshot (started from an empty database)' : `snapshot ${r.snapshot.key} (${r.snapshot.pageCount} pages${r.snapshot.digestVerified ? ', sha256 verified' : ''})`;
+  const snap = r.snapshot === null ? 'no snapshot (started from an empty database)' : `snapshot ${r.snapshot.key} (${r.snapshot.pageCount} pages${r.snapshot.digestVerified ? `, ${r.snapshot.digest ?? 'digest'} verified` : ''})`;
   lines.push(`  chain: ${r.chain.length} generation(s), ${snap}`);
   lines.push(`  applied: ${r.transactions} transaction(s), ${r.frames} frame(s) from ${r.batches} batch(es)${r.framesDiscarded > 0 ? `; ${r.framesDiscarded} uncommitted frame(s) left out` : ''}`);
   lines.push(`  database: ${r.pageCount} pages of ${r.pageSize} bytes`);

@@ -102,7 +102,7 @@ describe('bottomless ls', () => {
       pageSize: 4096,
       walFrameChecksum: wal1.header.checksum.map((w) => w.toString(16).toUpperCase()).join('-'),
       previousGeneration: null,
-      snapshot: { objectSize: expect.any(Number) as unknown, sha256Present: true },
+      snapshot: { objectSize: expect.any(Number) as unknown, digest: 'crc64' },
       durable: { lastFrame: wal1.count, sealed: true },
     });
     expect(details[0]).toMatchObject({ generation: gen2, previousGeneration: gen1, snapshot: null, durable: { sealed: false } });
@@ -223,7 +223,7 @@ describe('bottomless rm and create', () => {
     const out = path.join(scratch, 'created.db');
     const restored = await run(['restore', '-e', endpoint, '-n', 'ns-c:default', '-o', out]);
     expect(restored.code, restored.stderr).toBe(0);
-    expect(restored.stdout).toContain('sha256 verified');
+    expect(restored.stdout).toContain('crc64 verified');
     expect(await cliDump(out)).toBe(await cliDump(src));
     expectOneLineError(await run(['create', '-e', endpoint, '-s', path.join(scratch, 'missing.db')]), 2, /no such file/);
   });

@@ -24,6 +24,7 @@
  */
 import { deflateRawSync, inflateRawSync } from 'node:zlib';
 import { isUuid } from '../../engine/wal/log-id.js';
+import { DIGEST_HEX, type DigestKind, type SnapshotDigest } from './digest.js';
 import { CorruptBackupError } from './errors.js';
 import { generationIdFromBytes, generationIdToBytes, isGenerationId } from './generation-id.js';
 
@@ -103,7 +104,9 @@ export function decodeTombstone(buf: Uint8Array, key: string): number {
 
 // ---- our metadata ----------------------------------------------------------------------------
 
-/** Snapshot: sha256 (hex) of the uncompressed database file. */
+/** Snapshot: CRC-64/GO-ISO (16 hex digits) of the uncompressed database file (what we write). */
+export const META_SNAPSHOT_CRC64 = 'libsqlctl-crc64';
+/** Snapshot: sha256 (hex) of the uncompressed database file (snapshots made before the CRC). */
 export const META_SNAPSHOT_SHA256 = 'libsqlctl-sha256';
 /** Snapshot: pages in the uncompressed database file (decimal). */
 export const META_SNAPSHOT_PAGES = 'libsqlctl-page-count';
@@ -117,24 +120,30 @@ export const META_BATCH_COMMITS = 'libsqlctl-commits';
 export const COMMIT_TIMES_BUDGET = 1800;
 
 export interface SnapshotInfo {
-  sha256: string;
+  digest: SnapshotDigest;
   pageCount: number;
 }
 
+const DIGEST_META: Record<DigestKind, string> = { crc64: META_SNAPSHOT_CRC64, sha256: META_SNAPSHOT_SHA256 };
+
 export function encodeSnapshotMetadata(info: SnapshotInfo): Record<string, string> {
-  if (!/^[0-9a-f]{64}$/.test(info.sha256)) throw new RangeError(`not a sha256 hex digest: ${info.sha256}`);
+  const { kind, hex } = info.digest;
+  if (!DIGEST_HEX[kind].test(hex)) throw new RangeError(`not a ${kind} hex digest: ${hex}`);
   if (!Number.isSafeInteger(info.pageCount) || info.pageCount < 0) throw new RangeError(`invalid page count ${info.pageCount}`);
-  return { [META_SNAPSHOT_SHA256]: info.sha256, [META_SNAPSHOT_PAGES]: String(info.pageCount) };
+  return { [DIGEST_META[kind]]: hex, [META_SNAPSHOT_PAGES]: String(info.pageCount) };
 }
 
-/** Our snapshot fields, or null when the snapshot has none (written by sqld). */
+/** Our snapshot fields, or null when the snapshot has none (written by sqld). With both digests, the CRC is the one checked. */
 export function decodeSnapshotMetadata(meta: Readonly<Record<string, string>>, key: string): SnapshotInfo | null {
+  const crc64 = meta[META_SNAPSHOT_CRC64];
   const sha256 = meta[META_SNAPSHOT_SHA256];
   const pages = meta[META_SNAPSHOT_PAGES];
-  if (sha256 === undefined && pages === undefined) return null;
-  if (sha256 === undefined || !/^[0-9a-f]{64}$/.test(sha256)) throw new CorruptBackupError(key, `bad ${META_SNAPSHOT_SHA256} metadata ${JSON.stringify(sha256)}`);
+  if (crc64 === undefined && sha256 === undefined && pages === undefined) return null;
+  const kind: DigestKind = crc64 !== undefined || sha256 === undefined ? 'crc64' : 'sha256';
+  const hex = kind === 'crc64' ? crc64 : sha256;
+  if (hex === undefined || !DIGEST_HEX[kind].test(hex)) throw new CorruptBackupError(key, `bad ${DIGEST_META[kind]} metadata ${JSON.stringify(hex)}`);
   if (pages === undefined || !/^\d{1,15}$/.test(pages)) throw new CorruptBackupError(key, `bad ${META_SNAPSHOT_PAGES} metadata ${JSON.stringify(pages)}`);
-  return { sha256, pageCount: Number(pages) };
+  return { digest: { kind, hex }, pageCount: Number(pages) };
 }
 
 export interface CommitTime {

@@ -37,7 +37,7 @@ export interface SnapshotObject {
   compression: Compression;
   size: number;
   lastModified: Date;
-  /** Its user metadata (ours: sha256 and page count; none on sqld's snapshots); null when not read (readGeneration's `snapshotHead`). */
+  /** Its user metadata (ours: digest and page count; none on sqld's snapshots); null when not read (readGeneration's `snapshotHead`). */
   metadata: ObjectMetadata | null;
 }
 

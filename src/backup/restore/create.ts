@@ -5,7 +5,6 @@
  * consistent copy. The copy is uploaded compressed with our digest and page count, then
  * `.changecounter`.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -13,6 +12,7 @@ import { pipeline } from 'node:stream';
 import Database from 'better-sqlite3';
 import { ConfigError } from '../../errors.js';
 import { compressStream } from '../format/codec.js';
+import { createHasher, SNAPSHOT_DIGEST, type SnapshotDigest } from '../format/digest.js';
 import { newGenerationId } from '../format/generation-id.js';
 import { changeCounterKey, type Compression, snapshotKey } from '../format/layout.js';
 import { changeCounterOfDbHeader, encodeChangeCounter, encodeSnapshotMetadata } from '../format/objects.js';
@@ -25,7 +25,7 @@ export interface CreatedGeneration {
   /** Uncompressed size of the snapshot. */
   bytes: number;
   pageCount: number;
-  sha256: string;
+  digest: SnapshotDigest;
   changeCounter: number;
 }
 
@@ -46,10 +46,10 @@ function copyOf(source: string, dest: string): void {
   }
 }
 
-async function sha256Of(file: string): Promise<string> {
-  const hash = createHash('sha256');
+async function digestOf(file: string): Promise<SnapshotDigest> {
+  const hash = createHasher(SNAPSHOT_DIGEST);
   for await (const chunk of fs.createReadStream(file)) hash.update(chunk as Buffer);
-  return hash.digest('hex');
+  return { kind: SNAPSHOT_DIGEST, hex: hash.hex() };
 }
 
 export async function createGenerationFromFile(opts: { storage: BackupStorage; db: string; source: string; compression: Compression }): Promise<CreatedGeneration> {
@@ -61,7 +61,7 @@ export async function createGenerationFromFile(opts: { storage: BackupStorage; d
     const raw = header.readUInt16BE(16);
     const pageSize = raw === 1 ? 65536 : raw;
     const bytes = fs.statSync(copy).size;
-    const info = { sha256: await sha256Of(copy), pageCount: bytes / pageSize };
+    const info = { digest: await digestOf(copy), pageCount: bytes / pageSize };
     const changeCounter = changeCounterOfDbHeader(header);
     const generation = newGenerationId();
     const key = snapshotKey(opts.db, generation, opts.compression);
@@ -76,7 +76,7 @@ export async function createGenerationFromFile(opts: { storage: BackupStorage; d
       { metadata: encodeSnapshotMetadata(info), ...(opts.compression === 'raw' ? { contentLength: bytes } : {}) },
     );
     await opts.storage.put(changeCounterKey(opts.db, generation), encodeChangeCounter(changeCounter));
-    return { generation, key, bytes, pageCount: info.pageCount, sha256: info.sha256, changeCounter };
+    return { generation, key, bytes, pageCount: info.pageCount, digest: info.digest, changeCounter };
   } finally {
     fs.rmSync(dir, { recursive: true, force: true });
   }

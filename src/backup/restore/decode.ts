@@ -36,7 +36,7 @@ export async function decodeObject(c: Compression, body: Buffer, key: string, ex
  * (the caller decodes another way, to learn what the object really holds).
  */
 export async function gunzipInto(addon: RestoreAddon, body: Buffer, out: Buffer, key: string): Promise<number | null> {
-  const decoder = new NativeGunzip(addon, false);
+  const decoder = new NativeGunzip(addon, null);
   try {
     const { status, produced } = await decoder.run(body, out, true);
     return status === 2 ? produced : null;

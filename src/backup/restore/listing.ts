@@ -3,6 +3,7 @@
  * first) and, verbosely, each one's fields as bottomless-cli prints them plus ours.
  */
 import { generationSeconds, generationTimeMs } from '../format/generation-id.js';
+import type { DigestKind } from '../format/digest.js';
 import { decodeSnapshotMetadata } from '../format/objects.js';
 import type { BackupStorage } from '../storage/storage.js';
 import { type GenerationInfo, listGenerations, readGeneration } from './catalog.js';
@@ -20,7 +21,8 @@ export interface GenerationDetails {
   /** The `.meta` checksum seed as bottomless prints it: `HEX1-HEX2`. */
   walFrameChecksum: string | null;
   previousGeneration: string | null;
-  snapshot: { key: string; objectSize: number; lastModified: Date; sha256Present: boolean } | null;
+  /** digest: the one our metadata carries (null: none, made by sqld, or not readable). */
+  snapshot: { key: string; objectSize: number; lastModified: Date; digest: DigestKind | null } | null;
   durable: { lastFrame: number; sealed: boolean; at: Date } | null;
   batches: number;
   /** Objects under the generation's prefix. */
@@ -52,12 +54,12 @@ export async function selectGenerations(storage: BackupStorage, db: string, f: G
 
 function fromInfo(info: GenerationInfo): GenerationDetails {
   const snap = info.snapshot;
-  let sha256Present = false;
+  let digest: DigestKind | null = null;
   if (snap !== null && snap.metadata !== null) {
     try {
-      sha256Present = decodeSnapshotMetadata(snap.metadata, snap.key) !== null;
+      digest = decodeSnapshotMetadata(snap.metadata, snap.key)?.digest.kind ?? null;
     } catch {
-      sha256Present = false;
+      digest = null;
     }
   }
   return {
@@ -68,7 +70,7 @@ function fromInfo(info: GenerationInfo): GenerationDetails {
     pageSize: info.meta?.pageSize ?? null,
     walFrameChecksum: info.meta === null ? null : info.meta.checksum.map((w) => w.toString(16).toUpperCase()).join('-'),
     previousGeneration: info.parent,
-    snapshot: snap === null ? null : { key: snap.key, objectSize: snap.size, lastModified: snap.lastModified, sha256Present },
+    snapshot: snap === null ? null : { key: snap.key, objectSize: snap.size, lastModified: snap.lastModified, digest },
     durable: info.durable === null ? null : { lastFrame: info.durable.lastFrame, sealed: info.durable.sealed, at: info.durable.at },
     batches: info.batches.length,
     objects: info.objectCount,

@@ -5,16 +5,17 @@
  * with the same checks (the tests check that the library loads and that both agree).
  */
 import { loadOptionalAddon, nativeLibrary } from '../../engine/native-addon.js';
+import type { DigestKind } from '../format/digest.js';
 
 /** 0: all input consumed, more needed; 1: the output buffer is full; 2: the stream ended. */
 export type GunzipStatus = 0 | 1 | 2;
 
 export interface RestoreAddon {
-  /** hash: also compute the SHA-256 of what it decodes, on the thread pool (only when canHash). */
-  createGunzip(hash: boolean): object;
-  /** The SHA-256 of everything decoded, once, after the last call answered. */
+  /** digest: also compute that digest of what it decodes, on the thread pool ('sha256' only when canHash). */
+  createGunzip(digest: 'none' | DigestKind): object;
+  /** The digest of everything decoded (SHA-256: 32 bytes; CRC-64: 8, most significant first), once, after the last call answered. */
   digest(decoder: object): Buffer;
-  /** Whether the library found Node's OpenSSL to hash with. */
+  /** Whether the library found Node's OpenSSL to compute SHA-256 with. */
   readonly canHash: boolean;
   gunzip(decoder: object, input: Uint8Array | null, out: Uint8Array, final: boolean, callback: (error: string | null, status: GunzipStatus, produced: number) => void): void;
 }
@@ -28,16 +29,16 @@ export const nativeRestore: RestoreAddon | null = loadOptionalAddon<RestoreAddon
 export class NativeGunzip {
   private readonly handle: object;
 
-  /** hash: the decoder also hashes what it decodes (SHA-256), off the main thread; needs `addon.canHash`. */
+  /** digest: the decoder also computes it over what it decodes, off the main thread (SHA-256 needs `addon.canHash`). */
   constructor(
     private readonly addon: RestoreAddon,
-    readonly hashes: boolean,
+    readonly digest: DigestKind | null,
   ) {
-    this.handle = addon.createGunzip(hashes);
+    this.handle = addon.createGunzip(digest ?? 'none');
   }
 
-  /** The SHA-256 (hex) of everything decoded; once, when the stream ended, for a decoder that hashes. */
-  sha256(): string {
+  /** The digest (hex) of everything decoded; once, when the stream ended, for a decoder made with one. */
+  hex(): string {
     return this.addon.digest(this.handle).toString('hex');
   }
 

@@ -11,6 +11,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fsyncDirOf } from '../../engine/wal/fs-util.js';
 import { CorruptBackupError } from '../format/errors.js';
+import type { DigestKind } from '../format/digest.js';
 import type { Compression } from '../format/layout.js';
 import type { BackupStorage } from '../storage/storage.js';
 import { BackupGapError, BackupUnusableError, RestoreIntegrityError, RestoreTargetExistsError } from './errors.js';
@@ -73,7 +74,8 @@ export interface RestoreReport {
   out: string;
   /** Oldest first. */
   chain: RestoredGeneration[];
-  snapshot: { generation: string; key: string; compression: Compression; bytes: number; pageCount: number; digestVerified: boolean } | null;
+  /** digest: the one checked (null: the snapshot carries none). */
+  snapshot: { generation: string; key: string; compression: Compression; bytes: number; pageCount: number; digest: DigestKind | null; digestVerified: boolean } | null;
   fromEmpty: boolean;
   pageSize: number;
   /** Pages of the restored file. */
@@ -343,7 +345,7 @@ async function applyChain(
   await state.fileReady;
   const got = download === null ? null : await download;
   const snapshot: RestoreReport['snapshot'] =
-    got === null ? null : { generation: oldest.info.generation, key: oldest.info.snapshot!.key, compression: oldest.info.snapshot!.compression, bytes: got.bytes, pageCount: got.pageCount, digestVerified: got.digestVerified };
+    got === null ? null : { generation: oldest.info.generation, key: oldest.info.snapshot!.key, compression: oldest.info.snapshot!.compression, bytes: got.bytes, pageCount: got.pageCount, digest: got.digest?.kind ?? null, digestVerified: got.digestVerified };
   applier.flush();
   opts.onProgress?.({ phase: 'check' });
   const frames = chain.reduce((n, g) => n + g.frames, 0);
@@ -375,8 +377,8 @@ async function applyChain(
 function baseChecks(plan: RestorePlan, report: RestoreReport, state: ApplyState): RestoreCheck[] {
   const checks: RestoreCheck[] = [];
   if (report.snapshot === null) checks.push({ name: 'snapshot digest', status: 'skipped', detail: 'no snapshot: the chain starts from an empty database' });
-  else if (report.snapshot.digestVerified) checks.push({ name: 'snapshot digest', status: 'ok', detail: `sha256 and page count of ${report.snapshot.key} match` });
-  else checks.push({ name: 'snapshot digest', status: 'skipped', detail: `${report.snapshot.key} carries no libsqlctl-sha256 (made by sqld?); its SQLite header was checked` });
+  else if (report.snapshot.digestVerified) checks.push({ name: 'snapshot digest', status: 'ok', detail: `${report.snapshot.digest ?? 'digest'} and page count of ${report.snapshot.key} match` });
+  else checks.push({ name: 'snapshot digest', status: 'skipped', detail: `${report.snapshot.key} carries no digest of ours (made by sqld?); its SQLite header was checked` });
   checks.push(
     state.verifyCrc
       ? { name: 'checksum chain', status: 'ok', detail: `${report.frames} frames in ${report.chain.length} generation(s)` }

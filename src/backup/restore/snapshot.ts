@@ -1,19 +1,19 @@
 /**
  * Downloads a generation's snapshot `db.<ext>` to a file: streamed from the store through the
- * decoder and a sha256 hash in one pass, so a snapshot of any size takes constant memory. gz goes
+ * decoder and our digest (CRC-64, or the SHA-256 of older snapshots) in one pass, so a snapshot of any size takes constant memory. gz goes
  * through the native decoder (native-gunzip.ts) with a few input and output buffers reused for the
  * whole download; without it, and for zstd and raw, through a stream (the body gathered into
  * 1 MiB pieces for zlib, which gives 1 MiB chunks back, written 4 MiB at a time). The file's data is synced every 32 MiB along the way, so that the restore's final fsync
  * does not wait for the whole snapshot to reach the disk. Then checks what can be checked: our
- * digest and page count when the object carries them (`libsqlctl-sha256`,
- * `libsqlctl-page-count`), and always the SQLite header (magic, page size, a whole number of
+ * digest and page count when the object carries them (`libsqlctl-crc64` or `libsqlctl-sha256`,
+ * `libsqlctl-page-count`; no digest is computed for a snapshot without them), and always the SQLite header (magic, page size, a whole number of
  * pages, the header's own page count when SQLite marked it valid).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { type Readable, Transform, type TransformCallback, Writable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { readFully } from '../../engine/wal/fs-util.js';
+import { createHasher, type DigestKind, type SnapshotDigest } from '../format/digest.js';
 import { CorruptBackupError } from '../format/errors.js';
 import { decodeSnapshotMetadata } from '../format/objects.js';
 import { type BodyReader, readerOfStream } from '../storage/body-reader.js';
@@ -27,7 +27,8 @@ export interface DownloadedSnapshot {
   bytes: number;
   pageSize: number;
   pageCount: number;
-  sha256: string;
+  /** Our digest, checked (null: the snapshot carries none, made by sqld). */
+  digest: SnapshotDigest | null;
   /** Our digest and page count were present and matched. */
   digestVerified: boolean;
 }
@@ -114,21 +115,21 @@ function fileSink(fd: number): { sink: Writable; idle: () => Promise<void> } {
   return { sink, idle: () => inFlight };
 }
 
-/** What a download wrote: its size and SHA-256 (hex). */
+/** What a download wrote: its size and the digest asked for (hex; null: none asked for). */
 interface Decoded {
   bytes: number;
-  sha256: string;
+  digest: string | null;
 }
 
 /** Through node:zlib's stream (or the codec's): the body gathered, decoded, hashed and written to `fd`. */
-async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key' | 'compression'>, fd: number, onBytes: ((n: number) => void) | undefined): Promise<Decoded> {
-  const hash = createHash('sha256');
+async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key' | 'compression'>, fd: number, onBytes: ((n: number) => void) | undefined, kind: DigestKind | null): Promise<Decoded> {
+  const hash = kind === null ? null : createHasher(kind);
   const syncs: Promise<void>[] = [];
   let bytes = 0;
   let synced = 0;
   const tap = new Transform({
     transform(chunk: Buffer, _enc: BufferEncoding, cb: TransformCallback) {
-      hash.update(chunk);
+      hash?.update(chunk);
       bytes += chunk.length;
       // Syncs what the writer has written so far (the data before this chunk, at most a few MiB less).
       if (bytes - synced >= SYNC_EVERY) {
@@ -146,7 +147,7 @@ async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key'
     await idle();
     await Promise.all(syncs);
   }
-  return { bytes, sha256: hash.digest('hex') };
+  return { bytes, digest: hash?.hex() ?? null };
 }
 
 /** A queue whose take() waits for the next put(). */
@@ -180,10 +181,12 @@ type Filled = { buf: Buffer; len: number } | { end: true } | { error: Error };
  * thread pool into a few reused output buffers, each written to `fd` at its offset while the next
  * is being decoded. Nothing is allocated per chunk: no garbage for the collector.
  */
-async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: number, onBytes: ((n: number) => void) | undefined): Promise<Decoded> {
-  const decoder = new NativeGunzip(addon, addon.canHash);
-  // Without Node's OpenSSL in reach of the library, node:crypto hashes here, on the main thread.
-  const hash = decoder.hashes ? null : createHash('sha256');
+async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: number, onBytes: ((n: number) => void) | undefined, kind: DigestKind | null): Promise<Decoded> {
+  // The decoder computes the digest on the thread pool; SHA-256 without Node's OpenSSL in reach of
+  // the library is computed here, on the main thread.
+  const inDecoder = kind === 'crc64' || (kind === 'sha256' && addon.canHash);
+  const decoder = new NativeGunzip(addon, inDecoder ? kind : null);
+  const hash = kind !== null && !inDecoder ? createHasher(kind) : null;
   const free = new Channel<Buffer | null>();
   for (let i = 0; i < INPUT_BUFFERS; i++) free.put(Buffer.allocUnsafeSlow(INPUT_CHUNK));
   const filled = new Channel<Filled>();
@@ -287,7 +290,7 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: num
     await Promise.all(syncs);
   }
   if (failed.write !== null) throw failed.write;
-  return { bytes: position, sha256: hash !== null ? hash.digest('hex') : decoder.sha256() };
+  return { bytes: position, digest: hash !== null ? hash.hex() : inDecoder ? decoder.hex() : null };
 }
 
 /** Writes `n` bytes of `buf` at `position` (looping over short writes). */
@@ -316,17 +319,17 @@ export async function downloadSnapshot(
   const addon = snapshot.compression === 'gz' ? nativeRestore : null;
   let head: ObjectHead;
   let release: () => void;
-  let decode: (fd: number) => Promise<Decoded>;
+  let decode: (fd: number, kind: DigestKind | null) => Promise<Decoded>;
   if (addon !== null) {
     const got = storage.getReader !== undefined ? await storage.getReader(snapshot.key, signal) : await streamReader(storage, snapshot.key, signal);
     ({ head } = got);
     release = () => got.body.destroy();
-    decode = (fd) => nativeGunzipToFile(addon, got.body, fd, options.onBytes);
+    decode = (fd, kind) => nativeGunzipToFile(addon, got.body, fd, options.onBytes, kind);
   } else {
     const got = await storage.getStream(snapshot.key, signal);
     ({ head } = got);
     release = () => got.body.destroy();
-    decode = (fd) => streamToFile(got.body, snapshot, fd, options.onBytes);
+    decode = (fd, kind) => streamToFile(got.body, snapshot, fd, options.onBytes, kind);
   }
   // The digest of the bytes downloaded: from this answer's metadata, not from an earlier HEAD.
   let expected;
@@ -340,16 +343,17 @@ export async function downloadSnapshot(
   const fd = fs.openSync(file, 'w');
   let decoded: Decoded;
   try {
-    decoded = await decode(fd);
+    decoded = await decode(fd, expected?.digest.kind ?? null);
   } catch (err) {
     release();
     throw mappedError(snapshot.compression, snapshot.key, err);
   } finally {
     fs.closeSync(fd);
   }
-  const { bytes, sha256 } = decoded;
-  if (expected !== null && expected.sha256 !== sha256) {
-    throw new CorruptBackupError(snapshot.key, `the sha256 of its ${bytes} uncompressed bytes is ${sha256}, its metadata says ${expected.sha256}`);
+  const { bytes, digest } = decoded;
+  if (expected !== null && expected.digest.hex !== digest) {
+    const { kind, hex } = expected.digest;
+    throw new CorruptBackupError(snapshot.key, `the ${kind} of its ${bytes} uncompressed bytes is ${digest}, its metadata says ${hex}`);
   }
   const { pageSize, headerPages } = readHeader(file, bytes, snapshot.key);
   if (bytes % pageSize !== 0) throw new CorruptBackupError(snapshot.key, `${bytes} bytes is not a whole number of ${pageSize}-byte pages (truncated?)`);
@@ -360,7 +364,7 @@ export async function downloadSnapshot(
   if (headerPages !== null && headerPages !== pageCount) {
     throw new CorruptBackupError(snapshot.key, `holds ${pageCount} pages, its database header says ${headerPages} (truncated?)`);
   }
-  return { bytes, pageSize, pageCount, sha256, digestVerified: expected !== null };
+  return { bytes, pageSize, pageCount, digest: expected?.digest ?? null, digestVerified: expected !== null };
 }
 
 /**

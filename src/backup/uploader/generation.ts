@@ -4,6 +4,7 @@
  * with, what is staged, what is known to be in the store, and its snapshot. The persisted form is
  * part of state.json (state-file.ts).
  */
+import type { SnapshotDigest } from '../format/digest.js';
 import type { UploadJob } from './upload-queue.js';
 
 /** How the generation's frames are written: a WAL's salts, byte order and the chain's seed. */
@@ -29,7 +30,8 @@ export type SnapshotState = 'none' | 'reading' | 'staged' | 'uploaded' | 'lost';
 export interface SnapshotInfo {
   /** Object name in the generation (`db.<ext>`). */
   name: string;
-  sha256: string;
+  /** Of the uncompressed bytes (crc64 now; sha256 in state files written before). */
+  digest: SnapshotDigest;
   pageCount: number;
   changeCounter: number;
   /** Bytes of the staged (compressed) file. */

@@ -1,18 +1,18 @@
 /**
  * Stages a generation's snapshot: the database file, read through the engine's descriptor in
  * chunks (the event loop turns between them), compressed into `staging/<gen>/db.<ext>`, with the
- * sha256 of the raw bytes, the page count and the change counter (header bytes 24..28).
+ * digest (digest.ts) of the raw bytes, the page count and the change counter (header bytes 24..28).
  *
  * Only checkpoints write the database file, and the uploader's checkpoint hand-over aborts a
  * snapshot still reading (`abort()`): every chunk is read before the checkpoint or not at all, so a
  * staged snapshot is the file exactly as it was between two checkpoints.
  */
-import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import fs from 'node:fs';
 import fsp from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
 import { compressStream } from '../format/codec.js';
+import { createHasher, SNAPSHOT_DIGEST } from '../format/digest.js';
 import type { Compression } from '../format/layout.js';
 import { changeCounterOfDbHeader } from '../format/objects.js';
 import { ZSTD_MAX_INPUT } from '../format/zstd.js';
@@ -72,7 +72,7 @@ export class SnapshotJob {
     const compressor = compressStream(c);
     const written = pipeline(compressor, fs.createWriteStream(tmp));
     written.catch(() => undefined);
-    const hash = createHash('sha256');
+    const hash = createHasher(SNAPSHOT_DIGEST);
     let pageSize = 4096;
     let changeCounter = 0;
     try {
@@ -109,7 +109,7 @@ export class SnapshotJob {
       const name = `db.${c}`;
       const bytes = (await fsp.stat(tmp)).size;
       staging.place(tmp, gen, name);
-      return { name, sha256: hash.digest('hex'), pageCount: pageSize > 0 ? Math.ceil(position / pageSize) : 0, changeCounter, bytes };
+      return { name, digest: { kind: SNAPSHOT_DIGEST, hex: hash.hex() }, pageCount: pageSize > 0 ? Math.ceil(position / pageSize) : 0, changeCounter, bytes };
     } catch (err) {
       this.reading = false;
       compressor.destroy();

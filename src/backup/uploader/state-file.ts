@@ -6,6 +6,7 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
+import { DIGEST_HEX, type SnapshotDigest } from '../format/digest.js';
 import { isGenerationId } from '../format/generation-id.js';
 import { writeAtomically } from '../../engine/wal/fs-util.js';
 import type { GenCoords, PersistedGeneration, SnapshotInfo, SnapshotState } from './generation.js';
@@ -68,11 +69,20 @@ function coords(v: unknown): GenCoords | null {
   return { walGeneration: c.walGeneration, salt1: c.salt1, salt2: c.salt2, bigEndian: c.bigEndian, seed: [c.seed[0], c.seed[1]], pageSize: c.pageSize, synthetic: c.synthetic };
 }
 
+/** A staged snapshot's digest: `digest`, or the `sha256` of state files written before the CRC. */
+function digestOf(s: Record<string, unknown>): SnapshotDigest {
+  if (typeof s.sha256 === 'string' && s.digest === undefined && DIGEST_HEX.sha256.test(s.sha256)) return { kind: 'sha256', hex: s.sha256 };
+  const d = s.digest as Record<string, unknown> | undefined;
+  const kind = d?.kind;
+  if ((kind !== 'crc64' && kind !== 'sha256') || typeof d?.hex !== 'string' || !DIGEST_HEX[kind].test(d.hex)) fail('bad snapshot digest');
+  return { kind, hex: d.hex };
+}
+
 function snapshotInfo(v: unknown): SnapshotInfo | null {
   if (v === null) return null;
   const s = v as Record<string, unknown>;
-  if (typeof s.name !== 'string' || typeof s.sha256 !== 'string' || !isInt(s.pageCount) || !isU32(s.changeCounter) || !isInt(s.bytes)) fail('bad snapshot info');
-  return { name: s.name, sha256: s.sha256, pageCount: s.pageCount, changeCounter: s.changeCounter, bytes: s.bytes };
+  if (typeof s.name !== 'string' || !isInt(s.pageCount) || !isU32(s.changeCounter) || !isInt(s.bytes)) fail('bad snapshot info');
+  return { name: s.name, digest: digestOf(s), pageCount: s.pageCount, changeCounter: s.changeCounter, bytes: s.bytes };
 }
 
 function generation(v: unknown): PersistedGeneration {

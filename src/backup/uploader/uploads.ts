@@ -155,7 +155,7 @@ export class ObjectUploads {
     const compression = parseCompression(info.name.slice(3));
     if (compression === null) throw new Error(`bad snapshot name ${info.name}`);
     const file = this.ctx.staging.file(gen.id, info.name);
-    const metadata = encodeSnapshotMetadata({ sha256: info.sha256, pageCount: info.pageCount });
+    const metadata = encodeSnapshotMetadata({ digest: info.digest, pageCount: info.pageCount });
     const job: UploadJob = this.push(gen, {
       key: snapshotKey(this.ctx.dbName, gen.id, compression),
       kind: 'snapshot',

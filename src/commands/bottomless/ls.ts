@@ -27,7 +27,7 @@ function verticalTable(Table: typeof TableType, d: GenerationDetails, fmt: Fmt):
     row('main database snapshot', d.snapshot.key.slice(d.snapshot.key.lastIndexOf('/') + 1));
     row('  object size', String(d.snapshot.objectSize));
     row('  last modified', `${fmt(d.snapshot.lastModified)} UTC`);
-    row('  sha256', d.snapshot.sha256Present ? 'present' : 'absent (made by sqld?)');
+    row('  digest', d.snapshot.digest ?? 'absent (made by sqld?)');
   }
   row('durable marker', d.durable === null ? 'none' : `frame ${d.durable.lastFrame}${d.durable.sealed ? ', sealed' : ''}, at ${fmt(d.durable.at)} UTC`);
   return table.toString();

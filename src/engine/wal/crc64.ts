@@ -159,3 +159,34 @@ export function crc64Chain(prev: bigint, data: Uint8Array): bigint {
 export function crc64GoIso(data: Uint8Array): bigint {
   return crc64Chain(U64_MASK, data);
 }
+
+/**
+ * The standard CRC-64/GO-ISO of data given in pieces (crc64Chain does not compose that way: it
+ * restarts from the bit-reverse of its `prev`). The register is carried between pieces; in C
+ * where the library loads (about 10 GB/s with carry-less multiplication), else in JavaScript.
+ */
+export class Crc64Stream {
+  /** The register, as [high, low] words; all ones to start. */
+  private hi = 0xffff_ffff;
+  private lo = 0xffff_ffff;
+
+  update(data: Uint8Array): this {
+    if (native !== null) {
+      // The native call starts from the bit-reverse of its state and xors all ones at the end.
+      nativeState[0] = reverse32(this.lo);
+      nativeState[1] = reverse32(this.hi);
+      native.crc64Chain(nativeState, data);
+      this.hi = (nativeState[0] ^ 0xffff_ffff) >>> 0;
+      this.lo = (nativeState[1] ^ 0xffff_ffff) >>> 0;
+    } else {
+      [this.hi, this.lo] = update(this.hi, this.lo, data);
+    }
+    return this;
+  }
+
+  /** The CRC of everything so far, as 16 lowercase hex digits. */
+  hex(): string {
+    const hex = (w: number): string => ((w ^ 0xffff_ffff) >>> 0).toString(16).padStart(8, '0');
+    return hex(this.hi) + hex(this.lo);
+  }
+}

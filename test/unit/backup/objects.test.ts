@@ -23,6 +23,7 @@ import {
   encodeTombstone,
   META_BATCH_COMMITS,
   META_SNAPSHOT_PAGES,
+  META_SNAPSHOT_CRC64,
   META_SNAPSHOT_SHA256,
   type CommitTime,
 } from '../../../src/backup/format/objects.js';
@@ -88,14 +89,23 @@ describe('per-generation objects', () => {
 
 describe('our metadata', () => {
   it('names the headers in lower case without the x-amz-meta- prefix', () => {
-    for (const name of [META_SNAPSHOT_SHA256, META_SNAPSHOT_PAGES, META_BATCH_COMMITS]) expect(name).toMatch(/^libsqlctl-[a-z0-9-]+$/);
+    for (const name of [META_SNAPSHOT_CRC64, META_SNAPSHOT_SHA256, META_SNAPSHOT_PAGES, META_BATCH_COMMITS]) expect(name).toMatch(/^libsqlctl-[a-z0-9-]+$/);
   });
 
-  it('snapshot checksum and page count', () => {
+  it('snapshot digest (CRC-64 now, SHA-256 before) and page count', () => {
+    const crc = '0123456789abcdef';
+    const meta = encodeSnapshotMetadata({ digest: { kind: 'crc64', hex: crc }, pageCount: 12 });
+    expect(meta).toEqual({ 'libsqlctl-crc64': crc, 'libsqlctl-page-count': '12' });
+    expect(decodeSnapshotMetadata(meta, KEY)).toEqual({ digest: { kind: 'crc64', hex: crc }, pageCount: 12 });
     const sha256 = 'ab'.repeat(32);
-    const meta = encodeSnapshotMetadata({ sha256, pageCount: 12 });
-    expect(meta).toEqual({ 'libsqlctl-sha256': sha256, 'libsqlctl-page-count': '12' });
-    expect(decodeSnapshotMetadata(meta, KEY)).toEqual({ sha256, pageCount: 12 });
+    const old = encodeSnapshotMetadata({ digest: { kind: 'sha256', hex: sha256 }, pageCount: 12 });
+    expect(old).toEqual({ 'libsqlctl-sha256': sha256, 'libsqlctl-page-count': '12' });
+    expect(decodeSnapshotMetadata(old, KEY)).toEqual({ digest: { kind: 'sha256', hex: sha256 }, pageCount: 12 });
+    // Both: the CRC is the one checked.
+    expect(decodeSnapshotMetadata({ ...old, ...meta }, KEY)?.digest.kind).toBe('crc64');
+    expect(() => encodeSnapshotMetadata({ digest: { kind: 'crc64', hex: sha256 }, pageCount: 1 })).toThrow(RangeError);
+    corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-crc64': 'ABC', 'libsqlctl-page-count': '1' }, KEY));
+    corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-page-count': '1' }, KEY));
     expect(decodeSnapshotMetadata({}, KEY)).toBeNull();
     corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-sha256': 'xyz', 'libsqlctl-page-count': '1' }, KEY));
     corruptError(() => decodeSnapshotMetadata({ 'libsqlctl-sha256': sha256 }, KEY));

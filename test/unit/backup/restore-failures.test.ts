@@ -100,10 +100,10 @@ describe('damaged objects', () => {
   it('a snapshot whose bytes differ from its digest, truncated gzip, and a truncated sqld-made raw snapshot', async () => {
     const { db, gen } = await backup();
     const key = snapshotKey(db, gen, 'gz');
-    const metadata = encodeSnapshotMetadata({ sha256: 'a'.repeat(64), pageCount: snap.length / PAGE_SIZE });
+    const metadata = encodeSnapshotMetadata({ digest: { kind: 'crc64', hex: 'a'.repeat(16) }, pageCount: snap.length / PAGE_SIZE });
     await storage.put(key, await compressWithCli('gz', snap), { metadata });
     const out = outFile();
-    expect((await failure(restoreDatabase({ storage, db, out }))).message).toMatch(/db\.gz is corrupt: the sha256 of its \d+ uncompressed bytes is [0-9a-f]{64}, its metadata says a{64}/);
+    expect((await failure(restoreDatabase({ storage, db, out }))).message).toMatch(/db\.gz is corrupt: the crc64 of its \d+ uncompressed bytes is [0-9a-f]{16}, its metadata says a{16}/);
     nothingLeft(out);
 
     const gz = await compressWithCli('gz', snap);

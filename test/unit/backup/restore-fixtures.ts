@@ -4,8 +4,10 @@
  * SIGKILL so nothing checkpoints it away). Objects are compressed by Debian's gzip and zstd, or
  * raw, and written with the format modules.
  */
-import { createHash, randomUUID } from 'node:crypto';
+import { randomUUID } from 'node:crypto';
+import type { SnapshotDigest } from '../../../src/backup/format/digest.js';
 import { newGenerationId } from '../../../src/backup/format/generation-id.js';
+import { crc64GoIso } from '../../../src/engine/wal/crc64.js';
 import { batchKey, changeCounterKey, type Compression, depKey, durableMarkerKey, metaKey, snapshotKey } from '../../../src/backup/format/layout.js';
 import {
   changeCounterOfDbHeader,
@@ -69,13 +71,18 @@ export async function compressWithCli(c: Compression, buf: Buffer): Promise<Buff
 }
 
 /** A generation id at `ms` (deterministic order: later ms → sorts first). */
+/** Our snapshot digest of `bytes`, computed in one piece (the code under test computes it piece by piece). */
+export function crc64Of(bytes: Uint8Array): SnapshotDigest {
+  return { kind: 'crc64', hex: crc64GoIso(bytes).toString(16).padStart(16, '0') };
+}
+
 export function genAt(ms: number): string {
   return newGenerationId(ms);
 }
 
 export async function putSnapshot(storage: BackupStorage, db: string, gen: string, bytes: Buffer, c: Compression, ours = true): Promise<string> {
   const key = snapshotKey(db, gen, c);
-  const metadata = ours ? encodeSnapshotMetadata({ sha256: createHash('sha256').update(bytes).digest('hex'), pageCount: bytes.length / PAGE_SIZE }) : {};
+  const metadata = ours ? encodeSnapshotMetadata({ digest: crc64Of(bytes), pageCount: bytes.length / PAGE_SIZE }) : {};
   await storage.put(key, await compressWithCli(c, bytes), { metadata });
   await storage.put(changeCounterKey(db, gen), encodeChangeCounter(changeCounterOfDbHeader(bytes)));
   return key;

@@ -6,21 +6,28 @@ import { Readable } from 'node:stream';
 import zlib from 'node:zlib';
 import fc from 'fast-check';
 import { afterAll, describe, expect, it } from 'vitest';
+import type { DigestKind } from '../../../src/backup/format/digest.js';
 import { CorruptBackupError } from '../../../src/backup/format/errors.js';
 import { GunzipError, NativeGunzip, nativeRestore } from '../../../src/backup/restore/native-gunzip.js';
 import { downloadSnapshot } from '../../../src/backup/restore/snapshot.js';
+import { crc64GoIso } from '../../../src/engine/wal/crc64.js';
 import type { BackupStorage } from '../../../src/backup/storage/storage.js';
 
 /** native/restore.c, built by `npm install`: loaded, and decoding exactly what node:zlib decodes. */
+
+/** The digest computed in one piece, independently of the decoder (the CRC by crc64.ts's single call). */
+function digestOf(kind: DigestKind, data: Buffer): string {
+  return kind === 'sha256' ? createHash('sha256').update(data).digest('hex') : crc64GoIso(data).toString(16).padStart(16, '0');
+}
 
 const HISTORY_FREE_OUT = 1000;
 
 /**
  * Decodes `gz` fed in pieces of the given sizes into `outSize`-byte buffers; null when the decoder
- * refuses it. With `hash`, the decoder also hashes, and its digest must be that of what it decoded.
+ * refuses it. With a digest, the decoder also computes it, and it must be that of what it decoded.
  */
-async function nativeDecode(gz: Buffer, pieces: number[], outSize: number, hash = false): Promise<Buffer | null> {
-  const decoder = new NativeGunzip(nativeRestore!, hash);
+async function nativeDecode(gz: Buffer, pieces: number[], outSize: number, digest: DigestKind | null = null): Promise<Buffer | null> {
+  const decoder = new NativeGunzip(nativeRestore!, digest);
   const inputs: Buffer[] = [];
   let at = 0;
   for (const p of pieces) {
@@ -42,7 +49,7 @@ async function nativeDecode(gz: Buffer, pieces: number[], outSize: number, hash 
         if (status === 1) continue;
         if (status === 2) {
           const all = Buffer.concat(parts);
-          if (hash) expect(decoder.sha256()).toBe(createHash('sha256').update(all).digest('hex'));
+          if (digest !== null) expect(decoder.hex()).toBe(digestOf(digest, all));
           return all;
         }
         break;
@@ -75,15 +82,20 @@ describe('the native snapshot decoder', () => {
     expect(nativeRestore!.canHash).toBe(true);
   });
 
-  it('gives a digest once, and only for a decoder made to hash', async () => {
-    const gz = zlib.gzipSync(Buffer.from('x'.repeat(10_000)));
-    const plain = new NativeGunzip(nativeRestore!, false);
+  it('gives a digest once, and only for a decoder made with one (SHA-256 or CRC-64)', async () => {
+    const text = Buffer.from('x'.repeat(10_000));
+    const gz = zlib.gzipSync(text);
+    const plain = new NativeGunzip(nativeRestore!, null);
     await plain.run(gz, Buffer.alloc(20_000), true);
-    expect(() => plain.sha256()).toThrow(/not created to hash/);
-    const hashing = new NativeGunzip(nativeRestore!, true);
-    await hashing.run(gz, Buffer.alloc(20_000), true);
-    expect(hashing.sha256()).toBe(createHash('sha256').update('x'.repeat(10_000)).digest('hex'));
-    expect(() => hashing.sha256()).toThrow(/digest was taken/);
+    expect(() => plain.hex()).toThrow(/not created to hash/);
+    for (const kind of ['sha256', 'crc64'] as const) {
+      const hashing = new NativeGunzip(nativeRestore!, kind);
+      await hashing.run(gz, Buffer.alloc(20_000), true);
+      expect(hashing.hex()).toBe(digestOf(kind, text));
+      expect(() => hashing.hex()).toThrow(/digest was taken/);
+    }
+    expect(digestOf('crc64', Buffer.from('123456789'))).toBe('b90956c775a41001');
+    expect(() => nativeRestore!.createGunzip('md5' as 'crc64')).toThrow(TypeError);
   });
 
   it('decodes what node:zlib decodes, in any pieces and output sizes (several members, zero padding)', async () => {
@@ -94,10 +106,10 @@ describe('the native snapshot decoder', () => {
         fc.nat({ max: 3 }),
         fc.array(fc.integer({ min: 1, max: 3000 }), { maxLength: 30 }),
         fc.integer({ min: 512, max: 70_000 }),
-        fc.boolean(),
-        async (members, level, padding, pieces, outSize, hash) => {
+        fc.constantFrom(null, 'sha256' as const, 'crc64' as const),
+        async (members, level, padding, pieces, outSize, digest) => {
           const gz = Buffer.concat([...members.map((m) => zlib.gzipSync(m, { level })), Buffer.alloc(padding)]);
-          expect(await nativeDecode(gz, pieces, outSize, hash)).toEqual(zlibDecode(gz));
+          expect(await nativeDecode(gz, pieces, outSize, digest)).toEqual(zlibDecode(gz));
         },
       ),
       { numRuns: 60 },
@@ -145,11 +157,19 @@ describe('downloadSnapshot with the native decoder', () => {
   it('writes the decoded snapshot, checks its digest and page count', async () => {
     const db = database(700); // more than the decoder's input and output buffers
     const gz = zlib.gzipSync(db, { level: 1 });
-    const sha = createHash('sha256').update(db).digest('hex');
     const file = path.join(dir, 'ok.db');
-    const got = await downloadSnapshot(storeOf(gz, { 'libsqlctl-sha256': sha, 'libsqlctl-page-count': '700' }, 65_536), { key: 'db.gz', compression: 'gz' }, file);
-    expect(got).toMatchObject({ bytes: db.length, pageSize: 4096, pageCount: 700, sha256: sha, digestVerified: true });
-    expect(fs.readFileSync(file).equals(db)).toBe(true);
+    for (const kind of ['crc64', 'sha256'] as const) {
+      const hex = digestOf(kind, db);
+      const got = await downloadSnapshot(storeOf(gz, { [`libsqlctl-${kind}`]: hex, 'libsqlctl-page-count': '700' }, 65_536), { key: 'db.gz', compression: 'gz' }, file);
+      expect(got).toMatchObject({ bytes: db.length, pageSize: 4096, pageCount: 700, digest: { kind, hex }, digestVerified: true });
+      expect(fs.readFileSync(file).equals(db)).toBe(true);
+      const wrong = `${hex.slice(0, -1)}${hex.endsWith('0') ? '1' : '0'}`;
+      const err = await downloadSnapshot(storeOf(gz, { [`libsqlctl-${kind}`]: wrong, 'libsqlctl-page-count': '700' }, 65_536), { key: 'db.gz', compression: 'gz' }, file).catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(CorruptBackupError);
+      expect((err as Error).message).toContain(`the ${kind} of its ${db.length} uncompressed bytes is ${hex}, its metadata says ${wrong}`);
+    }
+    const plain = await downloadSnapshot(storeOf(gz, {}, 65_536), { key: 'db.gz', compression: 'gz' }, file);
+    expect(plain).toMatchObject({ digest: null, digestVerified: false });
   });
 
   it('damaged gzip data is a CorruptBackupError naming the object', async () => {

@@ -3,7 +3,6 @@
  * (independent of src/backup/restore: format modules + the engine's replay), a storage wrapper that
  * counts requests and fails on demand, a fake clock, and helpers to drive a namespace.
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
@@ -34,6 +33,7 @@ import { createLogger, type Logger, silentLogger } from '../../../src/engine/log
 import type { NamespaceDb } from '../../../src/engine/namespace-db.js';
 import { replayIntoFile, type ReplayFrame } from '../../../src/engine/wal/replay.js';
 import { bytes, EngineScope, framesOf, inspectFile, run, type NsOptions } from '../../helpers/engine-log.js';
+import { crc64Of } from './restore-fixtures.js';
 
 export class FakeClock {
   constructor(public t = 1_750_000_000_000) {}
@@ -189,7 +189,7 @@ export async function restoreFromStore(storage: BackupStorage, db: string, out: 
     const raw = await decompress(c, snapshot.body, snapshot.key);
     const info = decodeSnapshotMetadata(snapshot.metadata, snapshot.key);
     if (!info) throw new Error(`snapshot ${snapshot.key} has no libsqlctl metadata`);
-    if (createHash('sha256').update(raw).digest('hex') !== info.sha256) throw new Error(`snapshot ${snapshot.key}: sha256 mismatch`);
+    if (crc64Of(raw).hex !== info.digest.hex || info.digest.kind !== 'crc64') throw new Error(`snapshot ${snapshot.key}: digest mismatch`);
     if (Math.ceil(raw.length / 4096) !== info.pageCount) throw new Error(`snapshot ${snapshot.key}: page count mismatch`);
     fs.writeFileSync(out, raw);
   }

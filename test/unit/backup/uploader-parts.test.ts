@@ -2,7 +2,6 @@
  * Parts of the uploader on their own: the upload queue (parallelism, retries, idle), the state
  * file, the attach planner's decisions, and a snapshot job (hash, page count, abort).
  */
-import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -19,6 +18,7 @@ import type { CaptureState } from '../../../src/engine/log/capture-state.js';
 import { silentLogger } from '../../../src/engine/logger.js';
 import { bytes } from '../../helpers/engine-log.js';
 import { CountingTimers, Harness, TestStorage } from './uploader-fixtures.js';
+import { crc64GoIso } from '../../../src/engine/wal/crc64.js';
 
 let h: Harness;
 beforeEach(() => {
@@ -133,6 +133,21 @@ describe('state file and attach plan', () => {
     expect(() => readState(paths.bottomlessState)).toThrow(/current/);
   });
 
+  it("reads a staged snapshot's digest: ours (CRC-64), and the sha256 of state files written before it", () => {
+    const paths = new NamespacePaths(join(h.root, 'ns-digest'));
+    const info = { name: 'db.gz', digest: { kind: 'crc64' as const, hex: '0123456789abcdef' }, pageCount: 5, changeCounter: 7, bytes: 99 };
+    const withInfo = (snapshotInfo: unknown): UploaderState => ({ ...state(), generations: [{ ...state().generations[0]!, snapshot: 'staged', snapshotInfo: snapshotInfo as typeof info }] });
+    writeState(paths.bottomlessState, withInfo(info));
+    expect(readState(paths.bottomlessState)?.generations[0]?.snapshotInfo).toEqual(info);
+    const { digest: _d, ...rest } = info;
+    writeState(paths.bottomlessState, withInfo({ ...rest, sha256: 'ab'.repeat(32) }));
+    expect(readState(paths.bottomlessState)?.generations[0]?.snapshotInfo).toEqual({ ...rest, digest: { kind: 'sha256', hex: 'ab'.repeat(32) } });
+    for (const bad of [{ ...rest }, { ...rest, digest: { kind: 'md5', hex: 'ab' } }, { ...rest, digest: { kind: 'crc64', hex: 'ab'.repeat(32) } }]) {
+      writeState(paths.bottomlessState, withInfo(bad));
+      expect(() => readState(paths.bottomlessState)).toThrow(/digest/);
+    }
+  });
+
   it('continues, splits at a newer WAL generation, or starts fresh', () => {
     const engine = { logId: '11111111-1111-4111-8111-111111111111', replicationIndex: 14n, capture: capture(), logStart: 0n };
     expect(planAttach(state(), engine, 'db')).toEqual({ kind: 'continue', from: 11n, splitAt: null });
@@ -154,14 +169,14 @@ describe('state file and attach plan', () => {
 describe('snapshot job', () => {
   const file = (data: Buffer) => ({ size: () => data.length, read: (buf: Uint8Array, pos: number) => data.copy(buf, 0, pos, Math.min(data.length, pos + buf.length)) });
 
-  it('stages the file compressed, with its sha256, page count and change counter', async () => {
+  it('stages the file compressed, with its digest (CRC-64), page count and change counter', async () => {
     const data = bytes(7, 4096 * 5);
     data.writeUInt16BE(4096, 16);
     data.writeUInt32BE(77, 24);
     const staging = new StagingDir(new NamespacePaths(join(h.root, 'ns')));
     const job = new SnapshotJob({ gen: 'e4d90616-e967-7000-8000-000000000001', file: file(data), staging, compression: 'gz', chunkBytes: 3000 });
     const info = await job.done;
-    expect(info).toMatchObject({ name: 'db.gz', pageCount: 5, changeCounter: 77, sha256: createHash('sha256').update(data).digest('hex') });
+    expect(info).toMatchObject({ name: 'db.gz', pageCount: 5, changeCounter: 77, digest: { kind: 'crc64', hex: crc64GoIso(data).toString(16).padStart(16, '0') } });
     const staged = staging.file('e4d90616-e967-7000-8000-000000000001', 'db.gz');
     expect(fs.statSync(staged).size).toBe(info.bytes);
   });

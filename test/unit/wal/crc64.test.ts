@@ -1,6 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { crc64Chain, crc64GoIso, reverseBits64 } from '../../../src/engine/wal/crc64.js';
+import { Crc64Stream, crc64Chain, crc64GoIso, reverseBits64 } from '../../../src/engine/wal/crc64.js';
 
 const ALL_ONES = 0xffff_ffff_ffff_ffffn;
 
@@ -18,6 +18,24 @@ describe('crc64', () => {
   it('matches the CRC-64/GO-ISO check value', () => {
     expect(crc64GoIso(Buffer.from('123456789'))).toBe(0xb909_56c7_75a4_1001n);
     expect(crc64Chain(ALL_ONES, Buffer.from('123456789'))).toBe(0xb909_56c7_75a4_1001n);
+  });
+
+  it('streams: the standard CRC of data given in any pieces (Crc64Stream)', () => {
+    fc.assert(
+      fc.property(fc.uint8Array({ maxLength: 3000 }), fc.array(fc.nat({ max: 3000 }), { maxLength: 6 }), (data, cuts) => {
+        const stream = new Crc64Stream();
+        let at = 0;
+        for (const c of [...cuts].sort((a, b) => a - b)) {
+          if (c > data.length) break;
+          stream.update(data.subarray(at, c));
+          at = c;
+        }
+        stream.update(data.subarray(at));
+        expect(stream.hex()).toBe(crc64GoIso(data).toString(16).padStart(16, '0'));
+      }),
+      { numRuns: 200 },
+    );
+    expect(new Crc64Stream().update(Buffer.from('1234')).update(Buffer.from('56789')).hex()).toBe('b90956c775a41001');
   });
 
   it('reverses 64 bits', () => {
