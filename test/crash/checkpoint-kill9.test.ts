@@ -22,6 +22,8 @@ import { type Json, isObj, pipeline } from '../helpers/pipeline.js';
 const ROUNDS = 3;
 const WRITERS = 4;
 const MAX_PAYLOAD = 6 * 1024;
+/** Rows per SELECT when reading t back: 500 × at most 12 KiB of hex stays under the 10 MB response cap. */
+const PAGE_ROWS = 500;
 const REQUEST_TIMEOUT_MS = 10_000;
 const CHECKPOINT_WAIT_MS = 6000;
 const ARGS = ['--checkpoint-interval-s', '1'];
@@ -96,7 +98,15 @@ function boundary(nsDir: string): string | null {
 
 /** The rows of t over HTTP (id → sha1 of the payload); checks every acknowledged one is there. */
 async function checkAckedOverHttp(url: string, ledger: Ledger): Promise<Map<string, string>> {
-  const rows = await execOk(url, 'SELECT id, hex(payload) FROM t');
+  // Paged by rowid: the whole table can outgrow one response (`--max-response-size`, 10 MB).
+  const rows: unknown[][] = [];
+  for (let after = 0; ; ) {
+    const page = await execOk(url, `SELECT rowid, id, hex(payload) FROM t WHERE rowid > ${after} ORDER BY rowid LIMIT ${PAGE_ROWS}`);
+    for (const [, id, hex] of page) rows.push([id, hex]);
+    const last: unknown = page.at(-1)?.[0];
+    if (page.length < PAGE_ROWS || !isObj(last) || typeof last.value !== 'string') break;
+    after = Number(last.value);
+  }
   const present = new Map<string, string>();
   for (const [id, hex] of rows) {
     if (isObj(id) && typeof id.value === 'string' && isObj(hex) && typeof hex.value === 'string') present.set(id.value, sha1(Buffer.from(hex.value, 'hex')));
