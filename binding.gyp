@@ -5,7 +5,7 @@
 #   to its JavaScript version when the library cannot be loaded).
 # - restore (native/restore.c): restore's snapshot decoder over the zlib Node links and exports to
 #   addons, into buffers the caller reuses, with the snapshot's digest of what it decodes: CRC-64
-#   (native/crc64.h, shared with checksums.c) or SHA-256 with the OpenSSL Node links (found with
+#   (native/crc.h, shared with checksums.c) or SHA-256 with the OpenSSL Node links (found with
 #   dlsym; src/backup/restore/native-gunzip.ts falls back to node:zlib's stream when the library
 #   cannot be loaded, and to node:crypto's hash when that OpenSSL is not found).
 # The watchdog is compiled against the headers of the SQLite that better-sqlite3 embeds, and links

@@ -36,7 +36,7 @@
 
 #include <node_api.h>
 
-#include "crc64.h"
+#include "crc.h"
 
 static napi_value throw_type_error(napi_env env, const char *message) {
   napi_throw_type_error(env, NULL, message);
@@ -483,7 +483,7 @@ static int export_function(napi_env env, napi_value exports, const char *name, n
 }
 
 static napi_value init(napi_env env, napi_value exports) {
-  crc64_init();
+  crc_init();
   if (!export_function(env, exports, "crc64Chain", crc64_chain)) return NULL;
   if (!export_function(env, exports, "walChecksum", wal_checksum_fn)) return NULL;
   if (!export_function(env, exports, "walFrameCheck", wal_frame_check_fn)) return NULL;

@@ -4,7 +4,10 @@
  * exports to addons), with the same checks (header, CRC-32 and size of every member), driven
  * differently: the caller hands in its own output buffers and reuses them, where node:zlib's
  * stream allocates a new one per chunk. A 100 MB snapshot then costs no garbage: fresh buffers by
- * the hundred megabytes were most of the restore's garbage collection.
+ * the hundred megabytes were most of the restore's garbage collection. The members' CRC-32 is ours
+ * (crc.h, carry-less multiplication where the CPU has it): that zlib's own is a table loop, which
+ * took more CPU than the inflating itself. zlib is told not to compute it (inflateValidate), and
+ * each member's trailer (CRC-32 and size) is checked here, with zlib's words for a mismatch.
  *
  * Several gzip members decode as their concatenation; a zero byte after a member starts padding,
  * which ends the data (the rest is ignored), as node:zlib's gunzip has it. Calls run on the libuv thread pool, one at a time per decoder
@@ -13,7 +16,7 @@
  *   createGunzip(digest: 'none' | 'sha256' | 'crc64'): external
  *     digest: also compute that digest of everything decoded, on the thread pool with the
  *       decoding: SHA-256 with OpenSSL's (the one Node links and exports; looked up when the
- *       library loads), CRC-64/GO-ISO with crc64.h (carry-less multiplication where the CPU has it).
+ *       library loads), CRC-64/GO-ISO with crc.h (carry-less multiplication where the CPU has it).
  *   canHash: boolean — whether that OpenSSL was found (false: createGunzip('sha256') throws).
  *   digest(decoder): Buffer — the digest of everything decoded (once, after the stream ended):
  *     32 bytes of SHA-256, or the CRC-64 as 8 bytes, most significant first.
@@ -23,6 +26,8 @@
  *       untouched until a call answers status 0 (all of it consumed).
  *     status 0: all input consumed, more needed; 1: out is full, call again with null;
  *       2: the stream ended (final).
+ *   crc32(data: Uint8Array, value?: number): number — the gzip CRC-32 of data, continuing from
+ *     value (as node:zlib's crc32); for tests.
  */
 #include <stdbool.h>
 #include <stddef.h>
@@ -35,7 +40,7 @@
 #include <node_api.h>
 #include <zlib.h>
 
-#include "crc64.h"
+#include "crc.h"
 
 /*
  * OpenSSL's digest calls, found in the process (Node's own OpenSSL) when the library loads rather
@@ -77,6 +82,11 @@ typedef struct {
   /* Padding began (a zero byte after a member): the rest of the input is ignored. */
   int padding;
   int members;
+  /* The member being decoded: CRC-32 register and size of its output, and its last input bytes
+     (when it ends, they are its trailer: CRC-32 and size, little-endian). */
+  uint64_t member_crc;
+  uint32_t member_size;
+  uint8_t tail[8];
   int busy;
   /* The SHA-256 of everything decoded (NULL: not asked for); hash_failed: a digest call failed. */
   void *md;
@@ -106,6 +116,39 @@ static void set_error(Gunzip *g, const char *what) {
   g->error = g->message;
 }
 
+/* A member starts: zlib skips its check values (ours are faster), ours start over. */
+static int start_member(Gunzip *g) {
+  g->member_crc = UINT32_MAX;
+  g->member_size = 0;
+  memset(g->tail, 0, sizeof g->tail);
+  return inflateValidate(&g->zs, 0) == Z_OK;
+}
+
+/* Keeps the last 8 of the input bytes consumed so far. */
+static void keep_tail(Gunzip *g, const uint8_t *used, size_t n) {
+  if (n >= sizeof g->tail) {
+    memcpy(g->tail, used + n - sizeof g->tail, sizeof g->tail);
+  } else if (n > 0) {
+    memmove(g->tail, g->tail + n, sizeof g->tail - n);
+    memcpy(g->tail + sizeof g->tail - n, used, n);
+  }
+}
+
+static uint32_t le32(const uint8_t *p) { return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* The member just ended: its trailer against what was decoded. */
+static int member_checks_out(Gunzip *g) {
+  if (le32(g->tail) != (uint32_t)(g->member_crc ^ UINT32_MAX)) {
+    set_error(g, "incorrect data check");
+    return 0;
+  }
+  if (le32(g->tail + 4) != g->member_size) {
+    set_error(g, "incorrect length check");
+    return 0;
+  }
+  return 1;
+}
+
 static int run(Gunzip *g, uint8_t *out, size_t out_len, int final, size_t *produced) {
   size_t done = 0;
   for (;;) {
@@ -119,7 +162,7 @@ static int run(Gunzip *g, uint8_t *out, size_t out_len, int final, size_t *produ
         *produced = done;
         return final ? R_END : R_NEED_INPUT;
       }
-      if (inflateReset(&g->zs) != Z_OK) {
+      if (inflateReset(&g->zs) != Z_OK || !start_member(g)) {
         set_error(g, "could not reset the decoder");
         return R_ERROR;
       }
@@ -145,9 +188,15 @@ static int run(Gunzip *g, uint8_t *out, size_t out_len, int final, size_t *produ
     int rc = inflate(&g->zs, Z_NO_FLUSH);
     size_t used_in = avail_in - g->zs.avail_in;
     size_t used_out = avail_out - g->zs.avail_out;
+    keep_tail(g, g->in + g->in_pos, used_in);
+    if (used_out > 0) {
+      g->member_crc = crc32_register(g->member_crc, out + done, used_out);
+      g->member_size += (uint32_t)used_out;
+    }
     g->in_pos += used_in;
     done += used_out;
     if (rc == Z_STREAM_END) {
+      if (!member_checks_out(g)) return R_ERROR;
       g->members++;
       g->between = 1;
       continue;
@@ -220,6 +269,13 @@ static napi_value create_gunzip(napi_env env, napi_callback_info info) {
     return NULL;
   }
   g->ready = 1;
+  if (!start_member(g)) {
+    inflateEnd(&g->zs);
+    if (g->md != NULL) digests.ctx_free(g->md);
+    free(g);
+    napi_throw_error(env, NULL, "could not start a zlib decoder");
+    return NULL;
+  }
   napi_value external;
   if (napi_create_external(env, g, finalize_gunzip, NULL, &external) != napi_ok) {
     inflateEnd(&g->zs);
@@ -382,15 +438,34 @@ static napi_value digest_fn(napi_env env, napi_callback_info info) {
   return result;
 }
 
+static napi_value crc32_fn(napi_env env, napi_callback_info info) {
+  size_t argc = 2;
+  napi_value argv[2];
+  uint8_t *data;
+  size_t len;
+  if (napi_get_cb_info(env, info, &argc, argv, NULL, NULL) != napi_ok || argc < 1 || !bytes_of(env, argv[0], &data, &len)) {
+    return throw_type_error(env, "crc32(data: Uint8Array, value?: number)");
+  }
+  uint32_t value = 0;
+  napi_valuetype t = napi_undefined;
+  if (argc >= 2) napi_typeof(env, argv[1], &t);
+  if (t != napi_undefined && napi_get_value_uint32(env, argv[1], &value) != napi_ok) return throw_type_error(env, "crc32: value must be a number");
+  uint32_t crc = (uint32_t)(crc32_register(value ^ UINT32_MAX, data, len) ^ UINT32_MAX);
+  napi_value result;
+  napi_create_uint32(env, crc, &result);
+  return result;
+}
+
 static napi_value init(napi_env env, napi_value exports) {
   find_digests();
-  crc64_init();
+  crc_init();
   napi_value has_hash;
   napi_get_boolean(env, can_hash, &has_hash);
   napi_property_descriptor props[] = {
       {"createGunzip", NULL, create_gunzip, NULL, NULL, NULL, napi_default, NULL},
       {"gunzip", NULL, gunzip_fn, NULL, NULL, NULL, napi_default, NULL},
       {"digest", NULL, digest_fn, NULL, NULL, NULL, napi_default, NULL},
+      {"crc32", NULL, crc32_fn, NULL, NULL, NULL, napi_default, NULL},
       {"canHash", NULL, NULL, NULL, NULL, has_hash, napi_enumerable, NULL},
   };
   napi_define_properties(env, exports, sizeof props / sizeof props[0], props);

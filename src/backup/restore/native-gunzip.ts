@@ -2,7 +2,8 @@
  * The snapshot decoder of native/restore.c (built by `npm install` from source): node:zlib's own
  * zlib, run on the thread pool into output buffers the caller reuses. snapshot.ts uses it for gz
  * snapshots when the library loads, and node:zlib's stream otherwise; both decode the same bytes
- * with the same checks (the tests check that the library loads and that both agree).
+ * with the same checks (the tests check that the library loads and that both agree). The members'
+ * CRC-32 is the library's own (carry-less multiplication), a fraction of zlib's table loop.
  */
 import { loadOptionalAddon, nativeLibrary } from '../../engine/native-addon.js';
 import type { DigestKind } from '../format/digest.js';
@@ -17,6 +18,8 @@ export interface RestoreAddon {
   digest(decoder: object): Buffer;
   /** Whether the library found Node's OpenSSL to compute SHA-256 with. */
   readonly canHash: boolean;
+  /** The gzip CRC-32 of `data`, continuing from `value` (node:zlib's crc32): the one the decoder checks members with. */
+  crc32(data: Uint8Array, value?: number): number;
   gunzip(decoder: object, input: Uint8Array | null, out: Uint8Array, final: boolean, callback: (error: string | null, status: GunzipStatus, produced: number) => void): void;
 }
 

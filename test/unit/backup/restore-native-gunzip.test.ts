@@ -129,6 +129,42 @@ describe('the native snapshot decoder', () => {
     await expect(nativeDecode(Buffer.alloc(0), [], 100)).resolves.toBeNull();
     await expect(nativeDecode(Buffer.from('not gzip at all'), [], 100)).resolves.toBeNull();
   });
+
+  it('computes the gzip CRC-32 itself (zlib is told not to): equal to node:zlib\'s crc32, in pieces', () => {
+    fc.assert(
+      // At least a byte: node:zlib answers 0 for no data whatever the start value (zlib's crc32 given no buffer).
+      fc.property(fc.uint8Array({ minLength: 1, maxLength: 3000 }), fc.nat({ max: 3000 }), fc.nat({ max: 0xffff_ffff }), (bytes, split, start) => {
+        const data = Buffer.from(bytes);
+        const at = split % (data.length + 1);
+        expect(nativeRestore!.crc32(data, start)).toBe(zlib.crc32(data, start));
+        expect(nativeRestore!.crc32(data.subarray(at), nativeRestore!.crc32(data.subarray(0, at)))).toBe(zlib.crc32(data));
+      }),
+      { numRuns: 300 },
+    );
+    expect(nativeRestore!.crc32(Buffer.from('123456789'))).toBe(0xcbf4_3926);
+  });
+
+  it('checks each member\'s trailer (CRC-32, then size) wherever the input is cut, with zlib\'s words', async () => {
+    const data = randomBytes(20_000);
+    const member = zlib.gzipSync(data);
+    for (const [offset, message] of [
+      [8, 'incorrect data check'],
+      [5, 'incorrect data check'],
+      [4, 'incorrect length check'],
+      [1, 'incorrect length check'],
+    ] as const) {
+      const damaged = Buffer.concat([member, member]);
+      damaged[member.length - offset]! ^= 0x01; // the first member's trailer
+      for (const cut of [member.length - 9, member.length - 6, member.length - 1, member.length, 3]) {
+        const decoder = new NativeGunzip(nativeRestore!, null);
+        const out = Buffer.alloc(50_000);
+        const both = decoder.run(damaged.subarray(0, cut), out, false).then((first) => (first.status === 0 ? decoder.run(damaged.subarray(cut), out, true) : Promise.reject(new Error(`status ${first.status}`))));
+        await expect(both, `byte -${offset}, input cut at ${cut}`).rejects.toThrow(message);
+      }
+    }
+    // The same bytes undamaged: both members, their sizes and CRCs right.
+    expect(await nativeDecode(Buffer.concat([member, member]), [member.length - 3, 5], 7000)).toEqual(Buffer.concat([data, data]));
+  });
 });
 
 describe('downloadSnapshot with the native decoder', () => {
