@@ -45,7 +45,7 @@ export interface RestoreOptions {
   /** Restore up to the first gap instead of refusing (the gap is reported). */
   allowGaps?: boolean;
   verifyCrc?: boolean;
-  /** Batches fetched at once (`LIBSQL_BOTTOMLESS_S3_PARALLEL_MAX`). */
+  /** GETs at once (`LIBSQL_BOTTOMLESS_S3_PARALLEL_MAX`, default 32): the batches, and the snapshot's ranges (at most 4 of them). */
   parallel?: number;
   /** Snapshot compression looked for first when a generation has several. */
   prefer?: Compression;
@@ -100,6 +100,7 @@ export interface RestoreReport {
 }
 
 const DEFAULT_PREFETCH_BYTES = 256 * 1024 * 1024;
+const DEFAULT_PARALLEL = 32;
 /** Memory map for the integrity check (SQLite caps it at its own compile-time maximum, 2 GiB for better-sqlite3's). */
 export const INTEGRITY_MMAP_BYTES = 2 ** 40;
 
@@ -126,7 +127,7 @@ interface EarlySnapshot {
   begun: Promise<void>;
 }
 
-function startEarlySnapshot(storage: BackupStorage, snapshot: Pick<SnapshotObject, 'key' | 'compression' | 'size'>, tmp: string): EarlySnapshot {
+function startEarlySnapshot(storage: BackupStorage, snapshot: Pick<SnapshotObject, 'key' | 'compression' | 'size'>, tmp: string, parallel: number): EarlySnapshot {
   const controller = new AbortController();
   let report: ((p: RestoreProgress) => void) | undefined;
   let last = 0;
@@ -137,7 +138,7 @@ function startEarlySnapshot(storage: BackupStorage, snapshot: Pick<SnapshotObjec
     last = bytes;
     report?.({ phase: 'snapshot', bytes, totalBytes: snapshot.size });
   };
-  const download = downloadSnapshot(storage, snapshot, tmp, { onBytes: progress, signal: controller.signal });
+  const download = downloadSnapshot(storage, snapshot, tmp, { onBytes: progress, signal: controller.signal, parallel });
   download.then(answered, answered); // awaited by the restore, or dropped by stop()
   return {
     key: snapshot.key,
@@ -175,7 +176,7 @@ export async function restoreDatabase(opts: RestoreOptions): Promise<RestoreRepo
       ...(canStartEarly
         ? {
             onSnapshotListed: (snapshot: Omit<SnapshotObject, 'metadata'>) => {
-              early = startEarlySnapshot(opts.storage, snapshot, tmp);
+              early = startEarlySnapshot(opts.storage, snapshot, tmp, opts.parallel ?? DEFAULT_PARALLEL);
               return early.begun;
             },
           }
@@ -249,11 +250,12 @@ async function restoreToTemp(
   // What may be applied: up to the first gap, where the restore stops (or which it refuses).
   const gapAt = plan.chain.findIndex((g) => g.gap !== null);
   const upToGap = gapAt < 0 ? plan.chain : plan.chain.slice(0, gapAt + 1);
-  const batches = batchFetcher(opts.storage, upToGap, opts.parallel ?? 32, opts.prefetchBytes ?? DEFAULT_PREFETCH_BYTES);
+  const batches = batchFetcher(opts.storage, upToGap, opts.parallel ?? DEFAULT_PARALLEL, opts.prefetchBytes ?? DEFAULT_PREFETCH_BYTES);
   let download: Promise<DownloadedSnapshot> | null = started;
   if (download === null && snapshotObj !== null) {
     download = downloadSnapshot(opts.storage, snapshotObj, tmp, {
       onBytes: (bytes) => opts.onProgress?.({ phase: 'snapshot', bytes, totalBytes: snapshotObj.size }),
+      parallel: opts.parallel ?? DEFAULT_PARALLEL,
     });
     download.catch(() => undefined); // awaited below, or in the failure path
   } else if (download === null) {

@@ -2,7 +2,7 @@
  * Downloads a generation's snapshot `db.<ext>` to a file: streamed from the store through the
  * decoder and our digest (CRC-64, or the SHA-256 of older snapshots) in one pass, so a snapshot of any size takes constant memory. gz goes
  * through the native decoder (native-gunzip.ts) with a few input and output buffers reused for the
- * whole download; without it, and for zstd and raw, through a stream (the body gathered into
+ * whole download, a big one read in parallel ranges (snapshot-input.ts); without it, and for zstd and raw, through a stream (the body gathered into
  * 1 MiB pieces for zlib, which gives 1 MiB chunks back, written 4 MiB at a time). The file's data is synced every 32 MiB along the way, so that the restore's final fsync
  * does not wait for the whole snapshot to reach the disk. Then checks what can be checked: our
  * digest and page count when the object carries them (`libsqlctl-crc64` or `libsqlctl-sha256`,
@@ -16,11 +16,12 @@ import { readFully } from '../../engine/wal/fs-util.js';
 import { createHasher, type DigestKind, type SnapshotDigest } from '../format/digest.js';
 import { CorruptBackupError } from '../format/errors.js';
 import { decodeSnapshotMetadata } from '../format/objects.js';
-import { type BodyReader, readerOfStream } from '../storage/body-reader.js';
+import { readerOfStream } from '../storage/body-reader.js';
 import type { BackupStorage, ObjectHead } from '../storage/storage.js';
 import type { SnapshotObject } from './catalog.js';
 import { decodeStream, mappedError, STREAM_CHUNK } from './decode.js';
 import { GunzipError, type GunzipStatus, NativeGunzip, nativeRestore, type RestoreAddon } from './native-gunzip.js';
+import { Channel, type Filled, rangedInput, SNAPSHOT_PART_BYTES, SNAPSHOT_PARTS_IN_FLIGHT, type SnapshotInput, streamInput } from './snapshot-input.js';
 
 export interface DownloadedSnapshot {
   /** Uncompressed size. */
@@ -150,69 +151,29 @@ async function streamToFile(body: Readable, snapshot: Pick<SnapshotObject, 'key'
   return { bytes, digest: hash?.hex() ?? null };
 }
 
-/** A queue whose take() waits for the next put(). */
-class Channel<T> {
-  private readonly items: T[] = [];
-  private readonly waiting: ((v: T) => void)[] = [];
-
-  put(v: T): void {
-    const w = this.waiting.shift();
-    if (w === undefined) this.items.push(v);
-    else w(v);
-  }
-
-  take(): Promise<T> {
-    return this.items.length > 0 ? Promise.resolve(this.items.shift()!) : new Promise<T>((resolve) => this.waiting.push(resolve));
-  }
-}
-
-/** Compressed bytes per decoder call (the socket's ~64 KiB pieces gathered), and the buffers for them. */
-const INPUT_CHUNK = 1024 * 1024;
-const INPUT_BUFFERS = 3;
 /** Decoded bytes per decoder call, and the buffers for them (each in use until its write is done). */
 const OUTPUT_CHUNK = 2 * 1024 * 1024;
 const OUTPUT_BUFFERS = 3;
 
-type Filled = { buf: Buffer; len: number } | { end: true } | { error: Error };
-
 /**
- * Through the native decoder (native-gunzip.ts): the body is read into a few reused input buffers
- * (straight from the socket or the file where the store can: getReader), decoded and hashed on the
- * thread pool into a few reused output buffers, each written to `fd` at its offset while the next
- * is being decoded. Nothing is allocated per chunk: no garbage for the collector.
+ * Through the native decoder (native-gunzip.ts): the object is read into a few reused input buffers
+ * (snapshot-input.ts: one stream or parallel ranges, straight from the socket or the file where the
+ * store can: getReader), decoded and hashed on the thread pool into a few reused output buffers,
+ * each written to `fd` at its offset while the next is being decoded. Nothing is allocated per
+ * chunk: no garbage for the collector.
  */
-async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: number, onBytes: ((n: number) => void) | undefined, kind: DigestKind | null): Promise<Decoded> {
+async function nativeGunzipToFile(addon: RestoreAddon, input: SnapshotInput, fd: number, onBytes: ((n: number) => void) | undefined, kind: DigestKind | null): Promise<Decoded> {
   // The decoder computes the digest on the thread pool; SHA-256 without Node's OpenSSL in reach of
   // the library is computed here, on the main thread.
   const inDecoder = kind === 'crc64' || (kind === 'sha256' && addon.canHash);
   const decoder = new NativeGunzip(addon, inDecoder ? kind : null);
   const hash = kind !== null && !inDecoder ? createHasher(kind) : null;
   const free = new Channel<Buffer | null>();
-  for (let i = 0; i < INPUT_BUFFERS; i++) free.put(Buffer.allocUnsafeSlow(INPUT_CHUNK));
+  for (let i = 0; i < input.buffers; i++) free.put(Buffer.allocUnsafeSlow(input.bufferBytes));
   const filled = new Channel<Filled>();
   const outputs = new Channel<Buffer>();
   for (let i = 0; i < OUTPUT_BUFFERS; i++) outputs.put(Buffer.allocUnsafeSlow(OUTPUT_CHUNK));
   let stopped = false;
-
-  const produce = async (): Promise<void> => {
-    let received = 0;
-    try {
-      for (;;) {
-        const buf = await free.take();
-        if (buf === null) return;
-        const n = await body.read(buf);
-        received += n;
-        if (n > 0) {
-          onBytes?.(received);
-          filled.put({ buf, len: n });
-        }
-        if (n < buf.length) break;
-      }
-      filled.put({ end: true });
-    } catch (err) {
-      filled.put({ error: err instanceof Error ? err : new Error(String(err)) });
-    }
-  };
 
   const writes = new Set<Promise<void>>();
   const syncs: Promise<void>[] = [];
@@ -274,7 +235,7 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: num
     if (carry !== null) write(carry.out, carry.n);
   };
 
-  const producing = produce();
+  const producing = input.produce(free, filled, onBytes);
   try {
     await consume();
   } catch (err) {
@@ -282,7 +243,7 @@ async function nativeGunzipToFile(addon: RestoreAddon, body: BodyReader, fd: num
     throw err;
   } finally {
     if (stopped) {
-      body.destroy();
+      input.destroy();
       free.put(null);
     }
     await producing;
@@ -302,18 +263,37 @@ async function writeAll(fd: number, buf: Buffer, n: number, position: number): P
   }
 }
 
-/** A store without getReader: its stream, read into the caller's buffers. */
-async function streamReader(storage: BackupStorage, key: string, options: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: BodyReader }> {
-  const { head, body } = await storage.getStream(key, options);
-  return { head, body: readerOfStream(body) };
+/**
+ * The input of the native decoder: parallel ranges of a big object where the store reads ranges
+ * into buffers (`size`, from the listing, at least two parts; `parallel` above 1), else one
+ * stream (read through getStream where the store has no getReader). With its answer's head.
+ */
+async function nativeInput(storage: BackupStorage, snapshot: SnapshotRef, parallel: number, partBytes: number, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; input: SnapshotInput }> {
+  const opts = signal === undefined ? {} : { signal };
+  if (storage.getReader === undefined) {
+    const { head, body } = await storage.getStream(snapshot.key, opts);
+    return { head, input: streamInput(readerOfStream(body)) };
+  }
+  if (parallel < 2 || (snapshot.size ?? 0) < 2 * partBytes) {
+    const { head, body } = await storage.getReader(snapshot.key, opts);
+    return { head, input: streamInput(body) };
+  }
+  const ranged = storage as BackupStorage & Required<Pick<BackupStorage, 'getReader'>>;
+  const { head, body } = await ranged.getReader(snapshot.key, { ...opts, range: { start: 0, end: partBytes - 1 } });
+  const inFlight = Math.min(parallel, SNAPSHOT_PARTS_IN_FLIGHT);
+  return { head, input: rangedInput({ storage: ranged, key: snapshot.key, head, first: body, partBytes, inFlight, ...opts }) };
 }
+
+/** The snapshot object: its key, compression and (from the listing, when known) size. */
+export type SnapshotRef = Pick<SnapshotObject, 'key' | 'compression'> & { size?: number };
 
 /** Writes the decompressed snapshot to `file` (created or truncated) and checks it. */
 export async function downloadSnapshot(
   storage: BackupStorage,
-  snapshot: Pick<SnapshotObject, 'key' | 'compression'>,
+  snapshot: SnapshotRef,
   file: string,
-  options: { onBytes?: (compressedBytes: number) => void; signal?: AbortSignal } = {},
+  /** parallel: GETs at a time the store may take (default 1: one stream); partBytes: bytes per ranged GET (tests). */
+  options: { onBytes?: (compressedBytes: number) => void; signal?: AbortSignal; parallel?: number; partBytes?: number } = {},
 ): Promise<DownloadedSnapshot> {
   const signal = options.signal === undefined ? {} : { signal: options.signal };
   const addon = snapshot.compression === 'gz' ? nativeRestore : null;
@@ -321,10 +301,10 @@ export async function downloadSnapshot(
   let release: () => void;
   let decode: (fd: number, kind: DigestKind | null) => Promise<Decoded>;
   if (addon !== null) {
-    const got = storage.getReader !== undefined ? await storage.getReader(snapshot.key, signal) : await streamReader(storage, snapshot.key, signal);
+    const got = await nativeInput(storage, snapshot, options.parallel ?? 1, options.partBytes ?? SNAPSHOT_PART_BYTES, options.signal);
     ({ head } = got);
-    release = () => got.body.destroy();
-    decode = (fd, kind) => nativeGunzipToFile(addon, got.body, fd, options.onBytes, kind);
+    release = () => got.input.destroy();
+    decode = (fd, kind) => nativeGunzipToFile(addon, got.input, fd, options.onBytes, kind);
   } else {
     const got = await storage.getStream(snapshot.key, signal);
     ({ head } = got);

@@ -26,6 +26,7 @@ import type { BodyReader } from './body-reader.js';
 import { ConfigError, LibsqlctlError } from '../../errors.js';
 import {
   type BackupStorage,
+  type ByteRange,
   compareKeys,
   type ListEntry,
   type ListOptions,
@@ -194,16 +195,7 @@ export class LocalStorage implements BackupStorage {
     options.signal?.throwIfAborted();
     const obj = await this.openObject(key);
     try {
-      const { size } = obj.head;
-      let start = 0;
-      let end = size - 1;
-      if (options.range !== undefined) {
-        start = options.range.start;
-        end = Math.min(options.range.end ?? size - 1, size - 1);
-        if (!Number.isSafeInteger(start) || start < 0 || start >= size || end < start) {
-          throw new StorageError(`range ${options.range.start}-${options.range.end ?? ''} of ${key} is not satisfiable: the object has ${size} bytes`);
-        }
-      }
+      const { start, end } = this.rangeOf(key, obj.head.size, options.range);
       const length = Math.max(0, end + 1 - start);
       const body = await this.fsOp('read', key, () => readExactly(obj.fh, length, obj.bodyOffset + start));
       if (body === null) throw new StorageError(`${key} in ${this.description} shrank while being read`);
@@ -222,12 +214,31 @@ export class LocalStorage implements BackupStorage {
     return { head: obj.head, body };
   }
 
+  /** Bytes `start..end` of an object of `size` bytes (all of it without a range), as S3 cuts a range. */
+  private rangeOf(key: string, size: number, range: { start: number; end?: number } | undefined): { start: number; end: number } {
+    if (range === undefined) return { start: 0, end: size - 1 };
+    const { start } = range;
+    const end = Math.min(range.end ?? size - 1, size - 1);
+    if (!Number.isSafeInteger(start) || start < 0 || start >= size || end < start) {
+      throw new StorageError(`range ${range.start}-${range.end ?? ''} of ${key} is not satisfiable: the object has ${size} bytes`);
+    }
+    return { start, end };
+  }
+
   /** Reads straight from the file into the caller's buffers. */
-  async getReader(key: string, options: { signal?: AbortSignal } = {}): Promise<{ head: ObjectHead; body: BodyReader }> {
+  async getReader(key: string, options: { signal?: AbortSignal; range?: ByteRange } = {}): Promise<{ head: ObjectHead; body: BodyReader }> {
     options.signal?.throwIfAborted();
     const obj = await this.openObject(key);
     const signal = options.signal;
-    let position = obj.bodyOffset;
+    let range: { start: number; end: number };
+    try {
+      range = this.rangeOf(key, obj.head.size, options.range);
+    } catch (err) {
+      await obj.fh.close();
+      throw err;
+    }
+    let position = obj.bodyOffset + range.start;
+    const stop = obj.bodyOffset + range.end + 1;
     let closed = false;
     const close = (): void => {
       if (closed) return;
@@ -239,7 +250,8 @@ export class LocalStorage implements BackupStorage {
         signal?.throwIfAborted();
         let n = 0;
         while (n < into.length && !closed) {
-          const { bytesRead } = await this.fsOp('read', key, () => obj.fh.read(into, n, into.length - n, position));
+          const want = Math.min(into.length - n, stop - position);
+          const { bytesRead } = want <= 0 ? { bytesRead: 0 } : await this.fsOp('read', key, () => obj.fh.read(into, n, want, position));
           if (bytesRead === 0) {
             close();
             break;

@@ -6,7 +6,7 @@
  * the buffer the pending read() fills; a 64 KiB spill buffer takes the answer's head and whatever
  * arrives while no read() is waiting (reading pauses then).
  *
- * Only what this path is sure of is read here: a `200` answer framed by Content-Length. Anything
+ * Only what this path is sure of is read here: a `200` answer (`206` for a range) framed by Content-Length. Anything
  * else (another status, chunked, no length, a head over 64 KiB, a connection that fails before the
  * head) settles as null, and the caller asks again through node:http, which has the retries and the
  * error answers. After the head, a failure is the body's: the read rejects.
@@ -22,6 +22,8 @@ export interface DirectGet {
   path: string;
   /** The request's headers, signed (host among them). */
   headers: Readonly<Record<string, string>>;
+  /** The status taken here: 200, or 206 for a range (with its Content-Range). */
+  status: 200 | 206;
   connectTimeoutMs: number;
   idleTimeoutMs: number;
   signal?: AbortSignal;
@@ -167,7 +169,8 @@ class DirectBody implements BodyReader {
       headers[name] = headers[name] === undefined ? value : `${headers[name]}, ${value}`;
     }
     const length = headers['content-length'];
-    if (status?.[1] !== '200' || headers['transfer-encoding'] !== undefined || length === undefined || !/^\d{1,15}$/.test(length)) return this.settleNull();
+    if (status?.[1] !== String(this.req.status) || headers['transfer-encoding'] !== undefined || length === undefined || !/^\d{1,15}$/.test(length)) return this.settleNull();
+    if (this.req.status === 206 && headers['content-range'] === undefined) return this.settleNull();
     this.headDone = true;
     this.spillStart = end + HEAD_END.length;
     this.remaining = Number(length) - (this.spillEnd - this.spillStart);

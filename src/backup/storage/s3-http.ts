@@ -17,7 +17,7 @@ import { type BodyReader, readerOfStream } from './body-reader.js';
 import { directGet } from './s3-direct-get.js';
 import { S3RequestError } from './s3-errors.js';
 import { amzDate, canonicalQuery, type Credentials, EMPTY_PAYLOAD_SHA256, SigV4Signer, uriEncode } from './s3-sigv4.js';
-import type { ObjectHead, ObjectInfo, ObjectMetadata, StoredObject } from './storage.js';
+import { type ByteRange, type ObjectHead, type ObjectInfo, type ObjectMetadata, StorageError, type StoredObject } from './storage.js';
 import { xmlBody, xmlChildText, xmlElements } from './s3-xml.js';
 
 export interface SignedReaderOptions {
@@ -89,12 +89,18 @@ function headOf(key: string, headers: IncomingHttpHeaders): ObjectHead {
   const modified = headers['last-modified'];
   const range = /\/(\d+)$/.exec(headers['content-range'] ?? '')?.[1];
   const length = Number(headers['content-length'] ?? 0);
+  const etag = headers.etag;
   return {
     key,
     size: range === undefined ? length : Number(range),
     lastModified: modified === undefined ? new Date(0) : new Date(modified),
     metadata: metadataOf(headers),
+    ...(typeof etag === 'string' ? { etag } : {}),
   };
+}
+
+function rangeHeader(range: ByteRange | undefined): Record<string, string> {
+  return range === undefined ? {} : { range: `bytes=${range.start}-${range.end}` };
 }
 
 function readBody(res: IncomingMessage): Promise<Buffer> {
@@ -135,10 +141,14 @@ export class SignedS3Reader {
     });
   }
 
-  async getStream(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: IncomingMessage }> {
+  async getStream(key: string, signal: AbortSignal | undefined, range?: ByteRange): Promise<{ head: ObjectHead; body: IncomingMessage }> {
     return this.withRetries(signal, async () => {
-      const res = await this.request('GET', key, {}, {}, signal);
+      const res = await this.request('GET', key, {}, rangeHeader(range), signal);
       if ((res.statusCode ?? 0) >= 300) throw answerError(res, await readBody(res), `GetObject of ${key}`);
+      if (range !== undefined && res.statusCode !== 206) {
+        res.destroy();
+        throw new StorageError(`GetObject of ${key} asked for bytes ${range.start}-${range.end} and got the whole object (HTTP ${res.statusCode}): the store does not do ranges`);
+      }
       return { head: headOf(key, res.headers), body: res };
     });
   }
@@ -147,20 +157,21 @@ export class SignedS3Reader {
    * The object pulled into the caller's buffers: over plain HTTP read straight into them
    * (s3-direct-get.ts), else through getStream. Once: a failure after the head is the body's.
    */
-  async getReader(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: BodyReader }> {
+  async getReader(key: string, signal: AbortSignal | undefined, range?: ByteRange): Promise<{ head: ObjectHead; body: BodyReader }> {
     if (this.url.protocol === 'http:' && !this.closed) {
       const answer = await directGet({
         host: this.url.hostname,
         port: this.url.port === '' ? 80 : Number(this.url.port),
         path: this.objectPath(key),
-        headers: this.signedHeaders('GET', this.objectPath(key), {}, {}),
+        headers: this.signedHeaders('GET', this.objectPath(key), {}, rangeHeader(range)),
+        status: range === undefined ? 200 : 206,
         connectTimeoutMs: this.options.connectTimeoutMs,
         idleTimeoutMs: this.options.idleTimeoutMs,
         signal: signal === undefined ? this.closing.signal : AbortSignal.any([signal, this.closing.signal]),
       });
       if (answer !== null) return { head: headOf(key, answer.headers), body: answer.body };
     }
-    const { head, body } = await this.getStream(key, signal);
+    const { head, body } = await this.getStream(key, signal, range);
     return { head, body: readerOfStream(body) };
   }
 

@@ -24,7 +24,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { pipeline, Readable, Transform } from 'node:stream';
 import { CREDENTIAL_CODES, errorShape, hintFor, s3Failure } from './s3-errors.js';
 import type { ListPage, ListPageParams } from './s3-http.js';
-import type { ObjectHead, PutBody, PutOptions, StoredObject } from './storage.js';
+import type { ByteRange, ObjectHead, PutBody, PutOptions, StoredObject } from './storage.js';
 import { StorageError } from './storage.js';
 
 const MIB = 1024 * 1024;
@@ -146,11 +146,18 @@ export class SdkS3 {
     };
   }
 
-  async getStream(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: Readable }> {
-    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key }), { abortSignal: signal });
+  async getStream(key: string, signal: AbortSignal | undefined, range?: ByteRange): Promise<{ head: ObjectHead; body: Readable }> {
+    const header = range === undefined ? undefined : `bytes=${range.start}-${range.end}`;
+    const res = await this.client.send(new GetObjectCommand({ Bucket: this.bucket, Key: key, Range: header }), { abortSignal: signal });
     const body: unknown = res.Body;
     if (!(body instanceof Readable)) throw new StorageError(`GetObject of ${key} in s3://${this.bucket} answered without a readable body`);
-    return { head: { key, size: res.ContentLength ?? 0, lastModified: res.LastModified ?? new Date(0), metadata: res.Metadata ?? {} }, body };
+    const total = /\/(\d+)$/.exec(res.ContentRange ?? '')?.[1];
+    if (range !== undefined && total === undefined) {
+      body.destroy();
+      throw new StorageError(`GetObject of ${key} in s3://${this.bucket} asked for bytes ${range.start}-${range.end} and got the whole object: the store does not do ranges`);
+    }
+    const size = total === undefined ? (res.ContentLength ?? 0) : Number(total);
+    return { head: { key, size, lastModified: res.LastModified ?? new Date(0), metadata: res.Metadata ?? {}, ...(res.ETag === undefined ? {} : { etag: res.ETag }) }, body };
   }
 
   /** Throws the SDK's NotFound for a missing key (the caller maps it). */

@@ -16,6 +16,7 @@ import { type ListPage, type ListPageParams, SignedS3Reader } from './s3-http.js
 import type { SdkS3 } from './s3-sdk.js';
 import {
   type BackupStorage,
+  type ByteRange,
   compareKeys,
   type ListEntry,
   type ListOptions,
@@ -60,7 +61,7 @@ export interface S3StorageOptions {
 /** The operations both clients serve; reads throw the client's own errors. */
 interface ReadClient {
   get(key: string, range: { start: number; end?: number } | undefined, signal: AbortSignal | undefined): Promise<StoredObject>;
-  getStream(key: string, signal: AbortSignal | undefined): Promise<{ head: ObjectHead; body: Readable }>;
+  getStream(key: string, signal: AbortSignal | undefined, range?: ByteRange): Promise<{ head: ObjectHead; body: Readable }>;
   listPage(params: ListPageParams): Promise<ListPage>;
 }
 
@@ -120,10 +121,10 @@ export class S3Storage implements BackupStorage {
     }
   }
 
-  async getReader(key: string, options: { signal?: AbortSignal } = {}): Promise<{ head: ObjectHead; body: BodyReader }> {
+  async getReader(key: string, options: { signal?: AbortSignal; range?: ByteRange } = {}): Promise<{ head: ObjectHead; body: BodyReader }> {
     try {
-      if (this.reader !== null) return await this.reader.getReader(key, options.signal);
-      const { head, body } = await (await this.sdk()).getStream(key, options.signal);
+      if (this.reader !== null) return await this.reader.getReader(key, options.signal, options.range);
+      const { head, body } = await (await this.sdk()).getStream(key, options.signal, options.range);
       return { head, body: readerOfStream(body) };
     } catch (err) {
       options.signal?.throwIfAborted();

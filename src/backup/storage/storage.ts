@@ -18,6 +18,14 @@ export interface ObjectInfo {
 
 export interface ObjectHead extends ObjectInfo {
   metadata: ObjectMetadata;
+  /** S3's ETag, where the backend has one: what tells two versions of a key apart. */
+  etag?: string;
+}
+
+/** Bytes `start..end` of an object, both inclusive (an HTTP range). */
+export interface ByteRange {
+  start: number;
+  end: number;
 }
 
 export interface StoredObject extends ObjectHead {
@@ -61,9 +69,11 @@ export interface BackupStorage {
   getStream(key: string, options?: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: Readable }>;
   /**
    * The object's bytes pulled into the caller's buffers (body-reader.ts), for the snapshot's
-   * native decoder; backends without it are read through getStream. ObjectNotFoundError when missing.
+   * native decoder; backends without it are read through getStream. With `range`, only those
+   * bytes (`end` past the object is cut to its last byte, `start` past it is a StorageError);
+   * `head.size` is the whole object's either way. ObjectNotFoundError when missing.
    */
-  getReader?(key: string, options?: { signal?: AbortSignal }): Promise<{ head: ObjectHead; body: BodyReader }>;
+  getReader?(key: string, options?: { signal?: AbortSignal; range?: ByteRange }): Promise<{ head: ObjectHead; body: BodyReader }>;
   /** null when missing. */
   head(key: string): Promise<ObjectHead | null>;
   /** Keys starting with `prefix`, in UTF-8 binary order, paged internally. */

@@ -185,6 +185,32 @@ describe.each(backends)('storage contract: $name', ({ name, open }) => {
     expect(await body.read(buf)).toBe(0);
   });
 
+  it("reads a range into the caller's buffers: those bytes only, the whole object's size and version", async () => {
+    const key = `${db()}/ranged`;
+    const bytes = randomBytes(2 * MIB + 999);
+    await storage.put(key, bytes);
+    const whole = await storage.getReader!(key);
+    whole.body.destroy();
+    for (const [start, end] of [
+      [0, MIB - 1],
+      [MIB, 2 * MIB - 1],
+      [2 * MIB, 2 * MIB + 998],
+      [2 * MIB + 500, 3 * MIB], // past the end: cut to the last byte
+      [17, 17],
+    ] as const) {
+      const { head, body } = await storage.getReader!(key, { range: { start, end } });
+      expect(head).toMatchObject({ key, size: bytes.length, lastModified: whole.head.lastModified });
+      expect(head.etag).toBe(whole.head.etag);
+      if (name !== 'local') expect(head.etag).toMatch(/^"?[0-9a-f]{32}/);
+      const buf = Buffer.alloc(MIB + 10);
+      const n = await body.read(buf);
+      expect(buf.subarray(0, n).equals(bytes.subarray(start, Math.min(end, bytes.length - 1) + 1)), `bytes ${start}-${end}`).toBe(true);
+      expect(await body.read(buf)).toBe(0);
+    }
+    await expect(storage.getReader!(key, { range: { start: bytes.length + 5, end: bytes.length + 10 } })).rejects.toBeInstanceOf(StorageError);
+    await expect(storage.getReader!(`${key}.missing`, { range: { start: 0, end: 10 } })).rejects.toBeInstanceOf(ObjectNotFoundError);
+  });
+
   it('lists a generation in UTF-8 binary order, with startAfter', async () => {
     const gen = `${db()}-${randomUUID()}/`;
     const names = ['.changecounter', '.dep', '.meta', '000000000001-000000000010-1700000000.gz', '000000000011-000000000020-1700000001.gz', 'db.gz'];
