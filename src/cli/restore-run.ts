@@ -87,15 +87,18 @@ export async function runRestore(flags: RestoreFlagValues, out: CommandOutput): 
   const target = await resolveBottomlessTarget(flags);
   const generation = await parseGenerationFlag(flags.generation);
   const time = await parseTimeFlag(flags['utc-time']);
-  // The data-directory target (and the engine modules it needs) only when it is the target.
-  const [{ restoreDatabase }, into, { formatUtc }] = await Promise.all([
-    import('../backup/restore/restore.js'),
-    flags.output === undefined ? import('../backup/restore/target.js') : null,
-    import('../backup/restore/utc-format.js'),
-  ]);
-  const bars = !flags.json && process.stderr.isTTY ? await import('cli-progress') : null;
-  const progress = flags.json ? null : progressReporter(bars, (line) => out.logToStderr(line));
-  const report = await withStorage(target, (storage) => {
+  const { report, formatUtc } = await withStorage(target, async (opened) => {
+    // The plan's first requests go out now; the restore's modules load while the store answers.
+    // (Not for --utc-time: its plan starts with another listing.)
+    const storage = time === undefined ? (await import('../backup/restore/prefetch.js')).prefetchRestore(opened, target.db, generation ?? null) : opened;
+    // The data-directory target (and the engine modules it needs) only when it is the target.
+    const [{ restoreDatabase }, into, utc] = await Promise.all([
+      import('../backup/restore/restore.js'),
+      flags.output === undefined ? import('../backup/restore/target.js') : null,
+      import('../backup/restore/utc-format.js'),
+    ]);
+    const bars = !flags.json && process.stderr.isTTY ? await import('cli-progress') : null;
+    const progress = flags.json ? null : progressReporter(bars, (line) => out.logToStderr(line));
     const common = {
       storage,
       db: target.db,
@@ -107,10 +110,15 @@ export async function runRestore(flags: RestoreFlagValues, out: CommandOutput): 
       prefer: target.config.compression,
       ...(progress === null ? {} : { onProgress: progress.onProgress }),
     };
-    return into !== null
-      ? into.restoreIntoDataDir({ ...common, dataDir: target.dataDir, namespace: target.namespace, force: flags.force })
-      : restoreDatabase({ ...common, out: path.resolve(flags.output!), replace: flags.force });
-  }).finally(() => progress?.stop());
+    try {
+      const done = await (into !== null
+        ? into.restoreIntoDataDir({ ...common, dataDir: target.dataDir, namespace: target.namespace, force: flags.force })
+        : restoreDatabase({ ...common, out: path.resolve(flags.output!), replace: flags.force }));
+      return { report: done, formatUtc: utc.formatUtc };
+    } finally {
+      progress?.stop();
+    }
+  });
   if (flags.json) out.log(toJson(report));
   else {
     for (const line of describeRestore(report, formatUtc)) out.log(line);

@@ -10,7 +10,14 @@
  * extends this one's, spec §3.1) are skipped.
  */
 import { dbPrefix, parseGenerationKey } from '../format/layout.js';
-import { type BackupStorage, compareKeys, type ListEntry, type ObjectInfo } from '../storage/storage.js';
+import { type BackupStorage, compareKeys, type ListEntry, type ListOptions, type ObjectInfo } from '../storage/storage.js';
+
+/** The listing a scan of `db` from generation `from` (null: from the start) makes. */
+export function scanListing(db: string, from: string | null): { prefix: string; options: ListOptions } {
+  // Every key of `from` sorts after `<prefix><from>` (they continue with `/`).
+  const prefix = dbPrefix(db);
+  return { prefix, options: from === null ? {} : { startAfter: `${prefix}${from}` } };
+}
 
 export class KeyScan {
   private readonly iterator: AsyncIterator<ListEntry>;
@@ -29,8 +36,8 @@ export class KeyScan {
     /** Called with each generation's objects once they are all listed, in listing order. */
     private readonly onGroup?: (gen: string, objects: readonly ObjectInfo[]) => void,
   ) {
-    // Every key of `from` sorts after `<prefix><from>` (they continue with `/`).
-    this.iterator = storage.list(dbPrefix(db), from === null ? {} : { startAfter: `${dbPrefix(db)}${from}` })[Symbol.asyncIterator]();
+    const { prefix, options } = scanListing(db, from);
+    this.iterator = storage.list(prefix, options)[Symbol.asyncIterator]();
   }
 
   /** Generations listed so far. */
