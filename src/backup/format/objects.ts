@@ -270,24 +270,43 @@ function plainCommitTimes(s: string, key: string): string {
   }
 }
 
-const B36 = /^-?[0-9a-z]{1,11}$/;
+/**
+ * The base-36 number (an optional `-`, then 1 to 11 of `0-9a-z`) in `s` from `start` to `end`, or
+ * NaN when that is not one.
+ */
+function base36(s: string, start: number, end: number): number {
+  const negative = start < end && s.charCodeAt(start) === 0x2d;
+  const from = negative ? start + 1 : start;
+  if (end - from < 1 || end - from > 11) return Number.NaN;
+  let v = 0;
+  for (let i = from; i < end; i++) {
+    const c = s.charCodeAt(i);
+    const d = c >= 0x30 && c <= 0x39 ? c - 0x30 : c >= 0x61 && c <= 0x7a ? c - 0x61 + 10 : -1;
+    if (d < 0) return Number.NaN;
+    v = v * 36 + d;
+  }
+  return negative ? -v : v;
+}
 
 /**
  * Decodes a batch's commit times; `firstFrame` (and `lastFrame` when given) is the batch's range
- * from its key, which every commit frame must lie in.
+ * from its key, which every commit frame must lie in. One pass over the text (a batch of 20 000
+ * commits is read on the restore's critical path).
  */
 export function decodeCommitTimes(value: string, firstFrame: number, key: string, lastFrame?: number): CommitTime[] {
   const s = plainCommitTimes(value, key);
   if (s === '') return [];
   const out: CommitTime[] = [];
   let prev: CommitTime | null = null;
-  for (const entry of s.split(';')) {
-    const parts = entry.split('.');
-    if (parts.length !== 2 || !B36.test(parts[0]!) || !B36.test(parts[1]!)) {
-      throw new CorruptBackupError(key, `bad ${META_BATCH_COMMITS} entry ${JSON.stringify(entry)}`);
-    }
-    const f = Number.parseInt(parts[0]!, 36);
-    const t = Number.parseInt(parts[1]!, 36);
+  for (let start = 0; start <= s.length; ) {
+    let end = s.indexOf(';', start);
+    if (end < 0) end = s.length;
+    // One `.` in the entry: frame, then time.
+    const dot = s.indexOf('.', start);
+    const one = dot >= 0 && dot < end && s.lastIndexOf('.', end - 1) === dot;
+    const f = one ? base36(s, start, dot) : Number.NaN;
+    const t = one ? base36(s, dot + 1, end) : Number.NaN;
+    if (Number.isNaN(f) || Number.isNaN(t)) throw new CorruptBackupError(key, `bad ${META_BATCH_COMMITS} entry ${JSON.stringify(s.slice(start, end))}`);
     const c: CommitTime = prev === null ? { lastFrame: f, unixMs: t } : { lastFrame: prev.lastFrame + f, unixMs: prev.unixMs + t };
     const bad =
       !Number.isSafeInteger(c.lastFrame) ||
@@ -295,9 +314,10 @@ export function decodeCommitTimes(value: string, firstFrame: number, key: string
       c.unixMs < 0 ||
       (prev === null ? c.lastFrame < firstFrame : f < 1) ||
       (lastFrame !== undefined && c.lastFrame > lastFrame);
-    if (bad) throw new CorruptBackupError(key, `${META_BATCH_COMMITS} entry ${JSON.stringify(entry)} is out of range`);
+    if (bad) throw new CorruptBackupError(key, `${META_BATCH_COMMITS} entry ${JSON.stringify(s.slice(start, end))} is out of range`);
     out.push(c);
     prev = c;
+    start = end + 1;
   }
   return out;
 }

@@ -25,6 +25,8 @@ export interface ApplyFrame {
 }
 
 const DEFAULT_MEMORY_LIMIT = 64 * 1024 * 1024;
+/** A WAL frame's header, before its page. */
+const FRAME_HEADER_BYTES = 24;
 /** Buffers per writev (below every platform's IOV_MAX). */
 const MAX_IOV = 512;
 
@@ -89,6 +91,26 @@ export class PageApplier {
     if (!this.held) return;
     this.held = false;
     this.open();
+  }
+
+  /**
+   * add() for the WAL frame at `at` in `payload` (its 24-byte header, then the page). A transaction
+   * of this one frame (the common case) is committed straight from the payload: no page view, no
+   * pending map; otherwise the page is held by reference, as with add().
+   */
+  addFrame(payload: Buffer, at: number): boolean {
+    const pageNo = payload.readUInt32BE(at);
+    const sizeAfter = payload.readUInt32BE(at + 4);
+    const from = at + FRAME_HEADER_BYTES;
+    if (sizeAfter === 0 || this.pendingFrames > 0 || this.spillFd !== null || !Number.isInteger(pageNo) || pageNo < 1 || from + this.pageSize > payload.length) {
+      return this.add({ pageNo, sizeAfter, page: payload.subarray(from, from + this.pageSize) });
+    }
+    this.makeRoom(this.pageSize);
+    this.firstTransactionWrotePage1 ??= pageNo === 1;
+    const previous = this.sizeAfter ?? this.lowWater;
+    if (pageNo <= sizeAfter) this.keepDirty(pageNo, payload, from);
+    this.committed(sizeAfter, previous, 1);
+    return true;
   }
 
   /** Adds the next frame; returns true when it was a commit frame (its transaction is now applied). */
@@ -158,11 +180,36 @@ export class PageApplier {
     this.lowWater = Math.min(this.lowWater, Math.floor(this.fileBytes / this.pageSize));
   }
 
-  private stage(pageNo: number, page: Uint8Array): void {
+  /** Before `bytes` more are held: the committed pages are written out when full, and a transaction too big for memory starts spilling. */
+  private makeRoom(bytes: number): void {
     if (this.spillFd === null && !this.held && this.full) {
       if (this.dirty.size > 0) this.writeOut();
-      if (this.pendingBytes + page.length > this.memoryLimit) this.startSpill();
+      if (this.pendingBytes + bytes > this.memoryLimit) this.startSpill();
     }
+  }
+
+  /** The newest committed image of `pageNo`: `pageSize` bytes of `src` from `start`, copied. */
+  private keepDirty(pageNo: number, src: Uint8Array, start: number): void {
+    const have = this.dirty.get(pageNo);
+    const image = have ?? Buffer.allocUnsafeSlow(this.pageSize);
+    if (Buffer.isBuffer(src)) src.copy(image, 0, start, start + this.pageSize);
+    else image.set(src.subarray(start, start + this.pageSize));
+    if (have === undefined) this.dirty.set(pageNo, image);
+  }
+
+  /** The bookkeeping of a commit of `frames` frames (the pages are in `dirty`): cut pages dropped, counters. */
+  private committed(sizeAfter: number, previous: number, frames: number): void {
+    if (sizeAfter < previous) {
+      for (const pageNo of this.dirty.keys()) if (pageNo > sizeAfter) this.dirty.delete(pageNo);
+    }
+    this.lowWater = Math.min(this.lowWater, sizeAfter);
+    this.transactions++;
+    this.framesApplied += frames;
+    this.sizeAfter = sizeAfter;
+  }
+
+  private stage(pageNo: number, page: Uint8Array): void {
+    this.makeRoom(page.length);
     if (this.spillFd === null) {
       if (!this.pending.has(pageNo)) this.pendingBytes += page.length;
       this.pending.set(pageNo, page);
@@ -187,23 +234,19 @@ export class PageApplier {
 
   private commit(sizeAfter: number): void {
     this.firstTransactionWrotePage1 ??= this.pending.has(1);
-    if (this.spillFd !== null) this.commitSpilled(sizeAfter);
-    else {
+    if (this.spillFd !== null) {
+      this.commitSpilled(sizeAfter);
+      this.transactions++;
+      this.framesApplied += this.pendingFrames;
+      this.sizeAfter = sizeAfter;
+    } else {
       const previous = this.sizeAfter ?? this.lowWater;
       for (const [pageNo, image] of this.pending) {
         if (pageNo > sizeAfter) continue; // cut away by this very commit
-        const have = this.dirty.get(pageNo);
-        if (have === undefined) this.dirty.set(pageNo, Buffer.from(image as Uint8Array));
-        else have.set(image as Uint8Array);
+        this.keepDirty(pageNo, image as Uint8Array, 0);
       }
-      if (sizeAfter < previous) {
-        for (const pageNo of this.dirty.keys()) if (pageNo > sizeAfter) this.dirty.delete(pageNo);
-      }
-      this.lowWater = Math.min(this.lowWater, sizeAfter);
+      this.committed(sizeAfter, previous, this.pendingFrames);
     }
-    this.transactions++;
-    this.framesApplied += this.pendingFrames;
-    this.sizeAfter = sizeAfter;
     this.reset();
   }
 
@@ -264,7 +307,7 @@ export class PageApplier {
   }
 
   private reset(): void {
-    this.pending = new Map();
+    this.pending.clear();
     this.pendingFrames = 0;
     this.pendingBytes = 0;
     if (this.spillFd !== null) this.closeSpill();

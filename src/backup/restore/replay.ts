@@ -11,7 +11,7 @@ import { CorruptBackupError } from '../format/errors.js';
 import { type CommitTime, decodeCommitTimes, META_BATCH_COMMITS } from '../format/objects.js';
 import { ChecksumChain, scanBatchFrames } from '../format/wal-frames.js';
 import type { BackupStorage, ObjectMetadata, StoredObject } from '../storage/storage.js';
-import type { ApplyFrame, PageApplier } from './apply.js';
+import type { PageApplier } from './apply.js';
 import type { BatchObject } from './catalog.js';
 import { BufferPool } from './buffer-pool.js';
 import { decodeObject, gunzipInto } from './decode.js';
@@ -40,8 +40,6 @@ export interface FetchedBatch {
   /** The payload is no longer read (nothing refers to it): its buffer may serve the next batch. */
   release(): void;
 }
-
-const EMPTY_PAGE = new Uint8Array(0);
 
 /** Batches decompressed ahead of the one being applied. */
 const DECODE_AHEAD = 4;
@@ -140,8 +138,6 @@ export async function applyGeneration(g: PlannedGeneration, st: ApplyState): Pro
   const txBefore = applier.transactions;
   let salts: readonly [number, number] | null = null;
   const frameSize = WAL_FRAME_HEADER_SIZE + meta.pageSize;
-  /** The frame handed to the applier, refilled for each (it keeps only the page). */
-  const frame: ApplyFrame = { pageNo: 0, sizeAfter: 0, page: EMPTY_PAGE };
   for (const b of g.batches) {
     const obj = (await st.batches.next())!;
     const text = obj.metadata[META_BATCH_COMMITS];
@@ -175,16 +171,18 @@ export async function applyGeneration(g: PlannedGeneration, st: ApplyState): Pro
       st.stopped = true;
     }
     let committed = 0;
+    let lastCommitted = -1;
     for (let i = 0; i < take; i++) {
       if (st.fileReady !== null && applier.full) await st.fileReady;
-      const at = i * frameSize;
-      frame.pageNo = payload.readUInt32BE(at);
-      frame.sizeAfter = payload.readUInt32BE(at + 4);
-      frame.page = payload.subarray(at + WAL_FRAME_HEADER_SIZE, at + frameSize);
-      if (!applier.add(frame)) continue;
-      const ms = commits?.[committed++]?.unixMs;
+      if (!applier.addFrame(payload, i * frameSize)) continue;
+      committed++;
+      lastCommitted = i;
+    }
+    if (lastCommitted >= 0) {
+      // The batch's last commit applied (its time: the k-th commit time for the k-th commit frame).
+      const ms = commits?.[committed - 1]?.unixMs;
       st.lastCommit = ms === undefined ? { at: new Date(b.unixSecs * 1000), exact: false } : { at: new Date(ms), exact: true };
-      out.lastFrame = b.first + i;
+      out.lastFrame = b.first + lastCommitted;
     }
     // The open transaction's pages are copied out of the payload, which then serves a later batch.
     applier.ownPending();

@@ -152,6 +152,45 @@ describe('our metadata', () => {
     expect(() => encodeCommitTimes([{ lastFrame: 0, unixMs: 1 }])).toThrow(RangeError);
   });
 
+  it('commit times: the one-pass decoder accepts and refuses exactly what split and regular expressions do', () => {
+    /** The decoder as first written (split on `;` and `.`, each number checked by a pattern). */
+    const reference = (s: string, firstFrame: number, lastFrame: number): CommitTime[] | 'corrupt' => {
+      if (s === '') return [];
+      const out: CommitTime[] = [];
+      let prev: CommitTime | null = null;
+      for (const entry of s.split(';')) {
+        const parts = entry.split('.');
+        if (parts.length !== 2 || !/^-?[0-9a-z]{1,11}$/.test(parts[0]!) || !/^-?[0-9a-z]{1,11}$/.test(parts[1]!)) return 'corrupt';
+        const f = Number.parseInt(parts[0]!, 36);
+        const t = Number.parseInt(parts[1]!, 36);
+        const c: CommitTime = prev === null ? { lastFrame: f, unixMs: t } : { lastFrame: prev.lastFrame + f, unixMs: prev.unixMs + t };
+        const bad = !Number.isSafeInteger(c.lastFrame) || !Number.isSafeInteger(c.unixMs) || c.unixMs < 0 || (prev === null ? c.lastFrame < firstFrame : f < 1) || c.lastFrame > lastFrame;
+        if (bad) return 'corrupt';
+        out.push(c);
+        prev = c;
+      }
+      return out;
+    };
+    const text = fc.oneof(
+      fc.stringMatching(/^[0-9a-z.;-]{0,40}$/),
+      fc.stringMatching(/^([0-9a-c]{1,3}\.[0-9a-z-]{1,4};){0,5}[0-9a-c]{1,3}\.[0-9a-z]{1,12}$/),
+      fc.string({ maxLength: 20 }),
+    );
+    fc.assert(
+      fc.property(text, fc.integer({ min: 1, max: 50 }), (s, first) => {
+        let got: CommitTime[] | 'corrupt';
+        try {
+          got = decodeCommitTimes(s, first, KEY, 100_000);
+        } catch (err) {
+          expect(err).toBeInstanceOf(CorruptBackupError);
+          got = 'corrupt';
+        }
+        expect(got, JSON.stringify(s)).toEqual(reference(s, first, 100_000));
+      }),
+      { numRuns: 3000 },
+    );
+  });
+
   /** Fills a writer up to the budget with commits from `step`; checks every value on the way. */
   function fillWriter(step: (i: number) => { frames: number; ms: number }): CommitTime[] {
     const w = new CommitTimesWriter();

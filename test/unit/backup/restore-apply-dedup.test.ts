@@ -64,7 +64,7 @@ function randomFrames(seed: number, pageSize: number, pages: number, transaction
   for (let t = 0; t < transactions; t++) {
     const roll = r();
     const next = roll < 0.15 ? Math.max(1, size - 1 - int(size)) : roll < 0.35 ? size + 1 + int(4) : size; // shrink, grow, same
-    const n = 1 + int(5);
+    const n = int(5); // 0: a transaction of its commit frame alone
     for (let i = 0; i < n; i++) {
       // mostly pages that exist after the commit, sometimes one beyond it (cut away by the commit itself)
       const pageNo = r() < 0.1 ? next + 1 + int(3) : 1 + int(Math.max(next, 1));
@@ -72,7 +72,8 @@ function randomFrames(seed: number, pageSize: number, pages: number, transaction
       if (r() < 0.2) frames.push({ pageNo, sizeAfter: 0, page: page() }); // the same page twice in one transaction
     }
     // a grown database writes its new last page (SQLite does); sometimes not, and the gap reads as zeros
-    const commitPage = next > size && r() < 0.8 ? next : 1 + int(next);
+    // (rarely one beyond the new size: the commit cuts its own page away)
+    const commitPage = r() < 0.05 ? next + 1 + int(2) : next > size && r() < 0.8 ? next : 1 + int(next);
     frames.push({ pageNo: commitPage, sizeAfter: next, page: page() });
     size = next;
   }
@@ -80,8 +81,20 @@ function randomFrames(seed: number, pageSize: number, pages: number, transaction
   return { initial, frames, commits: transactions };
 }
 
-/** Applies `frames` (up to `commits` transactions) with the applier; returns the file and the applier. */
-function applyWith(file: string, initial: Buffer, frames: readonly ApplyFrame[], pageSize: number, limit: number, held: boolean, commits = Infinity): { bytes: Buffer; applier: PageApplier } {
+/** `f` as a WAL frame: its 24-byte header (page number, size after), then the page. */
+function walFrame(f: ApplyFrame): Buffer {
+  const b = Buffer.alloc(24 + f.page.length);
+  b.writeUInt32BE(f.pageNo, 0);
+  b.writeUInt32BE(f.sizeAfter, 4);
+  b.set(f.page, 24);
+  return b;
+}
+
+/**
+ * Applies `frames` (up to `commits` transactions) with the applier, through add() or, as the
+ * restore does, addFrame() on WAL frames; returns the file and the applier.
+ */
+function applyWith(file: string, initial: Buffer, frames: readonly ApplyFrame[], pageSize: number, limit: number, held: boolean, commits = Infinity, via: 'add' | 'addFrame' = 'add'): { bytes: Buffer; applier: PageApplier } {
   if (!held) fs.writeFileSync(file, initial);
   const a = new PageApplier(file, pageSize, limit, { held });
   let done = 0;
@@ -94,7 +107,7 @@ function applyWith(file: string, initial: Buffer, frames: readonly ApplyFrame[],
       a.release();
       waiting = false;
     }
-    if (a.add(f)) done++;
+    if (via === 'add' ? a.add(f) : a.addFrame(walFrame(f), 0)) done++;
   }
   // never released in the loop: the file arrives only now (the snapshot download finished last)
   if (waiting) fs.writeFileSync(file, initial);
@@ -114,12 +127,15 @@ describe('PageApplier: newest image per page, written once, equals the in-order 
       const { initial, frames, commits } = randomFrames(seed * 7919 + limit, PAGE, 24, 60);
       const expected = referenceReplay(initial, frames, PAGE);
       for (const held of [false, true]) {
-        const file = path.join(tmp.dir, `db-${seed}-${held}`);
-        const { bytes, applier } = applyWith(file, initial, frames, PAGE, limit, held);
-        expect(bytes.equals(expected), `seed ${seed}, held ${held}`).toBe(true);
-        expect(applier.transactions).toBe(commits);
-        expect(fs.readdirSync(tmp.dir).filter((f) => f.endsWith('.spill'))).toEqual([]);
-        saved += applier.framesApplied - applier.pagesWritten;
+        for (const via of ['add', 'addFrame'] as const) {
+          const file = path.join(tmp.dir, `db-${seed}-${held}-${via}`);
+          const { bytes, applier } = applyWith(file, initial, frames, PAGE, limit, held, Infinity, via);
+          expect(bytes.equals(expected), `seed ${seed}, held ${held}, ${via}`).toBe(true);
+          expect(applier.transactions).toBe(commits);
+          expect(applier.framesApplied + applier.framesDiscarded).toBe(frames.length);
+          expect(fs.readdirSync(tmp.dir).filter((f) => f.endsWith('.spill'))).toEqual([]);
+          saved += applier.framesApplied - applier.pagesWritten;
+        }
       }
     }
     if (limit === 1 << 20) expect(saved).toBeGreaterThan(0); // with room, repeated pages are written once
@@ -130,10 +146,12 @@ describe('PageApplier: newest image per page, written once, equals the in-order 
     const { initial, frames, commits } = randomFrames(424242, PAGE, 16, 30);
     for (let cut = 0; cut <= commits; cut++) {
       for (const limit of [1 << 20, 3 * PAGE]) {
-        const file = path.join(tmp.dir, `db-${cut}-${limit}`);
-        const { bytes, applier } = applyWith(file, initial, frames, PAGE, limit, false, cut);
-        expect(bytes.equals(referenceReplay(initial, frames, PAGE, cut)), `cut after ${cut} commits, limit ${limit}`).toBe(true);
-        expect(applier.transactions).toBe(cut);
+        for (const via of ['add', 'addFrame'] as const) {
+          const file = path.join(tmp.dir, `db-${cut}-${limit}-${via}`);
+          const { bytes, applier } = applyWith(file, initial, frames, PAGE, limit, false, cut, via);
+          expect(bytes.equals(referenceReplay(initial, frames, PAGE, cut)), `cut after ${cut} commits, limit ${limit}, ${via}`).toBe(true);
+          expect(applier.transactions).toBe(cut);
+        }
       }
     }
   });
@@ -146,9 +164,26 @@ describe('PageApplier: newest image per page, written once, equals the in-order 
       { pageNo: 1, sizeAfter: 2, page: Buffer.alloc(PAGE, 1) }, // cut to 2 pages
       { pageNo: 6, sizeAfter: 6, page: Buffer.alloc(PAGE, 6) }, // back to 6: pages 3..5 are zeros now
     ];
-    const { bytes } = applyWith(file, initial, frames, PAGE, 1 << 20, false);
-    expect(bytes.equals(referenceReplay(initial, frames, PAGE))).toBe(true);
-    expect([bytes[0], bytes[PAGE], bytes[2 * PAGE], bytes[4 * PAGE], bytes[5 * PAGE]]).toEqual([1, 0xee, 0, 0, 6]);
+    for (const via of ['add', 'addFrame'] as const) {
+      const { bytes } = applyWith(file, initial, frames, PAGE, 1 << 20, false, Infinity, via);
+      expect(bytes.equals(referenceReplay(initial, frames, PAGE)), via).toBe(true);
+      expect([bytes[0], bytes[PAGE], bytes[2 * PAGE], bytes[4 * PAGE], bytes[5 * PAGE]]).toEqual([1, 0xee, 0, 0, 6]);
+    }
+  });
+
+  it('a one-frame transaction whose page lies beyond its own new size writes nothing there', () => {
+    tmp = makeTempDir('libsqlctl-apply-dedup-');
+    const file = path.join(tmp.dir, 'db');
+    const initial = Buffer.alloc(3 * PAGE, 0xee);
+    const frames: ApplyFrame[] = [
+      { pageNo: 5, sizeAfter: 3, page: Buffer.alloc(PAGE, 5) }, // cut away by its own commit
+      { pageNo: 6, sizeAfter: 6, page: Buffer.alloc(PAGE, 6) }, // grows over page 5 without writing it
+    ];
+    for (const via of ['add', 'addFrame'] as const) {
+      const { bytes } = applyWith(file, initial, frames, PAGE, 1 << 20, false, Infinity, via);
+      expect(bytes.equals(referenceReplay(initial, frames, PAGE)), via).toBe(true);
+      expect([bytes[2 * PAGE], bytes[3 * PAGE], bytes[4 * PAGE], bytes[5 * PAGE]], via).toEqual([0xee, 0, 0, 6]);
+    }
   });
 });
 
