@@ -11,7 +11,8 @@
  * answer's head has arrived. Failures are S3RequestErrors, read by s3-errors.ts as the SDK's are.
  */
 import http, { type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import https from 'node:https';
+import type https from 'node:https';
+import { createRequire } from 'node:module';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { type BodyReader, readerOfStream } from './body-reader.js';
 import { directGet } from './s3-direct-get.js';
@@ -126,7 +127,8 @@ export class SignedS3Reader {
   constructor(private readonly options: SignedReaderOptions) {
     this.url = new URL(options.endpoint);
     this.basePath = this.url.pathname.replace(/\/+$/, '');
-    this.transport = this.url.protocol === 'https:' ? https : http;
+    // node:https (and TLS with it) only for an https endpoint: a plain-HTTP restore starts without loading it.
+    this.transport = this.url.protocol === 'https:' ? (createRequire(import.meta.url)('node:https') as typeof https) : http;
     this.agent = new this.transport.Agent({ keepAlive: true, maxSockets: 64 });
     this.signer = new SigV4Signer(options.credentials, options.region);
   }

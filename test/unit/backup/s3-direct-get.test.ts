@@ -1,9 +1,15 @@
+import { execFileSync } from 'node:child_process';
 import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import https from 'node:https';
 import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
 import type { BodyReader } from '../../../src/backup/storage/body-reader.js';
 import { SignedS3Reader } from '../../../src/backup/storage/s3-http.js';
+import { requireOpenssl } from '../../helpers/openssl.js';
 
 /**
  * The direct read of s3-direct-get.ts against small HTTP servers that misbehave on purpose: what it
@@ -141,5 +147,50 @@ describe('direct GET over plain HTTP', () => {
     const pending = second.body.read(Buffer.alloc(1000));
     stalled.reader.close();
     await expect(pending).rejects.toThrow(/aborted/);
+  });
+
+  it('a range: a 206 answer read straight into the buffers; a store that ignores Range is refused', async () => {
+    const bytes = randomBytes(300_000);
+    const { reader } = await serve((req, res) => {
+      const m = /^bytes=(\d+)-(\d+)$/.exec(req.headers.range ?? '');
+      if (m === null || req.url?.includes('ignores') === true) {
+        res.writeHead(200, { 'content-length': bytes.length });
+        res.end(bytes);
+        return;
+      }
+      const [start, end] = [Number(m[1]), Math.min(Number(m[2]), bytes.length - 1)];
+      res.writeHead(206, { 'content-length': end + 1 - start, 'content-range': `bytes ${start}-${end}/${bytes.length}`, etag: '"abc"' });
+      writeInPieces(res, bytes.subarray(start, end + 1));
+    });
+    const { head, body } = await reader.getReader('k', undefined, { start: 1000, end: 250_999 });
+    expect(head).toMatchObject({ size: bytes.length, etag: '"abc"' });
+    expect(sha256(await readAll(body, 65_536))).toBe(sha256(bytes.subarray(1000, 251_000)));
+    await expect(reader.getReader('ignores', undefined, { start: 0, end: 99 })).rejects.toThrow(/does not do ranges/);
+    reader.close();
+  });
+
+  it('an https endpoint is spoken to over TLS (node:https, loaded only for it)', async () => {
+    requireOpenssl();
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'direct-get-tls-'));
+    try {
+      execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'key.pem', '-out', 'cert.pem', '-days', '1', '-subj', '/CN=127.0.0.1'], { cwd: dir, stdio: 'ignore' });
+      const server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, (_req, res) => res.end('x'));
+      servers.push(server);
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const reader = new SignedS3Reader({
+        endpoint: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        bucket: 'b',
+        region: 'us-east-1',
+        credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+        maxAttempts: 1,
+        idleTimeoutMs: 10_000,
+        connectTimeoutMs: 5_000,
+      });
+      // A TLS client that does not trust the test's self-signed certificate: the handshake is refused.
+      await expect(reader.get('k', undefined, undefined)).rejects.toThrow(/self[- ]signed/i);
+      reader.close();
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
