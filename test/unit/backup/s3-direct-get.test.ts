@@ -29,20 +29,25 @@ afterEach(async () => {
   }
 });
 
+/** A reader of bucket `b` at `server` (listening on loopback), with `maxAttempts` tries per request. */
+function readerOf(server: http.Server | https.Server, scheme: 'http' | 'https', maxAttempts: number): SignedS3Reader {
+  return new SignedS3Reader({
+    endpoint: `${scheme}://127.0.0.1:${(server.address() as AddressInfo).port}`,
+    bucket: 'b',
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'k', secretAccessKey: 's' },
+    maxAttempts,
+    idleTimeoutMs: 10_000,
+    connectTimeoutMs: 5_000,
+  });
+}
+
 async function serve(handler: Handler): Promise<{ reader: SignedS3Reader; requests: () => number }> {
   let n = 0;
   const server = http.createServer((req, res) => handler(req, res, ++n));
   servers.push(server);
   await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const reader = new SignedS3Reader({
-    endpoint: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    bucket: 'b',
-    region: 'us-east-1',
-    credentials: { accessKeyId: 'k', secretAccessKey: 's' },
-    maxAttempts: 3,
-    idleTimeoutMs: 10_000,
-    connectTimeoutMs: 5_000,
-  });
+  const reader = readerOf(server, 'http', 3);
   return { reader, requests: () => n };
 }
 
@@ -177,15 +182,7 @@ describe('direct GET over plain HTTP', () => {
       const server = https.createServer({ key: fs.readFileSync(path.join(dir, 'key.pem')), cert: fs.readFileSync(path.join(dir, 'cert.pem')) }, (_req, res) => res.end('x'));
       servers.push(server);
       await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-      const reader = new SignedS3Reader({
-        endpoint: `https://127.0.0.1:${(server.address() as AddressInfo).port}`,
-        bucket: 'b',
-        region: 'us-east-1',
-        credentials: { accessKeyId: 'k', secretAccessKey: 's' },
-        maxAttempts: 1,
-        idleTimeoutMs: 10_000,
-        connectTimeoutMs: 5_000,
-      });
+      const reader = readerOf(server, 'https', 1);
       // A TLS client that does not trust the test's self-signed certificate: the handshake is refused.
       await expect(reader.get('k', undefined, undefined)).rejects.toThrow(/self[- ]signed/i);
       reader.close();
