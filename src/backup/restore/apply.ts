@@ -102,10 +102,10 @@ export class PageApplier {
     const pageNo = payload.readUInt32BE(at);
     const sizeAfter = payload.readUInt32BE(at + 4);
     const from = at + FRAME_HEADER_BYTES;
-    if (sizeAfter === 0 || this.pendingFrames > 0 || this.spillFd !== null || !Number.isInteger(pageNo) || pageNo < 1 || from + this.pageSize > payload.length) {
-      return this.add({ pageNo, sizeAfter, page: payload.subarray(from, from + this.pageSize) });
-    }
-    this.makeRoom(this.pageSize);
+    const oneFrame = sizeAfter !== 0 && this.pendingFrames === 0 && this.spillFd === null && Number.isInteger(pageNo) && pageNo >= 1 && from + this.pageSize <= payload.length;
+    if (oneFrame) this.makeRoom(this.pageSize);
+    // (makeRoom starts a spill file only under a memory limit below one page: then the spill path)
+    if (!oneFrame || this.spillFd !== null) return this.add({ pageNo, sizeAfter, page: payload.subarray(from, from + this.pageSize) });
     this.firstTransactionWrotePage1 ??= pageNo === 1;
     const previous = this.sizeAfter ?? this.lowWater;
     if (pageNo <= sizeAfter) this.keepDirty(pageNo, payload, from);
